@@ -1,0 +1,389 @@
+"""Ray Data streaming of a dataset into Ray Train workers.
+
+Driver side, ``build_ray_datasets`` only builds a lazy plan: a list of shard paths (or of sample
+indices for ``synthetic://``) that Ray Data tasks read, verify (sha256 against the manifest),
+decode and resize in ``map_batches``; the driver never holds the data. Worker side,
+``iter_epoch_batches`` takes the worker's ``get_dataset_shard(...)`` iterator, reshuffles it every
+epoch by seed, applies the random crop and flip and yields model-ready batches.
+
+The random crop and flip run on the worker, not in ``map_batches``: a Ray Data task does not know
+the epoch, so a seeded crop there would repeat every epoch. Each row carries its target size and
+whether it may be flipped, and the worker draws both from ``(seed, epoch, key)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sislab.datasets.manifest import Manifest, load_manifest
+from sislab.datasets.preprocess import (
+    Preprocess,
+    decode_image,
+    decode_instance,
+    decode_label,
+    to_model_arrays,
+)
+from sislab.datasets.shards import read_shard
+from sislab.datasets.storage import Location, StorageOptions, resolve
+from sislab.datasets.synthetic import (
+    SyntheticParams,
+    parse_synthetic_uri,
+    render_sample_with_instances,
+)
+from sislab.datasets.synthetic_writer import synthetic_manifest
+from sislab.errors import DataError
+from sislab.spec.models import DatasetSpec
+
+log = logging.getLogger(__name__)
+
+
+def open_dataset(spec: DatasetSpec) -> tuple[Manifest, Location | None, SyntheticParams | None]:
+    """The manifest of ``spec.uri`` plus where its shards are (or its synthetic parameters)."""
+    if spec.uri.startswith("synthetic://"):
+        params = parse_synthetic_uri(spec.uri)
+        return synthetic_manifest(params), None, params
+    location = resolve(spec.uri, StorageOptions(spec.endpoint_override, spec.region))
+    return load_manifest(location), location, None
+
+
+def split_rows(spec: DatasetSpec, split: str) -> int:
+    """Rows of a split, read from the manifest only (for epoch lengths)."""
+    manifest, _, params = open_dataset(spec)
+    if params is not None:
+        return len(params.split_range(split))
+    return _split(manifest, split, spec.uri).rows
+
+
+def _split(manifest: Manifest, split: str, uri: str):
+    if split not in manifest.splits:
+        raise DataError(
+            f"dataset {uri} has no split {split!r} (it has {sorted(manifest.splits)})",
+            fix="set dataset.train_split / dataset.val_split to one of those",
+        )
+    return manifest.splits[split]
+
+
+@dataclass(frozen=True)
+class _ReadShards:
+    """Ray Data UDF: one row per shard in, that shard's rows out (sha256 checked)."""
+
+    location: Location
+    sha: dict[str, tuple[str, int]]
+    skip: bool
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from sislab.datasets.manifest import ShardInfo
+
+        tables = []
+        for path in batch.column("shard").to_pylist():
+            sha, rows = self.sha[path]
+            shard = ShardInfo(path=path, rows=rows, sha256=sha)
+            try:
+                table = read_shard(self.location, shard)
+                errors = [""] * table.num_rows
+            except DataError as err:
+                if not self.skip:
+                    raise
+                log.warning("skipping %d rows of %s", rows, err.message)
+                table = pa.table(
+                    {
+                        "key": [f"{path}#{i}" for i in range(rows)],
+                        "image": pa.array([b""] * rows, pa.binary()),
+                        "label": pa.array([b""] * rows, pa.binary()),
+                        "instance": pa.array([None] * rows, pa.binary()),
+                        "width": pa.array([0] * rows, pa.int32()),
+                        "height": pa.array([0] * rows, pa.int32()),
+                    }
+                )
+                errors = [err.message] * rows
+            table = table.append_column("shard", pa.array([path] * table.num_rows))
+            table = table.append_column("row", pa.array(range(table.num_rows), pa.int32()))
+            tables.append(table.append_column("error", pa.array(errors, pa.string())))
+        return pa.concat_tables(tables)
+
+
+def _empty_arrays(pre: Preprocess, instance: bool) -> tuple[np.ndarray, np.ndarray, Any]:
+    h, w = pre.load_shape()
+    inst = np.zeros((h, w), np.int32) if instance else None
+    return np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8), inst
+
+
+def _finish(
+    rows: list[tuple[str, np.ndarray, np.ndarray, Any, bool]], pre: Preprocess, instance: bool
+) -> dict[str, np.ndarray]:
+    out = {
+        "key": np.array([r[0] for r in rows], dtype=object),
+        "image": np.stack([r[1] for r in rows]),
+        "label": np.stack([r[2] for r in rows]),
+        "valid": np.array([r[4] for r in rows], dtype=bool),
+        "out_hw": np.tile(np.array(pre.image_size, np.int32), (len(rows), 1)),
+        "flip": np.full(len(rows), pre.train and pre.flip, dtype=bool),
+    }
+    if instance:
+        out["instance"] = np.stack([r[3] for r in rows])
+    return out
+
+
+@dataclass(frozen=True)
+class _Decode:
+    """Ray Data UDF: decode, map label ids to training ids and resize; bad rows per on_corrupt."""
+
+    pre: Preprocess
+    lut: np.ndarray
+    instance: bool
+    skip: bool
+
+    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        cols = {name: batch.column(name).to_pylist() for name in batch.column_names}
+        rows = []
+        for i, key in enumerate(cols["key"]):
+            try:
+                if cols["error"][i]:
+                    raise ValueError(cols["error"][i])
+                image = decode_image(cols["image"][i])
+                stored = decode_label(cols["label"][i])
+                label = self.lut[stored]
+                if (label < 0).any():
+                    bad = sorted(set(np.unique(stored[label < 0]).tolist()))
+                    raise ValueError(f"label ids {bad} are not in the class table")
+                inst = None
+                if self.instance:
+                    if cols["instance"][i] is None:
+                        raise ValueError("instance map missing")
+                    inst = decode_instance(cols["instance"][i])
+                image, label, inst = self.pre.resize(image, label.astype(np.uint8), inst)
+                rows.append((key, image, label, inst, True))
+            except Exception as err:  # any decode failure is a corrupt row
+                where = f"shard {cols['shard'][i]} row {cols['row'][i]} (key {key!r})"
+                if not self.skip:
+                    raise DataError(
+                        f"corrupt sample in {where}: {err}",
+                        fix="run `sislab data verify`, or set dataset.on_corrupt: skip",
+                    ) from None
+                log.warning("skipping corrupt sample in %s: %s", where, err)
+                rows.append((key, *_empty_arrays(self.pre, self.instance), False))
+        return _finish(rows, self.pre, self.instance)
+
+
+@dataclass(frozen=True)
+class _Render:
+    """Ray Data UDF: sample indices -> synthetic samples, resized like real ones."""
+
+    params: SyntheticParams
+    offset: int
+    pre: Preprocess
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = []
+        for i in batch["id"].tolist():
+            index = self.offset + int(i)
+            image, label, inst = render_sample_with_instances(
+                index,
+                num_classes=self.params.classes,
+                size=self.params.size,
+                seed=self.params.seed,
+                variation=self.params.variation,
+            )
+            image, label, inst = self.pre.resize(image, label, inst.astype(np.int32))
+            rows.append((f"{index:08d}", image, label, inst, True))
+        return _finish(rows, self.pre, True)
+
+
+def build_ray_datasets(
+    dataset_spec: DatasetSpec, image_size: tuple[int, int] | int, seed: int
+) -> dict[str, Any]:
+    """Lazy Ray Data datasets of the train and val splits (keys ``train`` and ``val``).
+
+    Args:
+        dataset_spec: The spec's dataset section.
+        image_size: Final (height, width) (an int: square).
+        seed: Seed of the block order (per-epoch shuffles are seeded in ``iter_epoch_batches``).
+
+    Returns:
+        ``{"train": Dataset, "val": Dataset}``; rows hold ``key``, ``image`` uint8 (H, W, 3),
+        ``label`` uint8 training ids, ``instance`` int32 (when the dataset has instance maps),
+        ``valid``, ``out_hw`` and ``flip``.
+    """
+    import ray.data
+
+    hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    manifest, location, params = open_dataset(dataset_spec)
+    skip = dataset_spec.on_corrupt == "skip"
+    out = {}
+    for role, split in (("train", dataset_spec.train_split), ("val", dataset_spec.val_split)):
+        train = role == "train"
+        pre = Preprocess(
+            dataset_spec.preprocess, hw, dataset_spec.load_size, train, dataset_spec.flip
+        )
+        if params is not None:
+            indices = params.split_range(split)
+            n = len(indices)
+            ds = ray.data.range(n, override_num_blocks=max(1, min(n // 16, 64)))
+            ds = ds.map_batches(_Render(params, indices.start, pre), batch_size=16)
+        else:
+            info = _split(manifest, split, dataset_spec.uri)
+            sha = {s.path: (s.sha256, s.rows) for s in info.shards}
+            items = [{"shard": s.path} for s in info.shards]
+            ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+            ds = ds.map_batches(
+                _ReadShards(location, sha, skip), batch_size=1, batch_format="pyarrow"
+            )
+            ds = ds.map_batches(
+                _Decode(pre, manifest.training_ids(), manifest.has_instance, skip),
+                batch_size=16,
+                batch_format="pyarrow",
+            )
+        out[role] = ds.randomize_block_order(seed=seed) if train else ds
+    return out
+
+
+def _rng(seed: int, epoch: int, key: str) -> np.random.Generator:
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return np.random.default_rng([seed, epoch, int.from_bytes(digest, "little")])
+
+
+def _world_rank() -> int:
+    try:
+        import ray.train
+
+        return ray.train.get_context().get_world_rank()
+    except Exception:  # not inside a Train worker
+        return 0
+
+
+class EpochBatches(Iterator[dict]):
+    """One epoch of model-ready batches from a worker's dataset shard.
+
+    Attributes:
+        skipped_rows: Corrupt rows dropped so far (``on_corrupt: skip``); the trainer logs it.
+        recycled_rows: Rows repeated to reach ``num_batches`` after skips (0 without skips).
+    """
+
+    def __init__(
+        self,
+        source: Iterator[dict],
+        *,
+        epoch: int,
+        batch_size: int,
+        seed: int,
+        drop_last: bool,
+        num_batches: int | None,
+    ) -> None:
+        self.skipped_rows = 0
+        self.recycled_rows = 0
+        self._gen = self._batches(source, epoch, batch_size, seed, drop_last, num_batches)
+
+    def __next__(self) -> dict:
+        return next(self._gen)
+
+    def _rows(self, source: Iterator[dict], epoch: int, seed: int) -> Iterator[tuple]:
+        for batch in source:
+            for i in range(len(batch["key"])):
+                if not batch["valid"][i]:
+                    self.skipped_rows += 1
+                    continue
+                key = str(batch["key"][i])
+                inst = batch["instance"][i] if "instance" in batch else None
+                pre = Preprocess(
+                    "fixed",
+                    tuple(int(v) for v in batch["out_hw"][i]),
+                    None,
+                    True,
+                    bool(batch["flip"][i]),
+                )
+                image, label, inst = pre.crop_flip(
+                    batch["image"][i], batch["label"][i], inst, _rng(seed, epoch, key)
+                )
+                yield key, image, label, inst
+
+    def _batches(self, source, epoch, batch_size, seed, drop_last, num_batches):
+        pending: list[tuple] = []
+        seen: list[tuple] = []
+        emitted = 0
+        for row in self._rows(source, epoch, seed):
+            pending.append(row)
+            if len(pending) == batch_size:
+                seen, pending = pending, []
+                yield _collate(seen)
+                emitted += 1
+                if num_batches is not None and emitted == num_batches:
+                    return
+        if num_batches is not None:
+            # Every DDP rank must run the same number of steps, or the collective ops hang: after
+            # skipped rows, top the epoch up with rows of this epoch instead of stopping early.
+            pool = pending + seen
+            if emitted < num_batches and not pool:
+                raise DataError("a worker received no valid rows this epoch")
+            while emitted < num_batches:
+                need = batch_size - len(pending)
+                filler = [pool[j % len(pool)] for j in range(need)]
+                self.recycled_rows += need
+                log.warning("recycling %d rows to keep %d batches this epoch", need, num_batches)
+                yield _collate(pending + filler)
+                pending, emitted = [], emitted + 1
+        elif pending and not drop_last:
+            yield _collate(pending)
+
+
+def _collate(rows: list[tuple]) -> dict:
+    import torch
+
+    image, label = to_model_arrays(np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]))
+    out = {"image": torch.from_numpy(image), "label": torch.from_numpy(label)}
+    if rows[0][3] is not None:
+        inst = np.stack([r[3] for r in rows]).astype(np.int64)[:, None]
+        out["instance"] = torch.from_numpy(inst)
+    out["key"] = [r[0] for r in rows]
+    return out
+
+
+def iter_epoch_batches(
+    shard: Any,
+    *,
+    epoch: int,
+    batch_size: int,
+    seed: int,
+    shuffle_buffer: int = 256,
+    drop_last: bool = True,
+    num_batches: int | None = None,
+) -> EpochBatches:
+    """Batches of one epoch on a Train worker.
+
+    Args:
+        shard: ``ray.train.get_dataset_shard(name)`` (or any Ray ``Dataset``).
+        epoch: Epoch number; the shuffle, crops and flips change with it.
+        batch_size: Per-worker batch size.
+        seed: Run seed.
+        shuffle_buffer: Rows of the local shuffle buffer (0: no shuffle, e.g. for evaluation).
+        drop_last: Drop the last incomplete batch (SPADE: drop_last at train time).
+        num_batches: Yield exactly this many batches (all ranks equal even after skipped rows).
+
+    Returns:
+        An iterator of ``{"image": float32 (B,3,H,W) in [-1,1], "label": int64 (B,1,H,W),
+        "instance": int64 (B,1,H,W) (only when the dataset has instance maps), "key": list[str]}``
+        with a ``skipped_rows`` count.
+    """
+    rank = _world_rank()
+    source = shard.iter_batches(
+        batch_size=min(batch_size, 64),
+        batch_format="numpy",
+        local_shuffle_buffer_size=shuffle_buffer or None,
+        local_shuffle_seed=(seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
+        if shuffle_buffer
+        else None,
+    )
+    return EpochBatches(
+        iter(source),
+        epoch=epoch,
+        batch_size=batch_size,
+        seed=seed,
+        drop_last=drop_last,
+        num_batches=num_batches,
+    )

@@ -1,0 +1,132 @@
+"""Decoding and the SPADE-family preprocessing of one sample, in numpy and PIL.
+
+SPADE code (NVlabs/SPADE data/base_dataset.py ``get_transform``): images are resized BICUBIC and
+label/instance maps NEAREST; 'fixed' resizes straight to the crop size, 'resize_and_crop' resizes
+to a square ``load_size`` and takes a random ``crop_size`` crop; a random horizontal flip (p=0.5)
+follows at train time. At test time SPADE sets ``load_size = crop_size``, so evaluation images are
+only resized. One-hot encoding and the instance edge map happen later, in the model input.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+PreprocessMode = Literal["fixed", "resize_and_crop", "none"]
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> uint8 (H, W, 3) RGB. Raises on any decode error."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return np.asarray(img.convert("RGB"))
+
+
+def decode_label(data: bytes) -> np.ndarray:
+    """Label PNG bytes -> uint8 (H, W) stored ids (grey or palette PNG)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        if img.mode not in ("L", "P", "I", "I;16"):
+            raise ValueError(f"label map has mode {img.mode}, expected a single-channel PNG")
+        arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        if arr.min() < 0 or arr.max() > 255:
+            raise ValueError("label ids outside 0..255")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def decode_instance(data: bytes) -> np.ndarray:
+    """Instance PNG bytes (8- or 16-bit, e.g. Cityscapes instanceIds) -> int32 (H, W)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return np.asarray(img).astype(np.int32)
+
+
+def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of a uint8 (H, W, 3) image to ``hw`` (no-op when already that size)."""
+    if image.shape[:2] == hw:
+        return image
+    return np.asarray(Image.fromarray(image).resize((hw[1], hw[0]), Image.BICUBIC))
+
+
+def resize_map(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Nearest resize of a label or instance map, dtype kept."""
+    if arr.shape[:2] == hw:
+        return arr
+    src = arr.astype(np.int32) if arr.dtype != np.uint8 else arr
+    out = np.asarray(Image.fromarray(src).resize((hw[1], hw[0]), Image.NEAREST))
+    return out.astype(arr.dtype)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What to do to every sample of a split.
+
+    Attributes:
+        mode: 'fixed', 'resize_and_crop' or 'none' (SPADE ``preprocess_mode``).
+        image_size: Final (height, width): SPADE's crop size and aspect ratio.
+        load_size: Square side before the random crop for 'resize_and_crop' (None: no margin).
+        train: Random crop and flip only at train time.
+        flip: Random horizontal flip (train only).
+    """
+
+    mode: PreprocessMode
+    image_size: tuple[int, int]
+    load_size: int | None = None
+    train: bool = True
+    flip: bool = True
+
+    def load_shape(self) -> tuple[int, int]:
+        """Shape after the deterministic resize (what the Ray Data stage emits)."""
+        if self.mode == "resize_and_crop" and self.train:
+            side = max(self.load_size or 0, *self.image_size)
+            return (side, side)
+        return self.image_size
+
+    def resize(
+        self, image: np.ndarray, label: np.ndarray, instance: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Deterministic part: resize to ``load_shape`` (image bicubic, maps nearest).
+
+        Raises:
+            ValueError: mode 'none' and the sample is not already ``image_size``.
+        """
+        hw = self.load_shape()
+        if self.mode == "none" and (image.shape[:2] != hw or label.shape != hw):
+            raise ValueError(f"sample is {image.shape[:2]}, preprocess 'none' needs {hw}")
+        inst = resize_map(instance, hw) if instance is not None else None
+        return resize_image(image, hw), resize_map(label, hw), inst
+
+    def crop_flip(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        instance: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Random part (train only): crop to ``image_size`` and flip, the same for all maps."""
+        h, w = self.image_size
+        top = left = 0
+        if self.train and image.shape[:2] != (h, w):
+            top = int(rng.integers(0, image.shape[0] - h + 1))
+            left = int(rng.integers(0, image.shape[1] - w + 1))
+        do_flip = self.train and self.flip and bool(rng.random() < 0.5)
+        maps = [image, label, instance]
+        for i, arr in enumerate(maps):
+            if arr is None:
+                continue
+            arr = arr[top : top + h, left : left + w]
+            maps[i] = arr[:, ::-1] if do_flip else arr
+        return maps[0], maps[1], maps[2]
+
+
+def to_model_arrays(image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched uint8 (B, H, W, 3) / int (B, H, W) -> float32 (B, 3, H, W) in [-1, 1] and int64
+    (B, 1, H, W); SPADE normalises with mean 0.5, std 0.5."""
+    img = image.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+    return np.ascontiguousarray(img), label.astype(np.int64)[:, None]

@@ -1,0 +1,1 @@
+"""Residual blocks shared by generators."""

@@ -1,0 +1,106 @@
+"""SPADE's residual block, with the conditional norm injectable so CLADE/VASIS can reuse it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from sislab.models.norms.spade import SPADE, ParamFreeNorm
+
+NormFactory = Callable[[int], nn.Module]
+"""``norm_factory(channels) -> module`` whose ``forward(x, segmap)`` normalises ``channels``."""
+
+
+def spade_norm_factory(
+    label_channels: int,
+    hidden: int = 128,
+    kernel_size: int = 3,
+    param_free: ParamFreeNorm = "batch",
+) -> NormFactory:
+    """A factory of SPADE layers that all read the same semantic map.
+
+    Args:
+        label_channels: Channels of the semantic map.
+        hidden: Width of each SPADE MLP.
+        kernel_size: Kernel of the SPADE MLP convs.
+        param_free: Parameter-free norm, ``batch`` or ``instance``.
+
+    Returns:
+        ``channels -> SPADE(channels, label_channels, hidden, kernel_size, param_free)``.
+    """
+
+    def make(channels: int) -> nn.Module:
+        return SPADE(channels, label_channels, hidden, kernel_size, param_free)
+
+    return make
+
+
+def _maybe_sn(conv: nn.Conv2d, use_spectral_norm: bool) -> nn.Module:
+    return spectral_norm(conv) if use_spectral_norm else conv
+
+
+class SpadeResBlock(nn.Module):
+    """Pre-activation residual block: (norm -> LReLU -> conv3x3) twice, plus a shortcut.
+
+    Follows SPADE's ``SPADEResnetBlock``: ``fmiddle = min(fin, fout)``; the shortcut is learned
+    (norm -> conv1x1 without bias, no activation) iff ``fin != fout``, identity otherwise; spectral
+    norm wraps conv_0, conv_1 and conv_s but never the norm layers' own convs.
+
+    Args:
+        fin: Input channels.
+        fout: Output channels.
+        label_channels: Channels of the semantic map; used only when ``norm_factory`` is None.
+        use_spectral_norm: Spectral norm on the block's convs (SPADE's ``spectral`` in norm_G).
+        norm_factory: ``channels -> module(x, segmap)``; None builds SPADE layers with the
+            arguments below. CLADE/VASIS pass their own.
+        spade_hidden: Hidden width of the default SPADE layers.
+        spade_kernel: Kernel size of the default SPADE layers' convs.
+        param_free: Parameter-free norm of the default SPADE layers.
+
+    Shapes:
+        ``forward(x (B, fin, H, W), segmap (B, label_channels, H0, W0)) -> (B, fout, H, W)``.
+    """
+
+    def __init__(
+        self,
+        fin: int,
+        fout: int,
+        label_channels: int,
+        use_spectral_norm: bool = True,
+        norm_factory: NormFactory | None = None,
+        spade_hidden: int = 128,
+        spade_kernel: int = 3,
+        param_free: ParamFreeNorm = "batch",
+    ) -> None:
+        super().__init__()
+        if norm_factory is None:
+            norm_factory = spade_norm_factory(
+                label_channels, spade_hidden, spade_kernel, param_free
+            )
+        self.learned_shortcut = fin != fout
+        fmiddle = min(fin, fout)
+        self.conv_0 = _maybe_sn(nn.Conv2d(fin, fmiddle, 3, padding=1), use_spectral_norm)
+        self.conv_1 = _maybe_sn(nn.Conv2d(fmiddle, fout, 3, padding=1), use_spectral_norm)
+        self.norm_0 = norm_factory(fin)
+        self.norm_1 = norm_factory(fmiddle)
+        if self.learned_shortcut:
+            conv_s = nn.Conv2d(fin, fout, 1, bias=False)
+            self.conv_s = _maybe_sn(conv_s, use_spectral_norm)
+            self.norm_s = norm_factory(fin)
+
+    def shortcut(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+        """Identity, or norm -> conv1x1 when the channel count changes."""
+        if self.learned_shortcut:
+            return self.conv_s(self.norm_s(x, segmap))
+        return x
+
+    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+        """Apply the block; ``segmap`` is resized inside each norm layer."""
+        x_s = self.shortcut(x, segmap)
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, segmap), 0.2))
+        return x_s + dx

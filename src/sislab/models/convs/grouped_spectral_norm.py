@@ -1,0 +1,80 @@
+"""Spectral norm applied separately to each candidate kernel of a stacked weight tensor."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+# torch.nn.utils.spectral_norm defaults: one power iteration per training forward, eps 1e-12, and
+# 15 iterations at registration so that sigma is accurate from the first step.
+NUM_POWER_ITERATIONS = 1
+NUM_INIT_ITERATIONS = 15
+EPS = 1e-12
+
+
+class GroupedSpectralNorm(nn.Module):
+    """Divide each of the ``G`` kernels stacked along dim 0 by its own largest singular value.
+
+    SC-GAN's code wraps each candidate conv in its own ``spectral_norm``; stacking the candidates
+    into one tensor must keep one sigma per candidate, not one for the whole stack. Each group is a
+    ``(rows, cols)`` matrix (rows = output channels of the candidate, cols = everything else),
+    estimated by batched power iteration exactly as ``torch.nn.utils.spectral_norm`` does per
+    module (one iteration per forward in training mode, none in eval mode).
+
+    Args:
+        weight: The weight to normalise, shape ``(G, rows, ...)``.
+        num_iterations: Power iterations per training forward.
+    """
+
+    def __init__(self, weight: torch.Tensor, num_iterations: int = NUM_POWER_ITERATIONS) -> None:
+        super().__init__()
+        self.num_groups = weight.shape[0]
+        self.num_iterations = num_iterations
+        matrix = self._as_matrix(weight.detach())
+        num_groups, rows, cols = matrix.shape
+        u = F.normalize(matrix.new_empty(num_groups, rows).normal_(), dim=1, eps=EPS)
+        v = F.normalize(matrix.new_empty(num_groups, cols).normal_(), dim=1, eps=EPS)
+        self.register_buffer("_u", u)
+        self.register_buffer("_v", v)
+        self._power_iteration(matrix, NUM_INIT_ITERATIONS)
+
+    def _as_matrix(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.reshape(self.num_groups, weight.shape[1], -1)
+
+    @torch.no_grad()
+    def _power_iteration(self, matrix: torch.Tensor, num_iterations: int) -> None:
+        for _ in range(num_iterations):
+            self._v = F.normalize(
+                torch.bmm(matrix.transpose(1, 2), self._u.unsqueeze(2)).squeeze(2), dim=1, eps=EPS
+            )
+            self._u = F.normalize(
+                torch.bmm(matrix, self._v.unsqueeze(2)).squeeze(2), dim=1, eps=EPS
+            )
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """Return ``weight`` with group ``g`` divided by ``sigma_g = u_g^T W_g v_g``."""
+        matrix = self._as_matrix(weight)
+        if self.training:
+            self._power_iteration(matrix.detach(), self.num_iterations)
+        # Clones: the buffers are updated in place on the next forward, autograd must not see it.
+        u, v = self._u.clone(), self._v.clone()
+        sigma = torch.einsum("gr,grc,gc->g", u, matrix, v)
+        return weight / sigma.view(-1, *([1] * (weight.dim() - 1)))
+
+
+def grouped_spectral_norm(module: nn.Module, name: str) -> nn.Module:
+    """Register :class:`GroupedSpectralNorm` on ``module.<name>`` (a ``(G, rows, ...)`` tensor).
+
+    Args:
+        module: Module owning the parameter.
+        name: Name of the stacked weight parameter.
+
+    Returns:
+        ``module``, whose ``name`` attribute is now the normalised weight and whose trainable
+        tensor is ``module.parametrizations.<name>.original``.
+    """
+    weight = getattr(module, name)
+    parametrize.register_parametrization(module, name, GroupedSpectralNorm(weight))
+    return module

@@ -1,0 +1,1 @@
+"""Image encoders (VAE style) for multi-modal synthesis."""

@@ -1,0 +1,52 @@
+"""The table of a sweep's trials, read back from MLflow (what ``sislab run`` prints at the end)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow.tracking import MlflowClient
+
+from sislab.orchestrator.tracking import PARENT_TAG, TRIAL_TAG
+
+SUMMARY_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One row: the trial, its MLflow run, status, overrides and latest metrics."""
+
+    trial_id: str
+    run_id: str
+    status: str
+    overrides: str
+    metrics: dict[str, float]
+
+
+def trial_summaries(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list[TrialSummary]:
+    """Every nested run of the parent, in trial order, with its latest metric values."""
+    client = MlflowClient(tracking_uri)
+    rows: list[TrialSummary] = []
+    page_token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+            max_results=1000,
+            page_token=page_token,
+        )
+        for run in page:
+            name = run.info.run_name or ""
+            overrides = name[name.index("[") + 1 : -1] if "[" in name else ""
+            rows.append(
+                TrialSummary(
+                    trial_id=run.data.tags.get(TRIAL_TAG, run.info.run_id),
+                    run_id=run.info.run_id,
+                    status=run.info.status,
+                    overrides=overrides,
+                    metrics=dict(run.data.metrics),
+                )
+            )
+        page_token = page.token
+        if not page_token:
+            break
+    return sorted(rows, key=lambda r: r.trial_id)

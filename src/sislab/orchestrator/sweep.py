@@ -1,0 +1,182 @@
+"""``sislab run``: a validated spec becomes a Ray Tune sweep of Ray Train trials, tracked in MLflow.
+
+Runs on the Tune driver (the machine where ``sislab run`` was typed, or the Jobs API driver).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from mlflow.tracking import MlflowClient
+from ray import tune
+from rich.console import Console
+
+from sislab.orchestrator import tracking
+from sislab.orchestrator.live_view import LiveView
+from sislab.orchestrator.ray_session import connect
+from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
+from sislab.orchestrator.trial import SweepContext, train_driver
+from sislab.search_spaces.dsl import parse_space, to_tune
+from sislab.spec.spec import Spec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a finished sweep left behind."""
+
+    run_dir: RunDir
+    state: SweepState
+    num_trials: int
+    num_errors: int
+
+
+def storage_target(spec: Spec, run_dir: RunDir) -> tuple[str, object | None]:
+    """Ray storage path and filesystem: the spec's ``storage`` or the run folder."""
+    uri = spec.storage.uri
+    if not uri:
+        return run_dir.default_storage, None
+    if uri.startswith("s3://"):
+        from sislab.datasets.storage import StorageOptions, s3_filesystem
+
+        fs = s3_filesystem(StorageOptions(spec.storage.endpoint_override, spec.storage.region))
+        # With an explicit filesystem Ray wants the path without its scheme.
+        return uri.removeprefix("s3://").rstrip("/"), fs
+    return str(Path(uri).expanduser().resolve()), None
+
+
+def max_concurrent(spec: Spec) -> int:
+    """Trials at once: the spec's value, else what the cluster's CPUs/GPUs allow."""
+    if spec.search.max_concurrent_trials:
+        return spec.search.max_concurrent_trials
+    res = spec.resources
+    available = ray.cluster_resources()
+    if res.use_gpu:
+        per_trial = res.num_workers * res.gpus_per_worker
+        return max(1, math.floor(available.get("GPU", 0) / per_trial))
+    per_trial = res.num_workers * res.cpus_per_worker + res.trial_driver_cpus
+    return max(1, math.floor(available.get("CPU", 1) / per_trial + 1e-9))
+
+
+def _search_alg(spec: Spec):
+    if spec.search.algorithm != "optuna":
+        return None
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(metric=spec.search.metric, mode=spec.search.mode, seed=spec.train.seed)
+
+
+def _scheduler(spec: Spec):
+    asha = spec.search.scheduler.asha
+    if asha is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    # The epoch, not Tune's training_iteration: iterations restart at 1 after a restore (ray #44256).
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=spec.train.epochs,
+        grace_period=asha.grace_period,
+        reduction_factor=asha.reduction_factor,
+    )
+
+
+def _start_tracking(spec: Spec, spec_path: Path, run_dir: RunDir) -> SweepState:
+    uri = spec.tracking.uri or run_dir.default_tracking_uri
+    client = MlflowClient(uri)
+    artifact_root = None if spec.tracking.uri else run_dir.artifact_root
+    experiment_id = tracking.ensure_experiment(
+        client, spec.tracking.experiment or spec.name, artifact_root
+    )
+    parent = tracking.create_parent_run(
+        client, experiment_id, spec.name, spec_path, spec.model_dump(mode="json")
+    )
+    return SweepState(
+        name=spec.name,
+        tracking_uri=uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        storage_path="",
+    )
+
+
+def run_sweep(
+    spec: Spec,
+    spec_path: Path,
+    *,
+    run_dir: RunDir,
+    address: str | None = None,
+    console: Console | None = None,
+    num_cpus: int | None = None,
+) -> SweepOutcome:
+    """Run the sweep the spec describes and wait for it.
+
+    Args:
+        spec: Validated spec.
+        spec_path: The YAML file (copied into the run folder and logged to MLflow).
+        run_dir: A new run folder.
+        address: Ray address (None: a local Ray).
+        console: Where the live view draws.
+        num_cpus: CPUs of a local Ray (None: all).
+    """
+    shutil.copyfile(spec_path, run_dir.spec_path)
+    # MLflow's first contact with a new sqlite store migrates its schema (seconds): overlap it
+    # with Ray's start-up.
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
+        connect(address, run_dir.ray_log, num_cpus)
+        state = pending.result()
+    storage_path, storage_fs = storage_target(spec, run_dir)
+    state = state.model_copy(update={"storage_path": storage_path})
+    run_dir.save_state(state)
+    context = SweepContext(
+        spec_data=spec.model_dump(mode="json"),
+        tracking_uri=state.tracking_uri,
+        experiment_id=state.experiment_id,
+        parent_run_id=state.parent_run_id,
+        storage_path=storage_path,
+        storage_filesystem=storage_fs,
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(train_driver, context=context),
+        {"CPU": spec.resources.trial_driver_cpus},
+    )
+    view = LiveView(spec.train.epochs, console)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=to_tune(parse_space(spec.search.space)),
+        tune_config=tune.TuneConfig(
+            metric=spec.search.metric,
+            mode=spec.search.mode,
+            num_samples=spec.search.num_samples,
+            search_alg=_search_alg(spec),
+            scheduler=_scheduler(spec),
+            max_concurrent_trials=max_concurrent(spec),
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_EXPERIMENT,
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
+            callbacks=[view],
+            verbose=0,
+        ),
+    )
+    results = tuner.fit()
+    return _finish(run_dir, state, results)
+
+
+def _finish(run_dir: RunDir, state: SweepState, results) -> SweepOutcome:
+    errors = sum(1 for r in results if r.error is not None)
+    status = "FAILED" if errors == len(results) and errors else "FINISHED"
+    client = MlflowClient(state.tracking_uri)
+    client.set_terminated(state.parent_run_id, status=status)
+    state = state.model_copy(update={"status": status})
+    run_dir.save_state(state)
+    return SweepOutcome(run_dir, state, len(results), errors)

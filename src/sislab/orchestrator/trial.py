@@ -1,0 +1,100 @@
+"""One Tune trial = one Ray Train run: the function trainable that builds and fits a TorchTrainer.
+
+Runs in the Tune trial actor (the Train driver), not on the Tune driver. Follows Ray's documented
+Train-in-Tune pattern: a deterministic Train run name derived from the trial id (so a restarted trial
+resumes its Train run), and ``TuneReportCallback`` so Tune's searchers and schedulers see the
+metrics that rank 0 reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import ray.train
+import ray.tune
+from mlflow.tracking import MlflowClient
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from sislab.orchestrator import tracking
+from sislab.spec.overrides import resolve
+from sislab.spec.spec import Spec
+from sislab.trainers.worker import TrialPayload, train_fn_per_worker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every trial needs to know about its sweep (passed with ``tune.with_parameters``).
+
+    Args:
+        spec_data: The sweep's base spec as JSON data.
+        tracking_uri: MLflow tracking URI.
+        experiment_id: MLflow experiment of the sweep.
+        parent_run_id: The sweep's parent run.
+        storage_path: Ray storage root (local folder or bucket/prefix when a filesystem is given).
+        storage_filesystem: pyarrow filesystem for S3 storage, else None.
+    """
+
+    spec_data: dict[str, Any]
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    storage_path: str
+    storage_filesystem: Any = None
+
+
+def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
+    """Ray Train scaling from the spec's ``resources``."""
+    res = spec.resources
+    per_worker: dict[str, float] = {"CPU": res.cpus_per_worker}
+    if res.use_gpu:
+        per_worker["GPU"] = res.gpus_per_worker
+    return ray.train.ScalingConfig(
+        num_workers=res.num_workers,
+        use_gpu=res.use_gpu,
+        resources_per_worker=per_worker,
+        placement_strategy=res.placement_strategy,
+    )
+
+
+def train_driver(config: dict[str, Any], context: SweepContext) -> None:
+    """Tune trainable: resolve this trial's spec, open its MLflow run, fit its TorchTrainer."""
+    trial_id = ray.tune.get_context().get_trial_id()
+    base = Spec.model_validate(context.spec_data)
+    spec = resolve(base, config)
+    spec_data = spec.model_dump(mode="json")
+    client = MlflowClient(context.tracking_uri)
+    run_id = tracking.get_or_create_trial_run(
+        client, context.experiment_id, context.parent_run_id, trial_id, spec_data, config
+    )
+    payload = TrialPayload(
+        spec=spec_data,
+        trial_id=trial_id,
+        tracking_uri=context.tracking_uri,
+        mlflow_run_id=run_id,
+    )
+    trainer = TorchTrainer(
+        train_fn_per_worker,
+        train_loop_config=payload.model_dump(),
+        scaling_config=scaling_config(spec),
+        run_config=ray.train.RunConfig(
+            name=f"train-{trial_id}",
+            storage_path=context.storage_path,
+            storage_filesystem=context.storage_filesystem,
+            callbacks=[TuneReportCallback()],
+            failure_config=ray.train.FailureConfig(max_failures=spec.train.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=spec.train.num_checkpoints_to_keep
+            ),
+        ),
+    )
+    try:
+        trainer.fit()
+    except BaseException as err:
+        tracking.finish_run(client, run_id, err)
+        raise
+    tracking.finish_run(client, run_id, None)

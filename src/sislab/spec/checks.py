@@ -1,0 +1,150 @@
+"""Checks across fields that no single pydantic field can make, as ``(path, message)`` problems.
+
+Batch size vs workers, decay vs epochs, and the search space: every key names a spec field, and
+every value a search can produce (grid/choice values, range ends) gives a valid spec.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from pydantic import ValidationError
+
+from sislab.search_spaces.dsl import parse_domain, sample_values
+from sislab.spec.overrides import apply_overrides
+from sislab.spec.problems import (
+    Path,
+    Problem,
+    did_you_mean,
+    dotted,
+    field_names,
+    section_model,
+    validation_problems,
+)
+from sislab.spec.spec import Spec
+
+# Searching these would change what the spec is, not one of its settings.
+NOT_SEARCHABLE = ("name", "method", "search")
+
+
+def _touches(path: Path, skip: frozenset[Path]) -> bool:
+    return any(path[: len(s)] == s or s[: len(path)] == path for s in skip)
+
+
+def cross_field_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]:
+    """Problems between fields of ``spec`` (search space excluded).
+
+    Args:
+        spec: The validated spec.
+        skip: Paths whose values are unreliable (already reported); checks touching them are
+            left out.
+    """
+    problems: list[Problem] = []
+    batch, workers = spec.train.batch_size, spec.resources.num_workers
+    divisible_paths = [("train", "batch_size"), ("resources", "num_workers")]
+    if batch % workers and not any(_touches(p, skip) for p in divisible_paths):
+        lower, upper = batch - batch % workers, batch - batch % workers + workers
+        nearby = f"{lower} or {upper}" if lower else f"{upper}"
+        problems.append(
+            (
+                ("train", "batch_size"),
+                f"train.batch_size={batch} is not divisible by resources.num_workers={workers} "
+                f"(each worker gets batch_size / num_workers); use a multiple of {workers} "
+                f"such as {nearby}, or change resources.num_workers",
+            )
+        )
+    decay, epochs = spec.train.lr_decay_epochs, spec.train.epochs
+    decay_paths = [("train", "lr_decay_epochs"), ("train", "epochs")]
+    if decay > epochs and not any(_touches(p, skip) for p in decay_paths):
+        problems.append(
+            (
+                ("train", "lr_decay_epochs"),
+                f"train.lr_decay_epochs={decay} exceeds train.epochs={epochs}; "
+                f"use at most {epochs} (the decay covers the last lr_decay_epochs epochs)",
+            )
+        )
+    return problems
+
+
+def all_field_paths(method: str) -> list[str]:
+    """Every dotted field path of a spec with ``method`` (sections and leaves)."""
+    out: list[str] = []
+
+    def walk(prefix: Path) -> None:
+        for name in field_names(Spec, prefix, method):
+            out.append(dotted((*prefix, name)))
+            walk((*prefix, name))
+
+    walk(())
+    return out
+
+
+def search_key_problem(key: str, method: str) -> str | None:
+    """Why the dotted ``key`` names no searchable field of a ``method`` spec, or None."""
+    parts = tuple(key.split("."))
+    if parts[0] in NOT_SEARCHABLE or parts[:2] == ("model", "method"):
+        return f"{key} cannot be searched: one spec is one method and one search"
+    for depth, part in enumerate(parts):
+        prefix = parts[:depth]
+        model = section_model(Spec, prefix, method)
+        if model is None:
+            parent = section_model(Spec, prefix[:-1], method)
+            annotation = parent.model_fields[prefix[-1]].annotation if parent else None
+            if typing.get_origin(annotation) is dict:
+                return None  # e.g. weights.paths.vgg19: keys of a mapping field are free
+            return f"{dotted(prefix)} is a value, not a section"
+        fields = list(model.model_fields)
+        if part not in fields:
+            hint = did_you_mean(key, all_field_paths(method))
+            section = f"{dotted(prefix)} ({method})" if prefix == ("model",) else dotted(prefix)
+            where = "the spec" if not prefix else section
+            return f"unknown field; {hint}fields of {where}: {', '.join(fields)}"
+    return None
+
+
+def _override_problems(spec: Spec, key: str, value: Any) -> list[Problem]:
+    data = apply_overrides(spec.model_dump(), {key: value})
+    try:
+        return cross_field_problems(Spec.model_validate(data))
+    except ValidationError as exc:
+        return validation_problems(exc, Spec, spec.method)
+
+
+def search_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]:
+    """Problems of ``spec.search.space``, each at its key's path ``("search", "space", key)``.
+
+    Args:
+        spec: The validated spec (domain syntax is already checked by ``SearchSpec``).
+        skip: Paths whose values are unreliable; search keys touching them are left out.
+    """
+    problems: list[Problem] = []
+    # Problems the spec has anyway are reported once, at their own field, not per search value.
+    known = set(cross_field_problems(spec))
+    for key, raw in spec.search.space.items():
+        path = ("search", "space", key)
+        if _touches(path, skip):
+            continue
+        reason = search_key_problem(key, spec.method)
+        if reason is not None:
+            problems.append((path, reason))
+            continue
+        if _touches(tuple(key.split(".")), skip):
+            continue
+        for value in sample_values(parse_domain(raw)):
+            for where, message in _override_problems(spec, key, value):
+                if (where, message) in known:
+                    continue
+                problems.append((path, f"value {value!r} is invalid: {dotted(where)}: {message}"))
+    return problems
+
+
+def check_spec(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]:
+    """All cross-field and search-space problems of ``spec`` (empty: the spec is usable).
+
+    Args:
+        spec: The validated spec.
+        skip: Paths whose values are unreliable (already reported); checks touching them are
+            left out.
+    """
+    return cross_field_problems(spec, skip) + search_problems(spec, skip)

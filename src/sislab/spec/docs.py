@@ -1,0 +1,160 @@
+"""Rendering docs/spec.md from the spec models' ``Field(description=...)``, so it cannot drift.
+
+``python -m sislab.spec.docs`` rewrites docs/spec.md; a test compares the committed file with
+:func:`render_spec_docs`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from sislab.models.registry import METHODS
+from sislab.spec.spec import Spec
+
+DOCS_PATH = Path(__file__).resolve().parents[3] / "docs" / "spec.md"
+
+_CONSTRAINTS = {
+    annotated_types.Gt: ("gt", ">"),
+    annotated_types.Ge: ("ge", "≥"),
+    annotated_types.Lt: ("lt", "<"),
+    annotated_types.Le: ("le", "≤"),
+}
+
+
+def _constraints(metadata: list[Any]) -> str:
+    parts = []
+    # Field(gt=0) inside Annotated arrives as a FieldInfo holding the annotated_types constraints.
+    metadata = [m for item in metadata for m in getattr(item, "metadata", [item])]
+    for item in metadata:
+        for cls, (attr, symbol) in _CONSTRAINTS.items():
+            if isinstance(item, cls):
+                parts.append(f"{symbol} {getattr(item, attr)}")
+    return f" {' and '.join(parts)}" if parts else ""
+
+
+def type_name(annotation: Any, metadata: list[Any] | None = None) -> str:
+    """A short readable type, e.g. ``int > 0``, ``'fp32' | 'bf16'``, ``[float, float] | null``."""
+    metadata = metadata or []
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0], [*metadata, *annotation.__metadata__])
+    if origin is typing.Literal:
+        return " | ".join(json.dumps(a) if not isinstance(a, str) else f"'{a}'" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is tuple:
+        return "[" + ", ".join(type_name(a) for a in args) + "]"
+    if origin is list:
+        return f"list of {type_name(args[0])}"
+    if origin is dict:
+        return f"mapping {type_name(args[0])} → {type_name(args[1])}"
+    if annotation is type(None):
+        return "null"
+    if annotation is Any:
+        return "any"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return " | ".join(f"'{m.value}'" for m in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "section"
+    name = getattr(annotation, "__name__", str(annotation))
+    return name + _constraints(metadata)
+
+
+def _default(field: Any) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        if isinstance(value, BaseModel):
+            return "(section defaults)"
+    elif field.default is PydanticUndefined:
+        return "required"
+    else:
+        value = field.default
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, enum.Enum):
+        value = value.value
+    return "`" + json.dumps(value, ensure_ascii=False) + "`"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _section(title: str, model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+    lines = [f"## `{title}`" if title else "## Top level", ""]
+    doc = (model.__doc__ or "").strip().splitlines()
+    if doc and title:
+        lines += [doc[0], ""]
+    lines += ["| field | type | default | description |", "|---|---|---|---|"]
+    nested: list[tuple[str, type[BaseModel]]] = []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        sub = _section_model(field.annotation)
+        if sub is not None and name != "model":
+            nested.append((f"{title}.{name}" if title else name, sub))
+        kind = "method-specific section" if name == "model" and not title else None
+        row = [
+            f"`{name}`",
+            _cell(kind or type_name(field.annotation, list(field.metadata))),
+            _cell(_default(field)),
+            _cell(field.description or ""),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for sub_title, sub in nested:
+        lines += _section(sub_title, sub)
+    return lines
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if _section_model(a) is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def render_spec_docs() -> str:
+    """The Markdown of docs/spec.md: every section and every method's ``model`` fields."""
+    lines = [
+        "# The sislab spec",
+        "",
+        "<!-- Generated by `python -m sislab.spec.docs` from the Field descriptions in",
+        "     src/sislab/spec/ and src/sislab/models/methods/; do not edit by hand. -->",
+        "",
+        "A spec is one YAML file. Every field has a default except `name`, so `name: x` is a "
+        "complete spec. `sislab validate FILE` reports every problem as `FILE:LINE: field: "
+        "message`; `sislab schema` prints the JSON schema.",
+        "",
+    ]
+    lines += _section("", Spec)
+    for method in sorted(METHODS):
+        config = METHODS[method].config
+        lines += [f"## `model` for `method: {method}`", ""]
+        lines += [(config.__doc__ or "").strip().splitlines()[0], ""]
+        body = _section(f"model ({method})", config, skip=("method",))
+        lines += body[body.index("| field | type | default | description |") :]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_spec_docs(path: Path = DOCS_PATH) -> Path:
+    """Write :func:`render_spec_docs` to ``path`` (default: the repository's docs/spec.md)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_spec_docs(), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    write_spec_docs()

@@ -1,0 +1,251 @@
+"""Pydantic models of the YAML spec: one class per top-level section.
+
+Defaults live only here, and every ``Field(description=...)`` is the text of docs/spec.md. The
+``model:`` section is method-specific; its classes live next to each method in
+``sislab.models.methods`` and are joined into a union keyed on ``method`` by ``sislab.spec.spec``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sislab.search_spaces.dsl import parse_domain
+
+
+class StrictModel(BaseModel):
+    """Base of every spec section: unknown keys are errors and a loaded spec is immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class DatasetSpec(StrictModel):
+    """Where the images and label maps come from and how they are prepared."""
+
+    uri: str = Field(
+        "synthetic://shapes?size=64&classes=8&num=64",
+        description="Dataset location: a local folder or s3://bucket/prefix holding dataset.json "
+        "and Parquet shards, or synthetic://shapes?size=S&classes=K&num=N&seed=X for the built-in "
+        "procedural layouts.",
+    )
+    train_split: str = Field("train", description="Split used for training.")
+    val_split: str = Field("val", description="Split used for evaluation and sample grids.")
+    image_size: tuple[PositiveInt, PositiveInt] = Field(
+        (64, 64), description="Training resolution [height, width] after resizing and cropping."
+    )
+    flip: bool = Field(True, description="Random horizontal flip (p=0.5) during training.")
+    preprocess: Literal["fixed", "resize_and_crop", "none"] = Field(
+        "fixed",
+        description="SPADE preprocess_mode. fixed: resize to image_size (Cityscapes); "
+        "resize_and_crop: resize to a load_size square, then a random image_size crop at train "
+        "time (ADE20K, COCO-Stuff, DeepFashion, CelebAMask-HQ); none: samples must already be "
+        "image_size. Images are resized bicubic, label and instance maps nearest; evaluation "
+        "splits are only resized.",
+    )
+    load_size: PositiveInt | None = Field(
+        None,
+        description="Square side before the random crop of resize_and_crop (SPADE: 286 for "
+        "256 crops); null: no margin.",
+    )
+    on_corrupt: Literal["error", "skip"] = Field(
+        "error",
+        description="A shard whose sha256 does not match or a row that does not decode: error "
+        "stops the run naming the shard and row; skip drops the bad rows and logs how many.",
+    )
+    shuffle_buffer: PositiveInt = Field(
+        256, description="Rows in each worker's shuffle buffer; reshuffled every epoch by seed."
+    )
+    endpoint_override: str | None = Field(
+        None,
+        description="S3-compatible endpoint of an s3:// dataset, e.g. http://127.0.0.1:9000 "
+        "(default: AWS_ENDPOINT_URL). Credentials come from the standard AWS chain.",
+    )
+    region: str | None = Field(
+        None, description="S3 region of an s3:// dataset (default: AWS_REGION)."
+    )
+
+
+class TrainSpec(StrictModel):
+    """The optimisation: epochs, batch, learning rates, precision, checkpoints."""
+
+    epochs: PositiveInt = Field(200, description="Training epochs (passes over the train split).")
+    lr_decay_epochs: NonNegativeInt = Field(
+        100,
+        description="Linear learning-rate decay to 0 over the last N epochs, as SPADE's "
+        "niter_decay (0: constant learning rate).",
+    )
+    max_iters_per_epoch: PositiveInt | None = Field(
+        None, description="Cap on iterations per epoch (null: the whole split). For smoke runs."
+    )
+    batch_size: PositiveInt = Field(
+        16, description="Global batch size, split evenly among resources.num_workers."
+    )
+    lr_g: PositiveFloat = Field(1.0e-4, description="Generator (and encoder) learning rate.")
+    lr_d: PositiveFloat = Field(4.0e-4, description="Discriminator learning rate (TTUR).")
+    betas: tuple[
+        Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]
+    ] = Field((0.0, 0.999), description="Adam betas for G and D.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="Autocast precision; fp16 uses a gradient scaler."
+    )
+    sync_bn: bool = Field(
+        True, description="Synchronise batch-norm statistics across workers (DDP SyncBatchNorm)."
+    )
+    checkpoint_every_epochs: PositiveInt = Field(
+        1, description="Save a checkpoint every N epochs (and always after the last)."
+    )
+    num_checkpoints_to_keep: PositiveInt | None = Field(
+        2, description="Checkpoints kept per trial (null: all)."
+    )
+    log_every_iters: PositiveInt = Field(
+        10, description="Log training losses and throughput to MLflow every N iterations."
+    )
+    seed: int = Field(0, description="Seed of model init, data order and noise.")
+    max_failures: NonNegativeInt = Field(
+        1, description="Restarts of a trial's workers from the last checkpoint after a failure."
+    )
+
+
+class LossesSpec(StrictModel):
+    """Loss weights; a method uses the ones that apply to it (0 switches a term off)."""
+
+    gan: NonNegativeFloat = Field(1.0, description="Weight of the hinge adversarial loss.")
+    feat_match: NonNegativeFloat = Field(10.0, description="Discriminator feature matching (L1).")
+    perceptual: NonNegativeFloat = Field(
+        10.0,
+        description="VGG19 perceptual loss; needs the vgg19 weights (see weights), otherwise it "
+        "is switched off and the run says so.",
+    )
+    kl: NonNegativeFloat = Field(0.05, description="KL divergence of the VAE encoder, if used.")
+
+
+class EvalSpec(StrictModel):
+    """When and how trials are evaluated."""
+
+    every_epochs: PositiveInt = Field(1, description="Evaluate every N epochs (and at the end).")
+    num_grid_samples: Annotated[int, Field(ge=1, le=64)] = Field(
+        4, description="Rows of the sample grid (label | generated | real) logged per evaluation."
+    )
+
+
+SearchAlgorithm = Literal["grid", "random", "optuna"]
+
+
+class AshaSpec(StrictModel):
+    """Asynchronous successive halving, on the epoch axis."""
+
+    grace_period: PositiveInt = Field(1, description="Epochs every trial runs before pruning.")
+    reduction_factor: Annotated[float, Field(gt=1.0)] = Field(
+        3.0, description="Keep 1/reduction_factor of the trials at each rung."
+    )
+
+
+class SchedulerSpec(StrictModel):
+    """Trial scheduler; at most one is set."""
+
+    asha: AshaSpec | None = Field(None, description="Early stopping by ASHA.")
+
+
+class SearchSpec(StrictModel):
+    """The search: which spec fields vary, how they are sampled, what is optimised."""
+
+    space: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Dotted spec field -> domain, e.g. 'train.lr_g: {loguniform: [1e-5, 1e-3]}'. "
+        "Domains: {grid: [..]}, {choice: [..]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]}, "
+        "{randint: [lo, hi]} (hi exclusive), {quniform: [lo, hi, q]}.",
+    )
+    algorithm: SearchAlgorithm = Field(
+        "random",
+        description="grid/random: Tune's variant generator (grid axes expand, others sampled); "
+        "optuna: TPE.",
+    )
+    metric: str = Field("train/loss_g", description="Metric the search and scheduler optimise.")
+    mode: Literal["min", "max"] = Field("min", description="Minimise or maximise the metric.")
+    num_samples: PositiveInt = Field(
+        1, description="Samples of the space (with grid axes: repeats of the whole grid)."
+    )
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec, description="Trial scheduler.")
+    max_concurrent_trials: PositiveInt | None = Field(
+        None, description="Trials running at once (null: as many as the resources allow)."
+    )
+
+    @field_validator("space")
+    @classmethod
+    def _domains_parse(cls, space: dict[str, Any]) -> dict[str, Any]:
+        # Raising a ValidationError here nests each error under its key, so a bad domain is
+        # reported at the line of `search.space.<key>` rather than at `space:`.
+        errors = []
+        for key, raw in space.items():
+            try:
+                parse_domain(raw)
+            except ValueError as exc:
+                errors.append(
+                    {"type": "value_error", "loc": (key,), "input": raw, "ctx": {"error": exc}}
+                )
+        if errors:
+            raise ValidationError.from_exception_data("search.space", errors)
+        return space
+
+
+class ResourcesSpec(StrictModel):
+    """What each trial asks of the Ray cluster."""
+
+    num_workers: PositiveInt = Field(2, description="Ray Train (DDP) workers per trial.")
+    use_gpu: bool = Field(False, description="One GPU per worker (nccl); false: CPU (gloo).")
+    cpus_per_worker: PositiveFloat = Field(1.0, description="CPUs reserved per worker.")
+    gpus_per_worker: PositiveFloat = Field(1.0, description="GPUs per worker when use_gpu.")
+    trial_driver_cpus: PositiveFloat = Field(
+        0.1, description="CPUs reserved for each trial's Train driver (the Tune trainable)."
+    )
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="How a trial's workers are placed on nodes."
+    )
+
+
+class TrackingSpec(StrictModel):
+    """Where MLflow records go."""
+
+    uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (http://host:5000, sqlite:///path.db); null: an sqlite "
+        "store in the run folder.",
+    )
+    experiment: str | None = Field(None, description="MLflow experiment name (null: spec name).")
+
+
+class StorageSpec(StrictModel):
+    """Where Ray keeps results and checkpoints."""
+
+    uri: str | None = Field(
+        None, description="Local folder or s3://bucket/prefix (null: the run folder)."
+    )
+    endpoint_override: str | None = Field(
+        None, description="S3-compatible endpoint, e.g. http://127.0.0.1:9000."
+    )
+    region: str | None = Field(None, description="S3 region.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value):
+        # The design's short form `storage: s3://bucket/prefix`.
+        return {"uri": value} if isinstance(value, str) else value
+
+
+class WeightsSpec(StrictModel):
+    """Pretrained weights: registry name -> local path or s3:// URI (sha256 checked on load)."""
+
+    paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="Registry name (e.g. vgg19) -> local path or s3:// URI of its weights file.",
+    )
+    allow_download: bool = Field(
+        False, description="Allow fetching weights from their canonical URL when not found."
+    )

@@ -1,0 +1,190 @@
+"""The per-worker training loop: epochs of G/D steps, logging, sample grids, checkpoints, reports.
+
+It knows nothing of Ray or MLflow: the runtime comes in as a ``TrainContext``, the records go out
+through a ``Tracker``. Every rank runs the same iterations and calls ``ctx.report`` once per epoch;
+only rank 0 writes checkpoints, grids and records.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from sislab.trainers.batches import EpochSource
+from sislab.trainers.checkpoint import (
+    CheckpointMeta,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from sislab.trainers.context import TrainContext, scratch_dir
+from sislab.trainers.procedures.base import Procedure
+from sislab.trainers.sample_grid import write_grid
+from sislab.trainers.tracking import Tracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The loop's knobs, taken from the spec's ``train`` and ``eval`` sections.
+
+    Args:
+        method: Method name, stamped into checkpoints.
+        epochs: Epochs to train.
+        batch_size: Global batch size (all ranks together).
+        log_every_iters: Log losses every N iterations.
+        checkpoint_every_epochs: Checkpoint every N epochs (and after the last).
+        eval_every_epochs: Write a sample grid every N epochs (and after the last).
+        num_grid_samples: Rows of the sample grid.
+        seed: Base seed; each (rank, epoch) derives its own.
+        num_classes: Number of classes, for the grid palette.
+        mlflow_run_id: Recorded in checkpoint metadata so a restart appends to the same run.
+    """
+
+    method: str
+    epochs: int
+    batch_size: int
+    log_every_iters: int
+    checkpoint_every_epochs: int
+    eval_every_epochs: int
+    num_grid_samples: int
+    seed: int
+    num_classes: int
+    mlflow_run_id: str | None = None
+
+
+@dataclass
+class LoopState:
+    """Progress of the loop; what a checkpoint restores."""
+
+    epoch: int = 0
+    iteration: int = 0
+    images_seen: int = 0
+
+
+def derive_seed(seed: int, rank: int, epoch: int) -> int:
+    """Seed of one rank in one epoch, so that a resumed epoch draws the same noise."""
+    return (seed * 1_000_003 + rank * 7_919 + epoch * 104_729) % (2**63 - 1)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocator peak on GPU, resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _mean_over_ranks(values: dict[str, torch.Tensor], ctx: TrainContext) -> dict[str, float]:
+    keys = sorted(values)
+    stacked = torch.stack([values[k].detach().float().reshape(()) for k in keys]).to(ctx.device)
+    if ctx.world_size > 1 and dist.is_initialized():
+        dist.all_reduce(stacked)
+        stacked /= ctx.world_size
+    return {f"train/{k}": float(v) for k, v in zip(keys, stacked.cpu().tolist(), strict=True)}
+
+
+def restore(procedure: Procedure, ctx: TrainContext, method: str) -> LoopState:
+    """Load the latest reported checkpoint into the procedure, if any; return where to continue."""
+    with ctx.latest_checkpoint() as folder:
+        if folder is None:
+            return LoopState()
+        meta, state = load_checkpoint(folder, method, map_location=ctx.device)
+        procedure.load_state_dict(state["procedure"])
+        if ctx.is_main:
+            set_rng_state(state["rng"])
+        logger.info("resumed from %s at epoch %d, iteration %d", folder, meta.epoch, meta.iteration)
+        return LoopState(meta.epoch, meta.iteration, meta.images_seen)
+
+
+def run_training(
+    cfg: LoopConfig,
+    *,
+    ctx: TrainContext,
+    source: EpochSource,
+    tracker: Tracker,
+    procedure: Procedure,
+) -> LoopState:
+    """Train ``procedure`` on ``source`` from the latest checkpoint (or from scratch) to the end.
+
+    Returns:
+        The final loop state (epochs and iterations completed).
+    """
+    state = restore(procedure, ctx, cfg.method)
+    grid_batch = source.grid_batch(cfg.num_grid_samples) if ctx.is_main else None
+    while state.epoch < cfg.epochs:
+        epoch = state.epoch
+        torch.manual_seed(derive_seed(cfg.seed, ctx.rank, epoch))
+        epoch_sums: dict[str, torch.Tensor] = {}
+        epoch_iters, epoch_start = 0, time.perf_counter()
+        window_start, window_iters = epoch_start, 0
+        for batch in source.batches(epoch):
+            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+            losses = procedure.train_step(batch)
+            for key, value in losses.items():
+                epoch_sums[key] = epoch_sums.get(key, 0) + value.float()
+            state.iteration += 1
+            state.images_seen += cfg.batch_size
+            epoch_iters += 1
+            window_iters += 1
+            if state.iteration % cfg.log_every_iters == 0:
+                logged = _mean_over_ranks(losses, ctx)
+                elapsed = time.perf_counter() - window_start
+                logged["train/images_per_s"] = window_iters * cfg.batch_size / elapsed
+                logged["system/peak_memory_mb"] = peak_memory_mb(ctx.device)
+                logged.update({f"lr/{k}": v for k, v in procedure.learning_rates().items()})
+                tracker.log_metrics(logged, step=state.iteration)
+                window_start, window_iters = time.perf_counter(), 0
+        procedure.end_epoch(epoch + 1)
+        state.epoch += 1
+        final = state.epoch == cfg.epochs
+        # What Tune's searchers and schedulers see: epoch means over all ranks.
+        metrics = {"epoch": float(state.epoch), "iteration": float(state.iteration)}
+        if epoch_iters:
+            means = {k: v / epoch_iters for k, v in epoch_sums.items()}
+            metrics.update(_mean_over_ranks(means, ctx))
+            metrics["train/images_per_s"] = (
+                epoch_iters * cfg.batch_size / (time.perf_counter() - epoch_start)
+            )
+        if ctx.is_main and (final or state.epoch % cfg.eval_every_epochs == 0):
+            _log_grid(procedure, grid_batch, cfg, tracker, state)
+        if final or state.epoch % cfg.checkpoint_every_epochs == 0:
+            tracker.flush()
+            _report_with_checkpoint(procedure, ctx, cfg, state, metrics)
+        else:
+            ctx.report(metrics, None)
+    tracker.flush()
+    return state
+
+
+def _log_grid(procedure, batch, cfg: LoopConfig, tracker: Tracker, state: LoopState) -> None:
+    batch = {k: v.to(next(procedure.generator.parameters()).device) for k, v in batch.items()}
+    generated = procedure.sample(batch)
+    with tempfile.TemporaryDirectory(prefix="sislab-grid-") as tmp:
+        path = Path(tmp) / f"epoch_{state.epoch:04d}_iter_{state.iteration:07d}.png"
+        write_grid(path, batch["label"], generated, batch["image"], cfg.num_classes)
+        tracker.log_artifact(path, "samples")
+
+
+def _report_with_checkpoint(procedure, ctx, cfg: LoopConfig, state: LoopState, metrics) -> None:
+    if not ctx.is_main:
+        ctx.report(metrics, None)
+        return
+    meta = CheckpointMeta(
+        method=cfg.method,
+        epoch=state.epoch,
+        iteration=state.iteration,
+        images_seen=state.images_seen,
+        mlflow_run_id=cfg.mlflow_run_id,
+    )
+    with scratch_dir() as folder:
+        save_checkpoint(folder, meta, {"procedure": procedure.state_dict(), "rng": rng_state()})
+        ctx.report(metrics, folder)

@@ -1,0 +1,229 @@
+"""SPADE's training procedure (also used by the methods that keep SPADE's recipe).
+
+One iteration, as NVlabs/SPADE's Pix2PixTrainer: a generator step (hinge G loss, feature matching,
+VGG19 perceptual, KL with the encoder) then a discriminator step on a freshly generated, detached
+fake (SPADE regenerates it under no_grad after the G update). Fake and real go through D in one
+concatenated batch, as SPADE's ``discriminate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from sislab.models.encoders.conv import reparameterize
+from sislab.models.geometry import DatasetGeometry
+from sislab.models.losses.feature_matching import feature_matching_loss
+from sislab.models.losses.hinge import hinge_d_loss, hinge_g_loss
+from sislab.models.losses.kl import kl_divergence
+from sislab.models.losses.perceptual import VGG19Perceptual
+from sislab.models.registry import Method
+from sislab.models.semantic_input import semantic_input
+from sislab.spec.models import LossesSpec, TrainSpec
+from sislab.trainers.procedures.base import ProcedureRuntime
+from sislab.trainers.procedures.schedule import adam, linear_decay
+
+logger = logging.getLogger(__name__)
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return getattr(module, "module", module)
+
+
+def _split(outputs: list[list[torch.Tensor]], n_fake: int):
+    fake = [[f[:n_fake] for f in scale] for scale in outputs]
+    real = [[f[n_fake:] for f in scale] for scale in outputs]
+    return fake, real
+
+
+class SpadeProcedure:
+    """Networks, losses and optimisers of a SPADE-recipe method.
+
+    Args:
+        method: Registry entry (builders).
+        model_cfg: The spec's ``model:`` section.
+        geometry: Label channels and resolution.
+        train: The spec's ``train:`` section (learning rates, betas, precision, epochs).
+        losses: The spec's ``losses:`` section (weights; 0 switches a term off).
+        runtime: Device, DDP wrapping, VGG19 weights.
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        model_cfg: BaseModel,
+        geometry: DatasetGeometry,
+        train: TrainSpec,
+        losses: LossesSpec,
+        runtime: ProcedureRuntime,
+    ) -> None:
+        self.geometry = geometry
+        self.weights = losses
+        self.device = runtime.device
+        self.precision = train.precision
+        generator = method.build_generator(model_cfg, geometry).to(self.device)
+        discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
+        encoder = method.build_encoder(model_cfg, geometry)
+        self.generator = runtime.wrap(generator)
+        self.discriminator = runtime.wrap(discriminator)
+        self.encoder = runtime.wrap(encoder.to(self.device)) if encoder is not None else None
+        self.perceptual = self._build_perceptual(losses, runtime)
+        g_params = list(_unwrap(self.generator).parameters())
+        if self.encoder is not None:
+            g_params += list(_unwrap(self.encoder).parameters())
+        self.opt_g = adam(g_params, train.lr_g, train.betas)
+        self.opt_d = adam(_unwrap(self.discriminator).parameters(), train.lr_d, train.betas)
+        self.sched_g = linear_decay(self.opt_g, train.epochs, train.lr_decay_epochs)
+        self.sched_d = linear_decay(self.opt_d, train.epochs, train.lr_decay_epochs)
+        use_scaler = train.precision == "fp16"
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+
+    def _build_perceptual(self, losses: LossesSpec, runtime: ProcedureRuntime):
+        if losses.perceptual == 0:
+            runtime.notes["sislab.perceptual_loss"] = "off (losses.perceptual is 0)"
+            return None
+        if runtime.vgg19_state is None:
+            note = "off: no vgg19 weights (set weights.paths.vgg19; see docs/weights.md)"
+            runtime.notes["sislab.perceptual_loss"] = note
+            logger.warning("VGG19 perceptual loss is %s", note)
+            return None
+        runtime.notes["sislab.perceptual_loss"] = "on (vgg19)"
+        return VGG19Perceptual(runtime.vgg19_state).to(self.device).eval()
+
+    def _autocast(self):
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _semantics(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return semantic_input(batch["label"], batch.get("instance"), self.geometry)
+
+    def _generate(self, semantics, image, generator) -> tuple[torch.Tensor, dict[str, Any]]:
+        extra: dict[str, Any] = {}
+        z = None
+        if self.encoder is not None:
+            mu, logvar = self.encoder(image)
+            z = reparameterize(mu, logvar)
+            extra["mu"], extra["logvar"] = mu, logvar
+        return generator(semantics, z), extra
+
+    def generator_losses(self, batch, semantics) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Generator-side losses of one batch; the total is weighted as the spec says."""
+        real = batch["image"]
+        fake, extra = self._generate(semantics, real, self.generator)
+        # G step: D is only a critic here; no DDP sync and no D weight gradients.
+        critic = _unwrap(self.discriminator)
+        critic.requires_grad_(False)
+        try:
+            outputs = critic(torch.cat([semantics, semantics]), torch.cat([fake, real]))
+        finally:
+            critic.requires_grad_(True)
+        pred_fake, pred_real = _split(outputs, fake.shape[0])
+        terms = {"g_gan": hinge_g_loss(pred_fake) * self.weights.gan}
+        if self.weights.feat_match > 0:
+            terms["g_feat"] = feature_matching_loss(pred_fake, pred_real) * self.weights.feat_match
+        if self.perceptual is not None:
+            terms["g_vgg"] = self.perceptual(fake.float(), real.float()) * self.weights.perceptual
+        if "mu" in extra:
+            terms["g_kl"] = kl_divergence(extra["mu"].float(), extra["logvar"].float()) * (
+                self.weights.kl
+            )
+        return sum(terms.values()), terms
+
+    def discriminator_losses(self, batch, semantics) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Hinge D loss on a fake regenerated under no_grad and the real image."""
+        real = batch["image"]
+        with torch.no_grad():
+            fake, _ = self._generate(semantics, real, self.generator)
+        outputs = self.discriminator(
+            torch.cat([semantics, semantics]), torch.cat([fake.detach(), real])
+        )
+        pred_fake, pred_real = _split(outputs, fake.shape[0])
+        terms = {
+            "d_fake": hinge_d_loss(pred_fake, is_real=False),
+            "d_real": hinge_d_loss(pred_real, is_real=True),
+        }
+        return sum(terms.values()), terms
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One G step then one D step; returns detached losses (``loss_g``, ``loss_d`` and terms)."""
+        semantics = self._semantics(batch)
+        self.opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_g, g_terms = self.generator_losses(batch, semantics)
+        self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+
+        self.opt_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_d, d_terms = self.discriminator_losses(batch, semantics)
+        self.scaler_d.scale(loss_d).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
+        out.update({k: v.detach() for k, v in (g_terms | d_terms).items()})
+        return out
+
+    @torch.no_grad()
+    def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Images for the batch's layouts from the unwrapped generator in eval mode.
+
+        With an encoder, z is drawn from N(0, I) as SPADE does at test time.
+        """
+        generator = _unwrap(self.generator)
+        was_training = generator.training
+        generator.eval()
+        try:
+            semantics = self._semantics(batch)
+            z = None
+            if self.encoder is not None:
+                z_dim = _unwrap(self.encoder).fc_mu.out_features
+                z = torch.randn(semantics.shape[0], z_dim, device=semantics.device)
+            return generator(semantics, z).float()
+        finally:
+            generator.train(was_training)
+
+    def end_epoch(self, epochs_done: int) -> None:
+        """Step the per-epoch linear decay of both learning rates."""
+        del epochs_done
+        self.sched_g.step()
+        self.sched_d.step()
+
+    def learning_rates(self) -> dict[str, float]:
+        """Current learning rates of G and D."""
+        return {"g": self.opt_g.param_groups[0]["lr"], "d": self.opt_d.param_groups[0]["lr"]}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimisers, schedulers and scalers."""
+        state = {
+            "generator": _unwrap(self.generator).state_dict(),
+            "discriminator": _unwrap(self.discriminator).state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+        }
+        if self.encoder is not None:
+            state["encoder"] = _unwrap(self.encoder).state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s output."""
+        _unwrap(self.generator).load_state_dict(state["generator"])
+        _unwrap(self.discriminator).load_state_dict(state["discriminator"])
+        if self.encoder is not None:
+            _unwrap(self.encoder).load_state_dict(state["encoder"])
+        for name in ("opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d"):
+            getattr(self, name).load_state_dict(state[name])

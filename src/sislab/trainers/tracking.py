@@ -1,0 +1,60 @@
+"""Where a trial's records go, seen from the training loop: an interface with no MLflow in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class Tracker(Protocol):
+    """Records of one trial. Only rank 0 gets a real tracker; other ranks get ``NullTracker``."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Log scalar metrics at a global iteration."""
+        ...
+
+    def log_artifact(self, path: Path, artifact_path: str) -> None:
+        """Upload a local file under ``artifact_path`` of the run."""
+        ...
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Set run tags (e.g. that the perceptual loss is off and why)."""
+        ...
+
+    def flush(self) -> None:
+        """Send whatever is buffered; called before each checkpoint and at the end."""
+        ...
+
+
+class NullTracker:
+    """Tracker of the ranks that do not write records, and of runs without tracking."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        del metrics, step
+
+    def log_artifact(self, path: Path, artifact_path: str) -> None:
+        del path, artifact_path
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        del tags
+
+    def flush(self) -> None:
+        pass
+
+
+class MemoryTracker(NullTracker):
+    """Keeps every record in memory; used by tests and ``sislab bench train``."""
+
+    def __init__(self) -> None:
+        self.metrics: list[tuple[int, dict[str, float]]] = []
+        self.artifacts: list[tuple[Path, str]] = []
+        self.tags: dict[str, str] = {}
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.metrics.append((step, dict(metrics)))
+
+    def log_artifact(self, path: Path, artifact_path: str) -> None:
+        self.artifacts.append((path, artifact_path))
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.tags.update(tags)

@@ -32,6 +32,14 @@ class ModelSummary(BaseModel):
     discriminator_gflops: float = Field(
         description="Discriminator cost for one image, same convention as generator_gflops."
     )
+    generator_gflops_table: float = Field(
+        description="generator_gflops plus the element-wise terms a ptflops-style counter adds "
+        "(bias adds, ReLU/LeakyReLU/Upsample modules, InstanceNorm): the convention of VASIS "
+        "Table 3."
+    )
+    discriminator_gflops_table: float = Field(
+        description="discriminator_gflops in the convention of generator_gflops_table."
+    )
     breakdown: dict[str, int] = Field(
         description="Parameters per top-level sub-network, keyed 'generator.head_0', "
         "'discriminator.discriminators.0', 'encoder.fc_mu', ..."
@@ -56,11 +64,33 @@ def _breakdown(prefix: str, module: nn.Module | None) -> dict[str, int]:
     return {k: v for k, v in out.items() if v}
 
 
-def _gmacs(module: nn.Module, *inputs: torch.Tensor) -> float:
-    """Multiply-accumulates (x 1e-9) of one forward, from torch's FLOP counter (2 per MAC)."""
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        module(*inputs)
-    return counter.get_total_flops() / 2 / 1e9
+def _gmacs(module: nn.Module, *inputs: torch.Tensor) -> tuple[float, float]:
+    """G multiply-accumulates of one forward, without and with the element-wise table terms.
+
+    MACs come from torch's FLOP counter (2 FLOPs per MAC). The table terms emulate the module-hook
+    counter behind the papers' tables (ptflops): one op per conv/linear bias add, per output element
+    of ``nn.ReLU``/``nn.LeakyReLU``/``nn.Upsample`` and per input element of ``nn.InstanceNorm2d``
+    (twice if affine). BatchNorm counts nothing: SPADE's SynchronizedBatchNorm is a type such
+    counters do not know. Functional calls (``F.leaky_relu``, ``F.interpolate``) count nothing.
+    """
+    extra = [0]
+
+    def hook(m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        has_bias = isinstance(m, nn.Conv2d | nn.Linear) and m.bias is not None
+        if has_bias or isinstance(m, nn.ReLU | nn.LeakyReLU | nn.Upsample):
+            extra[0] += out.numel()
+        elif isinstance(m, nn.InstanceNorm2d):
+            extra[0] += args[0].numel() * (2 if m.affine else 1)
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            module(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    macs = counter.get_total_flops() / 2
+    return macs / 1e9, (macs + extra[0]) / 1e9
 
 
 def summarize(
@@ -70,16 +100,18 @@ def summarize(
 
     Runs anywhere (no memory is allocated: the networks live on torch's ``meta`` device).
 
-    FLOPs convention: ``generator_gflops`` is the number of multiply-accumulates of the conv and
-    linear layers (``FlopCounterMode`` total / 2) for a batch of one at the dataset resolution,
-    the generator in eval mode, the VAE encoder not included. This is the convention of the
-    papers' tables up to small terms: for SPADE it gives 281.28 / 181.15 / 191.14 G on
-    Cityscapes / ADE20K / COCO-Stuff against VASIS Table 3's 281.64 / 181.33 / 191.32. The
-    remaining 0.36 / 0.18 / 0.18 G is exactly what a ptflops-style counter adds on top: one op
-    per conv bias add, per element of ``nn.ReLU`` modules (SPADE's MLP) and per output element of
-    ``nn.Upsample`` modules, while SPADE's SynchronizedBatchNorm (an unknown module type to such
-    counters), ``F.leaky_relu`` and ``F.interpolate`` count nothing. The discriminator's
-    10.47 / 7.83 G (VASIS: 10.48 / 7.83) differs the same way (bias, LeakyReLU, InstanceNorm).
+    FLOPs convention: ``generator_gflops`` counts multiply-accumulates (not 2 x MACs) of the conv
+    and linear layers (``FlopCounterMode`` total / 2) for a batch of one at the dataset
+    resolution, generator in eval mode, VAE encoder excluded. For SPADE this gives 281.28 /
+    181.15 / 191.14 G on Cityscapes / ADE20K / COCO-Stuff, against VASIS Table 3's 281.64 /
+    181.33 / 191.32. The table's convention is that of ptflops on SPADE's code: MACs plus one op
+    per bias add, per element out of ``nn.ReLU``/``nn.LeakyReLU``/``nn.Upsample`` modules and per
+    element into ``nn.InstanceNorm2d``, with SPADE's SynchronizedBatchNorm (unknown to the
+    counter), ``F.leaky_relu`` and ``F.interpolate`` counting nothing. ``*_gflops_table`` adds
+    those terms and reproduces the table to its last digit: G 281.64 / 181.33 / 191.32 and
+    D 10.48 / 7.83 (VASIS: 10.48 / 7.83; D MACs alone 10.47 / 7.83 / 8.53). The terms depend on
+    which ops a model writes as modules, so compare ``*_gflops_table`` only with tables made the
+    same way, and prefer ``*_gflops`` between sislab models.
 
     Args:
         method_name: A registered method (``sislab.models.registry.METHODS``).
@@ -105,8 +137,8 @@ def summarize(
         encoder = method.build_encoder(config, geometry)
         semantics = torch.zeros(1, geometry.semantic_nc, geometry.height, geometry.width)
         image = torch.zeros(1, 3, geometry.height, geometry.width)
-    generator_gmacs = _gmacs(generator, semantics)
-    discriminator_gmacs = _gmacs(discriminator, semantics, image)
+    generator_gmacs, generator_table = _gmacs(generator, semantics)
+    discriminator_gmacs, discriminator_table = _gmacs(discriminator, semantics, image)
     breakdown = {
         **_breakdown("generator", generator),
         **_breakdown("discriminator", discriminator),
@@ -119,6 +151,8 @@ def summarize(
         encoder_params=_count(encoder),
         generator_gflops=generator_gmacs,
         discriminator_gflops=discriminator_gmacs,
+        generator_gflops_table=generator_table,
+        discriminator_gflops_table=discriminator_table,
         breakdown=breakdown,
     )
     logger.debug("model summary of %s: %s", method_name, summary)

@@ -5,6 +5,7 @@ Runs on the Tune driver (the machine where ``sislab run`` was typed, or the Jobs
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -115,6 +116,7 @@ def run_sweep(
     address: str | None = None,
     console: Console | None = None,
     num_cpus: int | None = None,
+    worker_fn=None,
 ) -> SweepOutcome:
     """Run the sweep the spec describes and wait for it.
 
@@ -125,6 +127,7 @@ def run_sweep(
         address: Ray address (None: a local Ray).
         console: Where the live view draws.
         num_cpus: CPUs of a local Ray (None: all).
+        worker_fn: Replacement of the Train worker function (benchmarks only).
     """
     shutil.copyfile(spec_path, run_dir.spec_path)
     # MLflow's first contact with a new sqlite store migrates its schema (seconds): overlap it
@@ -144,6 +147,8 @@ def run_sweep(
         storage_path=storage_path,
         storage_filesystem=storage_fs,
     )
+    if worker_fn is not None:
+        context = dataclasses.replace(context, worker_fn=worker_fn)
     trainable = tune.with_resources(
         tune.with_parameters(train_driver, context=context),
         {"CPU": spec.resources.trial_driver_cpus},

@@ -9,6 +9,7 @@ metrics that rank 0 reports.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ class SweepContext:
         parent_run_id: The sweep's parent run.
         storage_path: Ray storage root (local folder or bucket/prefix when a filesystem is given).
         storage_filesystem: pyarrow filesystem for S3 storage, else None.
+        worker_fn: Function every Train worker runs (``sislab bench orchestration`` swaps in a
+            trivial one to measure sislab's own overhead).
     """
 
     spec_data: dict[str, Any]
@@ -45,6 +48,7 @@ class SweepContext:
     parent_run_id: str
     storage_path: str
     storage_filesystem: Any = None
+    worker_fn: Callable[[dict[str, Any]], None] = train_fn_per_worker
 
 
 def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
@@ -78,7 +82,7 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
         mlflow_run_id=run_id,
     )
     trainer = TorchTrainer(
-        train_fn_per_worker,
+        context.worker_fn,
         train_loop_config=payload.model_dump(),
         scaling_config=scaling_config(spec),
         run_config=ray.train.RunConfig(

@@ -119,6 +119,11 @@ def run_training(
         The final loop state (epochs and iterations completed).
     """
     state = restore(procedure, ctx, cfg.method)
+    if state.iteration:
+        tracker.log_metrics(
+            {"train/resumed_from_epoch": state.epoch, "train/resumed_from_iteration": state.iteration},
+            step=state.iteration,
+        )
     grid_batch = source.grid_batch(cfg.num_grid_samples) if ctx.is_main else None
     while state.epoch < cfg.epochs:
         epoch = state.epoch

@@ -12,7 +12,7 @@ GEOMETRY = DatasetGeometry(num_classes=5, use_instance=True, height=64, width=64
 
 
 def test_builders_run_end_to_end():
-    cfg = SpadeConfig(ngf=8, ndf=8, spade_hidden=8)
+    cfg = SpadeConfig(ngf=4, ndf=4, spade_hidden=4)
     g, d = build_generator(cfg, GEOMETRY), build_discriminator(cfg, GEOMETRY)
     semantics = torch.rand(2, GEOMETRY.semantic_nc, 64, 64)
     fake = g(semantics)
@@ -23,7 +23,7 @@ def test_builders_run_end_to_end():
 
 
 def test_vae_encoder_and_generator_agree_on_z_dim():
-    cfg = SpadeConfig(ngf=8, ndf=8, spade_hidden=8, use_vae=True, z_dim=12)
+    cfg = SpadeConfig(ngf=4, ndf=4, spade_hidden=4, use_vae=True, z_dim=12)
     encoder = build_encoder(cfg, GEOMETRY)
     mu, _ = encoder(torch.rand(1, 3, 64, 64))
     g = build_generator(cfg, GEOMETRY)
@@ -31,12 +31,12 @@ def test_vae_encoder_and_generator_agree_on_z_dim():
 
 
 def test_config_upsampling_overrides_dataset_default():
-    cfg = SpadeConfig(ngf=8, spade_hidden=8, num_upsampling_layers="more")
+    cfg = SpadeConfig(ngf=4, spade_hidden=4, num_upsampling_layers="more")
     assert build_generator(cfg, GEOMETRY).sh == 1
-    assert build_generator(SpadeConfig(ngf=8, spade_hidden=8), GEOMETRY).sh == 2
+    assert build_generator(SpadeConfig(ngf=4, spade_hidden=4), GEOMETRY).sh == 2
 
 
 def test_init_is_spade_xavier():
-    g = build_generator(SpadeConfig(ngf=8, spade_hidden=8), GEOMETRY)
+    g = build_generator(SpadeConfig(ngf=4, spade_hidden=4), GEOMETRY)
     assert torch.all(g.conv_img.bias == 0)
     assert g.conv_img.weight.std() < 0.01  # xavier gain 0.02, not torch's default init

@@ -120,11 +120,9 @@ class SpadeGenerator(nn.Module):
             self.up_4 = block(1 * nf, nf // 2)
             final_nc = nf // 2
         self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1)
-
-    @staticmethod
-    def _up(x: torch.Tensor) -> torch.Tensor:
-        # SPADE code: nn.Upsample(scale_factor=2), nearest.
-        return F.interpolate(x, scale_factor=2, mode="nearest")
+        # SPADE code: self.up = nn.Upsample(scale_factor=2) (nearest); a module, so that
+        # module-hook FLOP counters see it as the papers' counters did.
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, semantics: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """Synthesise an image from the semantic map (and z when the generator uses a VAE).
@@ -146,14 +144,14 @@ class SpadeGenerator(nn.Module):
                 raise ValueError("z given to a SPADE generator built without use_vae")
             x = self.fc(F.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
         x = self.head_0(x, seg)
-        x = self.G_middle_0(self._up(x), seg)
+        x = self.G_middle_0(self.up(x), seg)
         if self.upsampling in ("more", "most"):
-            x = self._up(x)
+            x = self.up(x)
         x = self.G_middle_1(x, seg)
-        x = self.up_0(self._up(x), seg)
-        x = self.up_1(self._up(x), seg)
-        x = self.up_2(self._up(x), seg)
-        x = self.up_3(self._up(x), seg)
+        x = self.up_0(self.up(x), seg)
+        x = self.up_1(self.up(x), seg)
+        x = self.up_2(self.up(x), seg)
+        x = self.up_3(self.up(x), seg)
         if self.upsampling == "most":
-            x = self.up_4(self._up(x), seg)
+            x = self.up_4(self.up(x), seg)
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))

@@ -1,0 +1,46 @@
+"""``sislab models list|summary``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the model commands."""
+    models = sub.add_parser("models", help="registered methods and their sizes")
+    models_sub = models.add_subparsers(dest="models", required=True, metavar="ACTION")
+    listing = models_sub.add_parser("list", help="registered methods")
+    listing.set_defaults(handler=_list)
+    summary = models_sub.add_parser("summary", help="parameters and GFLOPs of a method")
+    summary.add_argument("method")
+    summary.add_argument("--dataset", default="cityscapes", help="dataset preset")
+    summary.add_argument("--json", action="store_true", help="print one JSON object")
+    summary.set_defaults(handler=_summary)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from sislab.models.registry import METHODS
+
+    for name, method in sorted(METHODS.items()):
+        print(f"{name:12s} {method.paper}")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from sislab.datasets.presets import preset_geometry
+    from sislab.metrics.summary import summarize
+
+    geometry = preset_geometry(args.dataset)
+    summary = summarize(args.method, None, geometry)
+    data = {"dataset": args.dataset, "height": geometry.height, "width": geometry.width,
+            **summary.model_dump()}  # fmt: skip
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    print(f"{args.method} on {args.dataset} ({geometry.height}x{geometry.width})")
+    print(f"  generator      {summary.generator_params / 1e6:8.2f} M params, "
+          f"{summary.generator_gflops:.2f} GMACs")  # fmt: skip
+    print(f"  discriminator  {summary.discriminator_params / 1e6:8.2f} M params")
+    print(f"  encoder        {summary.encoder_params / 1e6:8.2f} M params")
+    return 0

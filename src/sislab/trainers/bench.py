@@ -1,0 +1,142 @@
+"""``sislab bench train``: seconds per full training iteration and peak memory of a method.
+
+One iteration is what the trainer runs: the generator step and the discriminator step with all
+losses and both optimiser steps. The VGG19 of the perceptual loss is built with random weights
+when no real ones are configured: timing does not depend on the weights, and the result says so.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel
+
+from sislab.datasets.presets import preset_geometry
+from sislab.models.geometry import DatasetGeometry
+from sislab.models.losses.perceptual import vgg19_features
+from sislab.models.registry import get_method
+from sislab.spec.models import LossesSpec, TrainSpec
+from sislab.trainers.procedures.base import ProcedureRuntime
+from sislab.trainers.build import PROCEDURES
+
+
+@dataclass(frozen=True)
+class TrainBench:
+    """Result of ``bench_train``."""
+
+    method: str
+    dataset: str
+    height: int
+    width: int
+    batch_size: int
+    device: str
+    precision: str
+    median_s: float
+    iter_s: list[float]
+    peak_memory_mb: float
+    memory_kind: str
+    vgg_weights: str
+
+
+def _synthetic_batch(geometry: DatasetGeometry, batch_size: int, device: torch.device) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    # Blocky layouts (8x8 cells) rather than per-pixel noise, closer to real label maps.
+    cells = torch.randint(
+        0, geometry.num_classes, (batch_size, 1, max(geometry.height // 8, 1),
+                                  max(geometry.width // 8, 1)), generator=generator,
+    )  # fmt: skip
+    label = torch.nn.functional.interpolate(
+        cells.float(), size=(geometry.height, geometry.width), mode="nearest"
+    ).long()
+    batch = {
+        "label": label.to(device),
+        "image": (torch.rand(batch_size, 3, geometry.height, geometry.width, generator=generator)
+                  * 2 - 1).to(device),
+    }  # fmt: skip
+    if geometry.use_instance:
+        batch["instance"] = label.clone().to(device)
+    return batch
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_train(
+    method_name: str,
+    dataset: str,
+    *,
+    size: tuple[int, int] | None = None,
+    batch_size: int = 1,
+    iters: int = 5,
+    warmup: int = 2,
+    precision: str = "fp32",
+    device: str | None = None,
+    model_config: BaseModel | None = None,
+) -> TrainBench:
+    """Time ``iters`` training iterations after ``warmup`` on synthetic batches.
+
+    Args:
+        method_name: Registered method.
+        dataset: Dataset preset giving label channels and default resolution.
+        size: (H, W) overriding the preset's resolution.
+        batch_size: Images per iteration.
+        iters: Timed iterations (the median is reported).
+        warmup: Untimed iterations first (allocator, cuDNN autotuning).
+        precision: fp32, bf16 or fp16.
+        device: cpu or cuda (default: cuda when available).
+        model_config: The method's config (default: its defaults).
+    """
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    geometry = preset_geometry(dataset)
+    if size is not None:
+        geometry = DatasetGeometry(
+            geometry.num_classes, geometry.use_instance, size[0], size[1], geometry.upsampling
+        )
+    method = get_method(method_name)
+    config = model_config or method.config()
+    vgg_state = vgg19_features().state_dict()
+    vgg_state = {f"features.{k}": v for k, v in vgg_state.items()}
+    runtime = ProcedureRuntime(target, 1, lambda m: m.to(target), vgg_state)
+    train = TrainSpec(precision=precision, batch_size=batch_size)
+    torch.manual_seed(0)
+    procedure = PROCEDURES[method.procedure](
+        method, config, geometry, train, LossesSpec(), runtime
+    )
+    batch = _synthetic_batch(geometry, batch_size, target)
+    for _ in range(warmup):
+        procedure.train_step(batch)
+    _reset_peak(target)
+    rss_before = _rss_mb()
+    times = []
+    for _ in range(iters):
+        _sync(target)
+        start = time.perf_counter()
+        procedure.train_step(batch)
+        _sync(target)
+        times.append(time.perf_counter() - start)
+    if target.type == "cuda":
+        peak, kind = torch.cuda.max_memory_allocated(target) / 2**20, "cuda max_memory_allocated"
+    else:
+        peak, kind = max(_rss_mb(), rss_before), "process peak RSS"
+    return TrainBench(
+        method_name, dataset, geometry.height, geometry.width, batch_size, str(target),
+        precision, statistics.median(times), times, peak, kind,
+        "random (timing only)",
+    )  # fmt: skip
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

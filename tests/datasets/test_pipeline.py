@@ -1,0 +1,82 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sislab.datasets.classes import voc_colour
+from sislab.datasets.manifest import ClassInfo, Manifest, SplitInfo, save_manifest
+from sislab.datasets.pipeline import build_ray_datasets, iter_epoch_batches, split_rows
+from sislab.datasets.shards import Row, write_shard
+from sislab.datasets.storage import resolve
+from sislab.spec.models import DatasetSpec
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def corrupt_dataset(tmp_path):
+    """8 train rows in 2 shards; row 2 of shard 0 has a broken image."""
+    rng = np.random.default_rng(0)
+    location = resolve(str(tmp_path))
+    shards = []
+    for s in range(2):
+        rows = []
+        for i in range(4):
+            image = _png(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8))
+            if (s, i) == (0, 2):
+                image = image[:30]
+            label = _png(rng.integers(0, 3, (12, 12), dtype=np.uint8))
+            rows.append(Row(f"k{s}{i}", image, label, None, 12, 12))
+        shards.append(write_shard(location, "train", s, rows))
+    classes = [ClassInfo(id=i, name=f"c{i}", colour=voc_colour(i)) for i in range(3)]
+    splits = {"train": SplitInfo(shards=shards), "val": SplitInfo(shards=shards[1:])}
+    save_manifest(location, Manifest(name="t", classes=classes, splits=splits))
+    return tmp_path
+
+
+def _keys(ds, **kw):
+    it = iter_epoch_batches(ds, epoch=0, batch_size=2, seed=0, drop_last=False, **kw)
+    keys = [k for b in it for k in b["key"]]
+    return keys, it
+
+
+def test_on_corrupt_error_names_shard_and_row(corrupt_dataset):
+    spec = DatasetSpec(uri=str(corrupt_dataset), on_corrupt="error")
+    ds = build_ray_datasets(spec, (8, 8), seed=0)["train"]
+    with pytest.raises(Exception, match=r"train/part-00000\.parquet row 2 \(key 'k02'\)"):
+        _keys(ds)
+
+
+def test_on_corrupt_skip_drops_and_counts(corrupt_dataset):
+    spec = DatasetSpec(uri=str(corrupt_dataset), on_corrupt="skip")
+    ds = build_ray_datasets(spec, (8, 8), seed=0)["train"]
+    keys, it = _keys(ds)
+    assert sorted(keys) == ["k00", "k01", "k03", "k10", "k11", "k12", "k13"]
+    assert it.skipped_rows == 1
+    # num_batches keeps every rank's step count equal even after skips.
+    it = iter_epoch_batches(ds, epoch=1, batch_size=2, seed=0, num_batches=4)
+    assert len(list(it)) == 4 and it.skipped_rows == 1 and it.recycled_rows == 1
+
+
+def test_synthetic_uri_batches(tmp_path):
+    uri = "synthetic://shapes?size=16&classes=4&num=8&val=4&seed=1"
+    spec = DatasetSpec(uri=uri, preprocess="resize_and_crop", load_size=20)
+    assert split_rows(spec, "train") == 8
+    datasets = build_ray_datasets(spec, (16, 16), seed=0)
+    batches = list(iter_epoch_batches(datasets["train"], epoch=0, batch_size=4, seed=0))
+    assert len(batches) == 2
+    b = batches[0]
+    assert b["image"].shape == (4, 3, 16, 16) and str(b["image"].dtype) == "torch.float32"
+    assert b["label"].shape == (4, 1, 16, 16) and str(b["label"].dtype) == "torch.int64"
+    assert b["instance"].shape == (4, 1, 16, 16)
+    assert float(b["image"].min()) >= -1.0 and float(b["image"].max()) <= 1.0
+    assert int(b["label"].max()) < 4
+    val = list(iter_epoch_batches(datasets["val"], epoch=0, batch_size=4, seed=0, shuffle_buffer=0))
+    assert sorted(val[0]["key"]) == ["00000008", "00000009", "00000010", "00000011"]

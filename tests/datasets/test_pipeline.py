@@ -80,3 +80,16 @@ def test_synthetic_uri_batches(tmp_path):
     assert int(b["label"].max()) < 4
     val = list(iter_epoch_batches(datasets["val"], epoch=0, batch_size=4, seed=0, shuffle_buffer=0))
     assert sorted(val[0]["key"]) == ["00000008", "00000009", "00000010", "00000011"]
+
+
+def test_flipped_shard_bytes_stop_the_run_or_skip_the_shard(corrupt_dataset):
+    shard = corrupt_dataset / "train" / "part-00001.parquet"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    spec = DatasetSpec(uri=str(corrupt_dataset), on_corrupt="error")
+    with pytest.raises(Exception, match=r"shard .*train/part-00001\.parquet is corrupt"):
+        _keys(build_ray_datasets(spec, (8, 8), seed=0)["val"])
+    spec = DatasetSpec(uri=str(corrupt_dataset), on_corrupt="skip")
+    keys, it = _keys(build_ray_datasets(spec, (8, 8), seed=0)["train"])
+    assert sorted(keys) == ["k00", "k01", "k03"] and it.skipped_rows == 5

@@ -47,6 +47,7 @@ def _train_loop(config: dict) -> None:
     ray.train.report({"rows": len(seen[0])})
 
 
+@pytest.mark.slow
 def test_two_workers_see_disjoint_complete_epochs_from_s3(ray_cluster, s3_dataset, tmp_path):
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer

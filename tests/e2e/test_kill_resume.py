@@ -54,6 +54,14 @@ def _train_worker_pids() -> list[int]:
     return pids
 
 
+def _checkpoint_committed(root: Path) -> bool:
+    # Ray Train's controller writes this snapshot after it has registered a reported checkpoint.
+    return any(
+        "checkpoint_" in path.read_text()
+        for path in root.glob("ray_results/train-*/checkpoint_manager_snapshot.json")
+    )
+
+
 def test_killed_worker_resumes_from_checkpoint(ray_cluster, tmp_path: Path) -> None:
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(SPEC)
@@ -66,9 +74,10 @@ def test_killed_worker_resumes_from_checkpoint(ray_cluster, tmp_path: Path) -> N
 
     thread = threading.Thread(target=sweep)
     thread.start()
-    # Wait (bounded) for the first checkpoint of the trial's Train run, then kill a worker.
+    # Wait (bounded) until Ray Train has registered the first checkpoint (a folder in storage
+    # alone is not yet a checkpoint the restarted workers would get), then kill a worker.
     deadline = time.monotonic() + DEADLINE_S
-    while not list(run_dir.root.glob("ray_results/train-*/checkpoint_*/meta.json")):
+    while not _checkpoint_committed(run_dir.root):
         assert thread.is_alive(), "sweep ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.2)

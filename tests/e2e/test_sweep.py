@@ -35,7 +35,14 @@ search:
     train.lr_g: {grid: [1.0e-4, 3.0e-4]}
 """
 
-LOSSES = ("train/loss_g", "train/loss_d", "train/g_gan", "train/g_feat", "train/d_real", "train/d_fake")
+LOSSES = (
+    "train/loss_g",
+    "train/loss_d",
+    "train/g_gan",
+    "train/g_feat",
+    "train/d_real",
+    "train/d_fake",
+)
 
 
 def test_sweep_records_nested_runs(ray_cluster, tmp_path: Path) -> None:

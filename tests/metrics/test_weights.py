@@ -17,7 +17,9 @@ def fake_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     data_path = tmp_path / "tiny.pth"
     torch.save({"w": torch.ones(2)}, data_path)
     digest = hashlib.sha256(data_path.read_bytes()).hexdigest()
-    entry = weights.WeightsEntry("tiny", "tiny.pth", "https://example.invalid/tiny.pth", digest, "tests")
+    entry = weights.WeightsEntry(
+        "tiny", "tiny.pth", "https://example.invalid/tiny.pth", digest, "tests"
+    )
     monkeypatch.setitem(weights.REGISTRY, "tiny", entry)
     monkeypatch.setenv("SISLAB_WEIGHTS_DIR", str(tmp_path / "cache"))
     return data_path, digest

@@ -42,7 +42,7 @@ def test_rng_state_restores_every_generator() -> None:
 
 def test_other_method_is_refused(tmp_path: Path) -> None:
     _save(tmp_path, method="scgan")
-    with pytest.raises(CheckpointError, match="checkpoint of method 'scgan'.*trains 'spade'"):
+    with pytest.raises(CheckpointError, match=r"checkpoint of method 'scgan'.*trains 'spade'"):
         load_checkpoint(tmp_path, "spade")
 
 
@@ -63,5 +63,5 @@ def test_pickled_objects_are_not_loaded(tmp_path: Path) -> None:
 
 
 def test_missing_meta(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="has no meta.json"):
+    with pytest.raises(CheckpointError, match=r"has no meta\.json"):
         load_checkpoint(tmp_path, "spade")

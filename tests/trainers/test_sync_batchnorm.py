@@ -19,9 +19,7 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, port: int, x: torch.Tensor, results) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
-    )
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.manual_seed(0)
     bn = convert_sync_batchnorm(nn.Sequential(nn.BatchNorm2d(3)), torch.device("cpu"))
     part = x[rank * 2 : rank * 2 + 2].clone().requires_grad_(True)

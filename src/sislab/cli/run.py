@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,11 +18,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the sweep a spec describes")
     run.add_argument("spec", help="YAML spec file")
     run.add_argument(
-        "--address", default=None, help="Ray address: auto, HOST:PORT, ray://HOST:10001 (default: a local Ray)"
+        "--address",
+        default=None,
+        help="Ray address: auto, HOST:PORT, ray://HOST:10001 (default: a local Ray)",
     )
-    run.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/NAME-TIME)")
-    run.add_argument("--runs-root", type=Path, default=Path("runs"), help="parent of new run folders")
-    run.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
+    run.add_argument(
+        "--run-dir", type=Path, default=None, help="run folder (default: runs/NAME-TIME)"
+    )
+    run.add_argument(
+        "--runs-root", type=Path, default=Path("runs"), help="parent of new run folders"
+    )
+    run.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)"
+    )
     run.set_defaults(handler=_run)
     ui = sub.add_parser("ui", help="open the MLflow UI on a run folder's store")
     ui.add_argument("run_dir", type=Path, help="run folder printed by sislab run")
@@ -57,8 +64,11 @@ def _print_summary(console: Console, outcome, elapsed_s: float) -> None:
     console.print(table)
     console.print(f"run folder: {outcome.run_dir.root}")
     if state.tracking_uri.startswith("sqlite:///"):
-        console.print(f"MLflow UI: sislab ui {shlex.quote(str(outcome.run_dir.root))}  "
-                      "(then open http://127.0.0.1:5000)", highlight=False)
+        console.print(
+            f"MLflow UI: sislab ui {shlex.quote(str(outcome.run_dir.root))}  "
+            "(then open http://127.0.0.1:5000)",
+            highlight=False,
+        )
     else:
         console.print(f"MLflow: {state.tracking_uri}, experiment {state.name}", highlight=False)
 

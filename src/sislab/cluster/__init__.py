@@ -1,1 +1,1 @@
-"""cluster"""
+"""Where Ray runs: connecting to a local or existing cluster."""

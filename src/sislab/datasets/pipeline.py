@@ -13,22 +13,20 @@ whether it may be flipped, and the worker draws both from ``(seed, epoch, key)``
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from sislab.datasets.manifest import Manifest, load_manifest
+from sislab.datasets.epochs import EpochBatches, iter_epoch_batches
+from sislab.datasets.manifest import Manifest, ShardInfo, load_manifest
 from sislab.datasets.preprocess import (
     Preprocess,
     decode_image,
     decode_instance,
     decode_label,
-    to_model_arrays,
 )
 from sislab.datasets.shards import read_shard
 from sislab.datasets.storage import Location, StorageOptions, resolve
@@ -39,7 +37,17 @@ from sislab.datasets.synthetic import (
 )
 from sislab.datasets.synthetic_writer import synthetic_manifest
 from sislab.errors import DataError
+from sislab.models.geometry import DatasetGeometry
 from sislab.spec.models import DatasetSpec
+
+__all__ = [
+    "EpochBatches",
+    "build_ray_datasets",
+    "iter_epoch_batches",
+    "manifest_geometry",
+    "open_dataset",
+    "split_rows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,25 @@ def split_rows(spec: DatasetSpec, split: str) -> int:
     return _split(manifest, split, spec.uri).rows
 
 
+def manifest_geometry(dataset_spec: DatasetSpec, height: int, width: int) -> DatasetGeometry:
+    """Label channels (don't-care included) and instance use of a dataset, from its manifest.
+
+    The upsampling default is the paper preset's when the manifest names one of the papers'
+    datasets (``cityscapes``: 'more'), else SPADE's 'normal'.
+    """
+    from sislab.datasets.presets import DATASET_PRESETS
+
+    manifest, _, _ = open_dataset(dataset_spec)
+    preset = DATASET_PRESETS.get(manifest.name)
+    return DatasetGeometry(
+        num_classes=manifest.num_classes,
+        use_instance=manifest.has_instance,
+        height=height,
+        width=width,
+        upsampling=preset.upsampling if preset else "normal",
+    )
+
+
 def _split(manifest: Manifest, split: str, uri: str):
     if split not in manifest.splits:
         raise DataError(
@@ -79,8 +106,6 @@ class _ReadShards:
     skip: bool
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from sislab.datasets.manifest import ShardInfo
-
         tables = []
         for path in batch.column("shard").to_pylist():
             sha, rows = self.sha[path]
@@ -242,148 +267,3 @@ def build_ray_datasets(
             )
         out[role] = ds.randomize_block_order(seed=seed) if train else ds
     return out
-
-
-def _rng(seed: int, epoch: int, key: str) -> np.random.Generator:
-    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-    return np.random.default_rng([seed, epoch, int.from_bytes(digest, "little")])
-
-
-def _world_rank() -> int:
-    try:
-        import ray.train
-
-        return ray.train.get_context().get_world_rank()
-    except Exception:  # not inside a Train worker
-        return 0
-
-
-class EpochBatches(Iterator[dict]):
-    """One epoch of model-ready batches from a worker's dataset shard.
-
-    Attributes:
-        skipped_rows: Corrupt rows dropped so far (``on_corrupt: skip``); the trainer logs it.
-        recycled_rows: Rows repeated to reach ``num_batches`` after skips (0 without skips).
-    """
-
-    def __init__(
-        self,
-        source: Iterator[dict],
-        *,
-        epoch: int,
-        batch_size: int,
-        seed: int,
-        drop_last: bool,
-        num_batches: int | None,
-    ) -> None:
-        self.skipped_rows = 0
-        self.recycled_rows = 0
-        self._gen = self._batches(source, epoch, batch_size, seed, drop_last, num_batches)
-
-    def __next__(self) -> dict:
-        return next(self._gen)
-
-    def _rows(self, source: Iterator[dict], epoch: int, seed: int) -> Iterator[tuple]:
-        for batch in source:
-            for i in range(len(batch["key"])):
-                if not batch["valid"][i]:
-                    self.skipped_rows += 1
-                    continue
-                key = str(batch["key"][i])
-                inst = batch["instance"][i] if "instance" in batch else None
-                pre = Preprocess(
-                    "fixed",
-                    tuple(int(v) for v in batch["out_hw"][i]),
-                    None,
-                    True,
-                    bool(batch["flip"][i]),
-                )
-                image, label, inst = pre.crop_flip(
-                    batch["image"][i], batch["label"][i], inst, _rng(seed, epoch, key)
-                )
-                yield key, image, label, inst
-
-    def _batches(self, source, epoch, batch_size, seed, drop_last, num_batches):
-        pending: list[tuple] = []
-        seen: list[tuple] = []
-        emitted = 0
-        for row in self._rows(source, epoch, seed):
-            pending.append(row)
-            if len(pending) == batch_size:
-                seen, pending = pending, []
-                yield _collate(seen)
-                emitted += 1
-                if num_batches is not None and emitted == num_batches:
-                    return
-        if num_batches is not None:
-            # Every DDP rank must run the same number of steps, or the collective ops hang: after
-            # skipped rows, top the epoch up with rows of this epoch instead of stopping early.
-            pool = pending + seen
-            if emitted < num_batches and not pool:
-                raise DataError("a worker received no valid rows this epoch")
-            while emitted < num_batches:
-                need = batch_size - len(pending)
-                filler = [pool[j % len(pool)] for j in range(need)]
-                self.recycled_rows += need
-                log.warning("recycling %d rows to keep %d batches this epoch", need, num_batches)
-                yield _collate(pending + filler)
-                pending, emitted = [], emitted + 1
-        elif pending and not drop_last:
-            yield _collate(pending)
-
-
-def _collate(rows: list[tuple]) -> dict:
-    import torch
-
-    image, label = to_model_arrays(np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]))
-    out = {"image": torch.from_numpy(image), "label": torch.from_numpy(label)}
-    if rows[0][3] is not None:
-        inst = np.stack([r[3] for r in rows]).astype(np.int64)[:, None]
-        out["instance"] = torch.from_numpy(inst)
-    out["key"] = [r[0] for r in rows]
-    return out
-
-
-def iter_epoch_batches(
-    shard: Any,
-    *,
-    epoch: int,
-    batch_size: int,
-    seed: int,
-    shuffle_buffer: int = 256,
-    drop_last: bool = True,
-    num_batches: int | None = None,
-) -> EpochBatches:
-    """Batches of one epoch on a Train worker.
-
-    Args:
-        shard: ``ray.train.get_dataset_shard(name)`` (or any Ray ``Dataset``).
-        epoch: Epoch number; the shuffle, crops and flips change with it.
-        batch_size: Per-worker batch size.
-        seed: Run seed.
-        shuffle_buffer: Rows of the local shuffle buffer (0: no shuffle, e.g. for evaluation).
-        drop_last: Drop the last incomplete batch (SPADE: drop_last at train time).
-        num_batches: Yield exactly this many batches (all ranks equal even after skipped rows).
-
-    Returns:
-        An iterator of ``{"image": float32 (B,3,H,W) in [-1,1], "label": int64 (B,1,H,W),
-        "instance": int64 (B,1,H,W) (only when the dataset has instance maps), "key": list[str]}``
-        with a ``skipped_rows`` count.
-    """
-    rank = _world_rank()
-    source = shard.iter_batches(
-        batch_size=min(batch_size, 64),
-        batch_format="numpy",
-        local_shuffle_buffer_size=shuffle_buffer or None,
-        local_shuffle_seed=(seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
-        if shuffle_buffer
-        else None,
-    )
-    return EpochBatches(
-        iter(source),
-        epoch=epoch,
-        batch_size=batch_size,
-        seed=seed,
-        drop_last=drop_last,
-        num_batches=num_batches,
-    )

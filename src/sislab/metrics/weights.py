@@ -110,7 +110,7 @@ def locate(name: str, paths: dict[str, str], allow_download: bool = False) -> Pa
         cache.parent.mkdir(parents=True, exist_ok=True)
         logger.info("downloading %s weights from %s", name, entry.url)
         with tempfile.NamedTemporaryFile(dir=cache.parent, delete=False) as tmp:
-            urllib.request.urlretrieve(entry.url, tmp.name)  # noqa: S310 (https only, hash-checked)
+            urllib.request.urlretrieve(entry.url, tmp.name)
         candidate, fetched = Path(tmp.name), True
     else:
         raise WeightsError(

@@ -14,7 +14,7 @@ from torch import nn
 
 from sislab.errors import SpecError
 from sislab.models.geometry import DatasetGeometry
-from sislab.models.methods import spade
+from sislab.models.methods import scgan, spade
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,14 @@ METHODS: dict[str, Method] = {
         spade.build_encoder,
         procedure="spade",
         paper="Park et al., CVPR 2019",
+    ),
+    "scgan": Method(
+        scgan.ScganConfig,
+        scgan.build_generator,
+        scgan.build_discriminator,
+        scgan.build_encoder,
+        procedure="scgan",
+        paper="Wang et al., ICCV 2021",
     ),
 }
 

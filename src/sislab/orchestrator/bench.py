@@ -64,7 +64,7 @@ def sislab_worker(config: dict[str, Any]) -> None:
 
     payload = TrialPayload.model_validate(config)
     ctx = RayContext()
-    tracker = _tracker(payload, ctx.is_main)
+    tracker, _ = _tracker(payload, ctx.is_main)
     _report_loop(lambda metrics, step: tracker.log_metrics(metrics, step))
     tracker.flush()
 
@@ -134,14 +134,14 @@ class OrchestrationBench:
 
 def bench_orchestration(repeats: int = 1, num_cpus: int | None = None) -> OrchestrationBench:
     """Run both sides ``repeats`` times each, alternating, on one local Ray."""
-    from sislab.orchestrator.ray_session import connect
+    from sislab.cluster.connect import connect
 
     plain, sislab = [], []
     with tempfile.TemporaryDirectory(prefix="sislab-bench-") as tmp:
         root = Path(tmp)
         connect(None, root / "ray.log", num_cpus)
         for i in range(repeats):
-            order = (("plain", "sislab") if i % 2 == 0 else ("sislab", "plain"))
+            order = ("plain", "sislab") if i % 2 == 0 else ("sislab", "plain")
             for side in order:
                 if side == "plain":
                     plain.append(run_plain(root))

@@ -74,8 +74,12 @@ class RunDir:
         return self.root / "sweep.json"
 
     @property
+    def db_path(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
     def default_tracking_uri(self) -> str:
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        return f"sqlite:///{self.db_path}"
 
     @property
     def artifact_root(self) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from mlflow.tracking import MlflowClient
 
-from sislab.orchestrator.tracking import PARENT_TAG, TRIAL_TAG
+from sislab.trainers.mlflow_tracker import PARENT_TAG, TRIAL_TAG
 
 SUMMARY_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
 
@@ -22,7 +22,9 @@ class TrialSummary:
     metrics: dict[str, float]
 
 
-def trial_summaries(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list[TrialSummary]:
+def trial_summaries(
+    tracking_uri: str, experiment_id: str, parent_run_id: str
+) -> list[TrialSummary]:
     """Every nested run of the parent, in trial order, with its latest metric values."""
     client = MlflowClient(tracking_uri)
     rows: list[TrialSummary] = []

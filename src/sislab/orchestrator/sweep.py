@@ -18,9 +18,10 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from rich.console import Console
 
+from sislab.cluster.connect import connect
 from sislab.orchestrator import tracking
 from sislab.orchestrator.live_view import LiveView
-from sislab.orchestrator.ray_session import connect
+from sislab.orchestrator.mlflow_store import prepare_sqlite_store
 from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
 from sislab.orchestrator.trial import SweepContext, train_driver
 from sislab.search_spaces.dsl import parse_space, to_tune
@@ -91,6 +92,8 @@ def _scheduler(spec: Spec):
 
 def _start_tracking(spec: Spec, spec_path: Path, run_dir: RunDir) -> SweepState:
     uri = spec.tracking.uri or run_dir.default_tracking_uri
+    if not spec.tracking.uri:
+        prepare_sqlite_store(run_dir.db_path)
     client = MlflowClient(uri)
     artifact_root = None if spec.tracking.uri else run_dir.artifact_root
     experiment_id = tracking.ensure_experiment(
@@ -169,7 +172,12 @@ def run_sweep(
             name=TUNE_EXPERIMENT,
             storage_path=storage_path,
             storage_filesystem=storage_fs,
-            callbacks=[view],
+            callbacks=[
+                view,
+                tracking.TrialRunStatus(
+                    state.tracking_uri, state.experiment_id, state.parent_run_id
+                ),
+            ],
             verbose=0,
         ),
     )

@@ -1,55 +1,24 @@
-"""MLflow on the driver side: the sweep's parent run, each trial's nested run, redaction.
+"""MLflow on the Tune driver: the sweep's parent run, and the final status of each trial's run.
 
-Ray's MLflowLoggerCallback makes flat runs only (ray #19978), so sislab creates the parent run on the
-Tune driver and each trial's nested run in its Train driver, keyed by the Tune trial id: a restarted
-trial finds its run again and appends to it.
+Ray's MLflowLoggerCallback makes flat runs only (ray #19978), so sislab creates the parent run here;
+rank 0 of each trial opens the trial's nested run (``sislab.trainers.mlflow_tracker``), and the
+``TrialRunStatus`` callback marks it FINISHED or FAILED when Tune says the trial ended.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
-from mlflow.entities import Param, RunStatus, RunTag
+from mlflow.entities import RunStatus, RunTag
 from mlflow.tracking import MlflowClient
+from ray.tune import Callback
 
 import sislab
+from sislab.trainers.mlflow_tracker import KIND_TAG, find_trial_run, params_of, redact
 
 logger = logging.getLogger(__name__)
-
-PARENT_TAG = "mlflow.parentRunId"
-TRIAL_TAG = "sislab.trial_id"
-KIND_TAG = "sislab.kind"
-MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Remove credentials embedded in URIs (``scheme://user:secret@host``)."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings to dotted keys; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
-def params_of(spec_data: dict[str, Any]) -> list[Param]:
-    """MLflow params: the flattened, resolved config, credentials removed, values truncated."""
-    return [
-        Param(key, redact(str(value))[:MAX_PARAM_CHARS])
-        for key, value in sorted(flatten(spec_data).items())
-    ]
 
 
 def git_commit() -> str:
@@ -95,39 +64,38 @@ def create_parent_run(
     return run.info.run_id
 
 
-def get_or_create_trial_run(
-    client: MlflowClient,
-    experiment_id: str,
-    parent_run_id: str,
-    trial_id: str,
-    spec_data: dict[str, Any],
-    overrides: dict[str, Any],
-) -> str:
-    """The trial's nested run: found by trial id under the parent, else created with its params."""
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{TRIAL_TAG}` = '{trial_id}'",
-        max_results=1,
-    )
-    if found:
-        run_id = found[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        return run_id
-    label = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
-    run = client.create_run(
-        experiment_id,
-        run_name=f"{trial_id}" + (f" [{label}]" if label else ""),
-        tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, KIND_TAG: "trial"},
-    )
-    params = params_of(spec_data)
-    for start in range(0, len(params), 100):  # MLflow caps a batch at 100 params
-        client.log_batch(run.info.run_id, params=params[start : start + 100])
-    return run.info.run_id
-
-
 def finish_run(client: MlflowClient, run_id: str, error: BaseException | None) -> None:
     """Mark a run FINISHED, or FAILED with the error's message as a tag."""
     if error is not None:
         client.log_batch(run_id, tags=[RunTag("sislab.error", redact(str(error))[:5000])])
     status = RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED)
     client.set_terminated(run_id, status=status)
+
+
+class TrialRunStatus(Callback):
+    """Tune callback (on the driver) closing each trial's nested run with Tune's verdict.
+
+    Args:
+        tracking_uri: MLflow tracking URI.
+        experiment_id: Experiment of the sweep.
+        parent_run_id: The sweep's parent run.
+    """
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+
+    def _close(self, trial, error: BaseException | None) -> None:
+        client = MlflowClient(self.tracking_uri)
+        run = find_trial_run(client, self.experiment_id, self.parent_run_id, trial.trial_id)
+        if run is None:  # the trial failed before rank 0 opened its run
+            return
+        finish_run(client, run.info.run_id, error)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._close(trial, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = RuntimeError(f"trial {trial.trial_id} failed; see {trial.local_path}")
+        self._close(trial, error)

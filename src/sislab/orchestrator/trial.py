@@ -1,6 +1,7 @@
 """One Tune trial = one Ray Train run: the function trainable that builds and fits a TorchTrainer.
 
-Runs in the Tune trial actor (the Train driver), not on the Tune driver. Follows Ray's documented
+Runs in the Tune trial actor (the Train driver), not on the Tune driver; it imports no MLflow (rank 0
+opens the trial's run, the Tune driver closes it). Follows Ray's documented
 Train-in-Tune pattern: a deterministic Train run name derived from the trial id (so a restarted trial
 resumes its Train run), and ``TuneReportCallback`` so Tune's searchers and schedulers see the
 metrics that rank 0 reports.
@@ -15,11 +16,9 @@ from typing import Any
 
 import ray.train
 import ray.tune
-from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from sislab.orchestrator import tracking
 from sislab.spec.overrides import resolve
 from sislab.spec.spec import Spec
 from sislab.trainers.worker import TrialPayload, train_fn_per_worker
@@ -66,25 +65,31 @@ def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
 
 
 def train_driver(config: dict[str, Any], context: SweepContext) -> None:
-    """Tune trainable: resolve this trial's spec, open its MLflow run, fit its TorchTrainer."""
+    """Tune trainable: resolve this trial's spec and fit its TorchTrainer."""
     trial_id = ray.tune.get_context().get_trial_id()
-    base = Spec.model_validate(context.spec_data)
-    spec = resolve(base, config)
-    spec_data = spec.model_dump(mode="json")
-    client = MlflowClient(context.tracking_uri)
-    run_id = tracking.get_or_create_trial_run(
-        client, context.experiment_id, context.parent_run_id, trial_id, spec_data, config
-    )
+    spec = resolve(Spec.model_validate(context.spec_data), config)
     payload = TrialPayload(
-        spec=spec_data,
+        spec=spec.model_dump(mode="json"),
         trial_id=trial_id,
+        overrides=config,
         tracking_uri=context.tracking_uri,
-        mlflow_run_id=run_id,
+        experiment_id=context.experiment_id,
+        parent_run_id=context.parent_run_id,
     )
+    datasets, dataset_config = None, None
+    if not spec.dataset.uri.startswith("synthetic://"):
+        # Synthetic layouts are rendered inside each worker; real datasets stream through Ray
+        # Data from their shards, the train split divided among the workers, val whole.
+        from sislab.datasets.pipeline import build_ray_datasets
+
+        datasets = build_ray_datasets(spec.dataset, spec.dataset.image_size, spec.train.seed)
+        dataset_config = ray.train.DataConfig(datasets_to_split=["train"])
     trainer = TorchTrainer(
         context.worker_fn,
         train_loop_config=payload.model_dump(),
         scaling_config=scaling_config(spec),
+        datasets=datasets,
+        dataset_config=dataset_config,
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
             storage_path=context.storage_path,
@@ -96,9 +101,4 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
             ),
         ),
     )
-    try:
-        trainer.fit()
-    except BaseException as err:
-        tracking.finish_run(client, run_id, err)
-        raise
-    tracking.finish_run(client, run_id, None)
+    trainer.fit()

@@ -17,7 +17,13 @@ from sislab.datasets.synthetic import SyntheticParams, render_sample
 
 
 class EpochSource(Protocol):
-    """Where a worker's batches come from."""
+    """Where a worker's batches come from.
+
+    Attributes:
+        skipped_rows: Corrupt rows dropped so far (``dataset.on_corrupt: skip``), logged to MLflow.
+    """
+
+    skipped_rows: int
 
     def batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         """This rank's batches of one epoch; every rank yields the same number."""
@@ -70,6 +76,7 @@ class SyntheticSource:
         self.world_size = world_size
         self.seed = seed
         self.flip = flip
+        self.skipped_rows = 0  # rendered rows cannot be corrupt
         per_rank = params.num // world_size
         self.num_batches = per_rank // batch_size
         if max_batches is not None:

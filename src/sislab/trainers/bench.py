@@ -19,8 +19,8 @@ from sislab.models.geometry import DatasetGeometry
 from sislab.models.losses.perceptual import vgg19_features
 from sislab.models.registry import get_method
 from sislab.spec.models import LossesSpec, TrainSpec
-from sislab.trainers.procedures.base import ProcedureRuntime
 from sislab.trainers.build import PROCEDURES
+from sislab.trainers.procedures.base import ProcedureRuntime
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,7 @@ def bench_train(
     runtime = ProcedureRuntime(target, 1, lambda m: m.to(target), vgg_state)
     train = TrainSpec(precision=precision, batch_size=batch_size)
     torch.manual_seed(0)
-    procedure = PROCEDURES[method.procedure](
-        method, config, geometry, train, LossesSpec(), runtime
-    )
+    procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
     batch = _synthetic_batch(geometry, batch_size, target)
     for _ in range(warmup):
         procedure.train_step(batch)

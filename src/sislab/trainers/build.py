@@ -16,9 +16,10 @@ from sislab.spec.spec import Spec
 from sislab.trainers.batches import EpochSource, SyntheticSource
 from sislab.trainers.loop import LoopConfig
 from sislab.trainers.procedures.base import Procedure, ProcedureRuntime
+from sislab.trainers.procedures.scgan import ScganProcedure
 from sislab.trainers.procedures.spade import SpadeProcedure
 
-PROCEDURES: dict[str, type] = {"spade": SpadeProcedure}
+PROCEDURES: dict[str, type] = {"spade": SpadeProcedure, "scgan": ScganProcedure}
 
 
 def dataset_geometry(spec: Spec) -> DatasetGeometry:
@@ -50,6 +51,7 @@ def loop_config(spec: Spec, geometry: DatasetGeometry, mlflow_run_id: str | None
         seed=spec.train.seed,
         num_classes=geometry.num_classes,
         mlflow_run_id=mlflow_run_id,
+        config=spec.model_dump(mode="json"),
     )
 
 
@@ -84,7 +86,7 @@ def build_procedure(
     """Build the method's procedure; returns it with the notes the run must record as tags."""
     method = get_method(spec.method)
     vgg_state, missing = None, None
-    if spec.losses.perceptual > 0:
+    if PROCEDURES[method.procedure].needs_vgg19(spec.model, spec.losses):
         vgg_state, missing = try_load_state_dict(
             "vgg19", spec.weights.paths, spec.weights.allow_download
         )

@@ -33,7 +33,7 @@ class CheckpointMeta(BaseModel):
     iteration: int  # optimisation steps completed (global step axis of MLflow)
     images_seen: int
     mlflow_run_id: str | None = None
-    best: dict[str, float] | None = None
+    config: dict | None = None  # the trial's resolved spec, to rebuild its networks later
 
 
 def rng_state() -> dict[str, Any]:

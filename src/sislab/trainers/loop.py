@@ -48,6 +48,7 @@ class LoopConfig:
         seed: Base seed; each (rank, epoch) derives its own.
         num_classes: Number of classes, for the grid palette.
         mlflow_run_id: Recorded in checkpoint metadata so a restart appends to the same run.
+        config: The trial's resolved spec as JSON data, stored in every checkpoint's meta.json.
     """
 
     method: str
@@ -60,6 +61,7 @@ class LoopConfig:
     seed: int
     num_classes: int
     mlflow_run_id: str | None = None
+    config: dict | None = None
 
 
 @dataclass
@@ -121,7 +123,10 @@ def run_training(
     state = restore(procedure, ctx, cfg.method)
     if state.iteration:
         tracker.log_metrics(
-            {"train/resumed_from_epoch": state.epoch, "train/resumed_from_iteration": state.iteration},
+            {
+                "train/resumed_from_epoch": state.epoch,
+                "train/resumed_from_iteration": state.iteration,
+            },
             step=state.iteration,
         )
     grid_batch = source.grid_batch(cfg.num_grid_samples) if ctx.is_main else None
@@ -153,6 +158,10 @@ def run_training(
         final = state.epoch == cfg.epochs
         # What Tune's searchers and schedulers see: epoch means over all ranks.
         metrics = {"epoch": float(state.epoch), "iteration": float(state.iteration)}
+        skipped = source.skipped_rows
+        if skipped:
+            metrics["data/skipped_rows"] = float(skipped)
+            tracker.log_metrics({"data/skipped_rows": float(skipped)}, step=state.iteration)
         if epoch_iters:
             means = {k: v / epoch_iters for k, v in epoch_sums.items()}
             metrics.update(_mean_over_ranks(means, ctx))
@@ -189,6 +198,7 @@ def _report_with_checkpoint(procedure, ctx, cfg: LoopConfig, state: LoopState, m
         iteration=state.iteration,
         images_seen=state.images_seen,
         mlflow_run_id=cfg.mlflow_run_id,
+        config=cfg.config,
     )
     with scratch_dir() as folder:
         save_checkpoint(folder, meta, {"procedure": procedure.state_dict(), "rng": rng_state()})

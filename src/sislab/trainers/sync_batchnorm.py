@@ -64,7 +64,10 @@ def _convert_cpu(module: nn.Module) -> nn.Module:
     out = module
     if isinstance(module, nn.BatchNorm2d) and not isinstance(module, CrossRankBatchNorm2d):
         out = CrossRankBatchNorm2d(
-            module.num_features, module.eps, module.momentum, module.affine,
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
             module.track_running_stats,
         )
         out.load_state_dict(module.state_dict())

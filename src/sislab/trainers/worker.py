@@ -35,14 +35,18 @@ class TrialPayload(BaseModel):
     Args:
         spec: The trial's resolved spec, as JSON data.
         trial_id: Tune trial id.
+        overrides: The trial's sampled values (dotted keys), for the run name.
         tracking_uri: MLflow tracking URI (None: no tracking).
-        mlflow_run_id: The trial's nested MLflow run.
+        experiment_id: MLflow experiment of the sweep.
+        parent_run_id: The sweep's parent run, under which rank 0 opens the trial's run.
     """
 
     spec: dict[str, Any]
     trial_id: str
+    overrides: dict[str, Any] = {}
     tracking_uri: str | None = None
-    mlflow_run_id: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
 
 
 class RayContext:
@@ -74,6 +78,55 @@ class RayContext:
             yield Path(folder)
 
 
+class RayDataSource:
+    """Batches from this worker's share of the Ray Data train split (datasets other than synthetic).
+
+    Args:
+        spec: The trial's spec.
+        world_size: Number of workers (epoch length = rows // world_size // batch).
+    """
+
+    def __init__(self, spec: Spec, world_size: int) -> None:
+        from sislab.datasets.pipeline import split_rows
+
+        self.spec = spec
+        self.batch_size = build.per_worker_batch(spec)
+        rows = split_rows(spec.dataset, spec.dataset.train_split)
+        self.num_batches = rows // world_size // self.batch_size
+        if spec.train.max_iters_per_epoch is not None:
+            self.num_batches = min(self.num_batches, spec.train.max_iters_per_epoch)
+        self.skipped_rows = 0
+
+    def batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        from sislab.datasets.epochs import iter_epoch_batches
+
+        batches = iter_epoch_batches(
+            ray.train.get_dataset_shard("train"),
+            epoch=epoch,
+            batch_size=self.batch_size,
+            seed=self.spec.train.seed,
+            shuffle_buffer=self.spec.dataset.shuffle_buffer,
+            num_batches=self.num_batches,
+        )
+        for batch in batches:
+            yield {k: v for k, v in batch.items() if k != "key"}
+        self.skipped_rows += batches.skipped_rows
+
+    def grid_batch(self, num: int) -> dict[str, torch.Tensor]:
+        from sislab.datasets.epochs import iter_epoch_batches
+
+        batches = iter_epoch_batches(
+            ray.train.get_dataset_shard("val"),
+            epoch=0,
+            batch_size=num,
+            seed=self.spec.train.seed,
+            shuffle_buffer=0,
+            drop_last=False,
+            num_batches=1,
+        )
+        return {k: v for k, v in next(batches).items() if k != "key"}
+
+
 def make_wrap(device: torch.device, world_size: int, sync_bn: bool):
     """Module wrapper for this worker: device, cross-rank BN, DDP when there are several ranks."""
 
@@ -91,12 +144,24 @@ def make_wrap(device: torch.device, world_size: int, sync_bn: bool):
     return wrap
 
 
-def _tracker(payload: TrialPayload, is_main: bool) -> Tracker:
-    if not (is_main and payload.tracking_uri and payload.mlflow_run_id):
-        return NullTracker()
-    from sislab.trainers.mlflow_tracker import MlflowTracker
+def _tracker(payload: TrialPayload, is_main: bool) -> tuple[Tracker, str | None]:
+    """Rank 0's tracker on the trial's nested run (opened or found again), else a null tracker."""
+    if not (is_main and payload.tracking_uri and payload.parent_run_id):
+        return NullTracker(), None
+    from mlflow.tracking import MlflowClient
 
-    return MlflowTracker(payload.tracking_uri, payload.mlflow_run_id)
+    from sislab.trainers.mlflow_tracker import MlflowTracker, open_trial_run
+
+    client = MlflowClient(payload.tracking_uri)
+    run_id = open_trial_run(
+        client,
+        payload.experiment_id,
+        payload.parent_run_id,
+        payload.trial_id,
+        payload.spec,
+        payload.overrides,
+    )
+    return MlflowTracker(client, run_id), run_id
 
 
 def _log_summary(tracker: Tracker, spec: Spec, geometry) -> None:
@@ -120,14 +185,17 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     geometry = build.dataset_geometry(spec)
     wrap = make_wrap(ctx.device, ctx.world_size, spec.train.sync_bn)
     procedure, notes = build.build_procedure(spec, geometry, ctx.device, ctx.world_size, wrap)
-    tracker = _tracker(payload, ctx.is_main)
+    tracker, run_id = _tracker(payload, ctx.is_main)
     if ctx.is_main:
         tracker.set_tags(notes)
         if ray.train.get_checkpoint() is None:
             _log_summary(tracker, spec, geometry)
-    source = build.synthetic_source(spec, ctx.rank, ctx.world_size)
+    if spec.dataset.uri.startswith("synthetic://"):
+        source = build.synthetic_source(spec, ctx.rank, ctx.world_size)
+    else:
+        source = RayDataSource(spec, ctx.world_size)
     run_training(
-        build.loop_config(spec, geometry, payload.mlflow_run_id),
+        build.loop_config(spec, geometry, run_id),
         ctx=ctx,
         source=source,
         tracker=tracker,

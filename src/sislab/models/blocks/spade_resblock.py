@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,10 @@ from sislab.models.norms.spade import SPADE, ParamFreeNorm
 
 NormFactory = Callable[[int], nn.Module]
 """``norm_factory(channels) -> module`` whose ``forward(x, segmap)`` normalises ``channels``."""
+
+ConvPadding = Literal["zeros", "reflect", "reflect_after"]
+"""Padding of the 3x3 residual convs: zeros (SPADE), reflect (VASIS ``--pad reflect``: reflection
+pad then conv) or reflect_after (VA-OASIS code: unpadded conv, then a reflection pad)."""
 
 
 def spade_norm_factory(
@@ -43,6 +48,15 @@ def _maybe_sn(conv: nn.Conv2d, use_spectral_norm: bool) -> nn.Module:
     return spectral_norm(conv) if use_spectral_norm else conv
 
 
+def _conv3x3(fin: int, fout: int, padding: ConvPadding, use_spectral_norm: bool) -> nn.Module:
+    if padding == "reflect_after":
+        # VA-OASIS generator.py: conv(padding=0) then ReflectionPad2d(1) restores the size.
+        conv = _maybe_sn(nn.Conv2d(fin, fout, 3, padding=0), use_spectral_norm)
+        return nn.Sequential(conv, nn.ReflectionPad2d(1))
+    conv = nn.Conv2d(fin, fout, 3, padding=1, padding_mode=padding)
+    return _maybe_sn(conv, use_spectral_norm)
+
+
 class SpadeResBlock(nn.Module):
     """Pre-activation residual block: (norm -> LReLU -> conv3x3) twice, plus a shortcut.
 
@@ -60,6 +74,9 @@ class SpadeResBlock(nn.Module):
         spade_hidden: Hidden width of the default SPADE layers.
         spade_kernel: Kernel size of the default SPADE layers' convs.
         param_free: Parameter-free norm of the default SPADE layers.
+        norm_extra_channels: Channels a norm layer adds to its output (CLADE with instances: 1,
+            the instance-edge feature); the convs that read a norm output take them as input.
+        conv_padding: Padding of conv_0 and conv_1 (``ConvPadding``).
 
     Shapes:
         ``forward(x (B, fin, H, W), segmap (B, label_channels, H0, W0)) -> (B, fout, H, W)``.
@@ -75,6 +92,8 @@ class SpadeResBlock(nn.Module):
         spade_hidden: int = 128,
         spade_kernel: int = 3,
         param_free: ParamFreeNorm = "batch",
+        norm_extra_channels: int = 0,
+        conv_padding: ConvPadding = "zeros",
     ) -> None:
         super().__init__()
         if norm_factory is None:
@@ -83,12 +102,14 @@ class SpadeResBlock(nn.Module):
             )
         self.learned_shortcut = fin != fout
         fmiddle = min(fin, fout)
-        self.conv_0 = _maybe_sn(nn.Conv2d(fin, fmiddle, 3, padding=1), use_spectral_norm)
-        self.conv_1 = _maybe_sn(nn.Conv2d(fmiddle, fout, 3, padding=1), use_spectral_norm)
+        # CLADE architecture.py: add_channels = 1 with instances (the norm appends an edge feature).
+        extra = norm_extra_channels
+        self.conv_0 = _conv3x3(fin + extra, fmiddle, conv_padding, use_spectral_norm)
+        self.conv_1 = _conv3x3(fmiddle + extra, fout, conv_padding, use_spectral_norm)
         self.norm_0 = norm_factory(fin)
         self.norm_1 = norm_factory(fmiddle)
         if self.learned_shortcut:
-            conv_s = nn.Conv2d(fin, fout, 1, bias=False)
+            conv_s = nn.Conv2d(fin + extra, fout, 1, bias=False)
             self.conv_s = _maybe_sn(conv_s, use_spectral_norm)
             self.norm_s = norm_factory(fin)
 

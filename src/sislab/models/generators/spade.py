@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sislab.errors import SpecError
-from sislab.models.blocks.spade_resblock import NormFactory, SpadeResBlock, spade_norm_factory
+from sislab.models.blocks.spade_resblock import (
+    ConvPadding,
+    NormFactory,
+    SpadeResBlock,
+    spade_norm_factory,
+)
 from sislab.models.geometry import UpsamplingMode
 from sislab.models.norms.spade import ParamFreeNorm
 
 # SPADE code compute_latent_vector_size: normal 5, more 6, most 7 upsamplings.
 NUM_UPSAMPLINGS: dict[str, int] = {"normal": 5, "more": 6, "most": 7}
+
+ResolutionNormFactory = Callable[[int, int], NormFactory]
+"""``(height, width) of a block's features -> the norm factory of that block`` (VASIS sizes its
+position code per resolution: generator.py sets opt.height/width before each block)."""
+
+
+def block_scales(upsampling: UpsamplingMode) -> dict[str, int]:
+    """Upsampling factor of each block's features relative to the latent grid.
+
+    Args:
+        upsampling: ``normal``, ``more`` or ``most``.
+
+    Returns:
+        ``{"head_0": 1, "G_middle_0": 2, "G_middle_1": 2 or 4, "up_0": ..., ...}``.
+    """
+    middle_1 = 4 if upsampling in ("more", "most") else 2
+    scales = {"head_0": 1, "G_middle_0": 2, "G_middle_1": middle_1}
+    for i in range(4 + int(upsampling == "most")):
+        scales[f"up_{i}"] = middle_1 * 2 ** (i + 1)
+    return scales
 
 
 def latent_size(height: int, width: int, upsampling: UpsamplingMode) -> tuple[int, int]:
@@ -63,6 +90,13 @@ class SpadeGenerator(nn.Module):
         spade_hidden: Hidden width of the SPADE MLPs.
         spade_kernel: Kernel size of the SPADE MLP convs.
         param_free: Parameter-free norm inside SPADE.
+        norm_factory_at: ``(height, width) -> norm factory`` per block; overrides
+            ``norm_factory`` (VASIS position codes are sized per block resolution).
+        norm_extra_channels: Channels each norm adds to its output (CLADE's instance feature).
+        conv_padding: Padding of the residual convs; anything but ``zeros`` also makes fc and
+            conv_img reflection-padded (VASIS ``--pad reflect``).
+        norm_input: Module mapping the semantic input to what every norm layer reads (e.g.
+            ``IntraClassOffsets`` appending CLADE-ICPE's offsets); None: the semantic input.
 
     Shapes:
         ``forward(semantics (B, semantic_nc, H, W), z (B, z_dim) | None) -> (B, 3, H, W)`` in
@@ -83,6 +117,10 @@ class SpadeGenerator(nn.Module):
         spade_hidden: int = 128,
         spade_kernel: int = 3,
         param_free: ParamFreeNorm = "batch",
+        norm_factory_at: ResolutionNormFactory | None = None,
+        norm_extra_channels: int = 0,
+        conv_padding: ConvPadding = "zeros",
+        norm_input: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.ngf = ngf
@@ -92,34 +130,43 @@ class SpadeGenerator(nn.Module):
         self.sh, self.sw = latent_size(height, width, upsampling)
         if norm_factory is None:
             norm_factory = spade_norm_factory(semantic_nc, spade_hidden, spade_kernel, param_free)
+        self.semantic_nc = semantic_nc
+        self.norm_input = norm_input if norm_input is not None else nn.Identity()
         nf = ngf
+        pad_mode = "zeros" if conv_padding == "zeros" else "reflect"
         if use_vae:
             self.fc = nn.Linear(z_dim, 16 * nf * self.sh * self.sw)
         else:
             # SPADE code: deterministic G starts from the nearest-downsampled segmap.
-            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
+            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1, padding_mode=pad_mode)
+        scales = block_scales(upsampling)
 
-        def block(fin: int, fout: int) -> SpadeResBlock:
+        def block(name: str, fin: int, fout: int) -> SpadeResBlock:
+            factory = norm_factory
+            if norm_factory_at is not None:
+                factory = norm_factory_at(self.sh * scales[name], self.sw * scales[name])
             return SpadeResBlock(
                 fin,
                 fout,
                 semantic_nc,
                 use_spectral_norm=use_spectral_norm,
-                norm_factory=norm_factory,
+                norm_factory=factory,
+                norm_extra_channels=norm_extra_channels,
+                conv_padding=conv_padding,
             )
 
-        self.head_0 = block(16 * nf, 16 * nf)
-        self.G_middle_0 = block(16 * nf, 16 * nf)
-        self.G_middle_1 = block(16 * nf, 16 * nf)
-        self.up_0 = block(16 * nf, 8 * nf)
-        self.up_1 = block(8 * nf, 4 * nf)
-        self.up_2 = block(4 * nf, 2 * nf)
-        self.up_3 = block(2 * nf, 1 * nf)
+        self.head_0 = block("head_0", 16 * nf, 16 * nf)
+        self.G_middle_0 = block("G_middle_0", 16 * nf, 16 * nf)
+        self.G_middle_1 = block("G_middle_1", 16 * nf, 16 * nf)
+        self.up_0 = block("up_0", 16 * nf, 8 * nf)
+        self.up_1 = block("up_1", 8 * nf, 4 * nf)
+        self.up_2 = block("up_2", 4 * nf, 2 * nf)
+        self.up_3 = block("up_3", 2 * nf, 1 * nf)
         final_nc = nf
         if upsampling == "most":
-            self.up_4 = block(1 * nf, nf // 2)
+            self.up_4 = block("up_4", 1 * nf, nf // 2)
             final_nc = nf // 2
-        self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1)
+        self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1, padding_mode=pad_mode)
         # SPADE code: self.up = nn.Upsample(scale_factor=2) (nearest); a module, so that
         # module-hook FLOP counters see it as the papers' counters did.
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
@@ -143,6 +190,7 @@ class SpadeGenerator(nn.Module):
             if z is not None:
                 raise ValueError("z given to a SPADE generator built without use_vae")
             x = self.fc(F.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+        seg = self.norm_input(seg)
         x = self.head_0(x, seg)
         x = self.G_middle_0(self.up(x), seg)
         if self.upsampling in ("more", "most"):

@@ -68,7 +68,7 @@ class SpadeProcedure:
         self.weights = losses
         self.device = runtime.device
         self.precision = train.precision
-        generator = method.build_generator(model_cfg, geometry).to(self.device)
+        generator = self._build_generator(method, model_cfg, geometry).to(self.device)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
         encoder = method.build_encoder(model_cfg, geometry)
         self.generator = runtime.wrap(generator)
@@ -85,6 +85,16 @@ class SpadeProcedure:
         use_scaler = train.precision == "fp16"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+
+    @staticmethod
+    def needs_vgg19(model_cfg: BaseModel, losses: LossesSpec) -> bool:
+        """Whether the run needs the VGG19 weights (the builder loads them only then)."""
+        del model_cfg
+        return losses.perceptual > 0
+
+    def _build_generator(self, method: Method, model_cfg: BaseModel, geometry: DatasetGeometry):
+        """The generator, before it is moved and wrapped (a method may freeze parts of it)."""
+        return method.build_generator(model_cfg, geometry)
 
     def _build_perceptual(self, losses: LossesSpec, runtime: ProcedureRuntime):
         if losses.perceptual == 0:
@@ -114,7 +124,22 @@ class SpadeProcedure:
             mu, logvar = self.encoder(image)
             z = reparameterize(mu, logvar)
             extra["mu"], extra["logvar"] = mu, logvar
-        return generator(semantics, z), extra
+        return self._unpack(generator(semantics, z), extra), extra
+
+    def _unpack(self, output: Any, extra: dict[str, Any]) -> torch.Tensor:
+        """The image of a generator output; methods whose generator returns more override this
+        and put the other outputs in ``extra``."""
+        del extra
+        return output
+
+    def _feature_matching(self, pred_fake, pred_real) -> torch.Tensor:
+        """Unweighted feature-matching loss (SPADE's ``GAN_Feat`` before ``lambda_feat``)."""
+        return feature_matching_loss(pred_fake, pred_real)
+
+    def _extra_generator_terms(self, real, extra: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Weighted generator terms a method adds to SPADE's; none here."""
+        del real, extra
+        return {}
 
     def generator_losses(self, batch, semantics) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Generator-side losses of one batch; the total is weighted as the spec says."""
@@ -130,16 +155,19 @@ class SpadeProcedure:
         pred_fake, pred_real = _split(outputs, fake.shape[0])
         terms = {"g_gan": hinge_g_loss(pred_fake) * self.weights.gan}
         if self.weights.feat_match > 0:
-            terms["g_feat"] = feature_matching_loss(pred_fake, pred_real) * self.weights.feat_match
+            terms["g_feat"] = self._feature_matching(pred_fake, pred_real) * self.weights.feat_match
         if self.perceptual is not None:
             terms["g_vgg"] = self.perceptual(fake.float(), real.float()) * self.weights.perceptual
         if "mu" in extra:
             terms["g_kl"] = kl_divergence(extra["mu"].float(), extra["logvar"].float()) * (
                 self.weights.kl
             )
+        terms.update(self._extra_generator_terms(real, extra))
         return sum(terms.values()), terms
 
-    def discriminator_losses(self, batch, semantics) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def discriminator_losses(
+        self, batch, semantics
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Hinge D loss on a fake regenerated under no_grad and the real image."""
         real = batch["image"]
         with torch.no_grad():
@@ -189,7 +217,7 @@ class SpadeProcedure:
             if self.encoder is not None:
                 z_dim = _unwrap(self.encoder).fc_mu.out_features
                 z = torch.randn(semantics.shape[0], z_dim, device=semantics.device)
-            return generator(semantics, z).float()
+            return self._unpack(generator(semantics, z), {}).float()
         finally:
             generator.train(was_training)
 

@@ -31,6 +31,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny convs gain nothing from threads, and on a shared CPU they cost 10-50x in contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _random_vgg_state() -> dict[str, torch.Tensor]:
     return {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
 

@@ -138,7 +138,9 @@ def summarize(
         semantics = torch.zeros(1, geometry.semantic_nc, geometry.height, geometry.width)
         image = torch.zeros(1, 3, geometry.height, geometry.width)
     generator_gmacs, generator_table = _gmacs(generator, semantics)
-    discriminator_gmacs, discriminator_table = _gmacs(discriminator, semantics, image)
+    # A D with ``conditional = False`` (OASIS's U-Net) reads the image only.
+    d_inputs = (semantics, image) if getattr(discriminator, "conditional", True) else (image,)
+    discriminator_gmacs, discriminator_table = _gmacs(discriminator, *d_inputs)
     breakdown = {
         **_breakdown("generator", generator),
         **_breakdown("discriminator", discriminator),

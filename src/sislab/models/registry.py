@@ -14,7 +14,7 @@ from torch import nn
 
 from sislab.errors import SpecError
 from sislab.models.geometry import DatasetGeometry
-from sislab.models.methods import scgan, spade
+from sislab.models.methods import clade, oasis, scgan, spade, vasis
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,54 @@ METHODS: dict[str, Method] = {
         scgan.build_encoder,
         procedure="scgan",
         paper="Wang et al., ICCV 2021",
+    ),
+    "clade": Method(
+        clade.CladeConfig,
+        clade.build_generator,
+        clade.build_discriminator,
+        clade.build_encoder,
+        procedure="spade",
+        paper="Tan et al., TPAMI 2021",
+    ),
+    "clade-icpe": Method(
+        clade.CladeIcpeConfig,
+        clade.build_generator,
+        clade.build_discriminator,
+        clade.build_encoder,
+        procedure="spade",
+        paper="Tan et al., TPAMI 2021 (ICPE)",
+    ),
+    "oasis": Method(
+        oasis.OasisConfig,
+        oasis.build_generator,
+        oasis.build_discriminator,
+        oasis.build_encoder,
+        procedure="oasis",
+        paper="Sushko et al., ICLR 2021",
+    ),
+    "va-spade": Method(
+        vasis.VaSpadeConfig,
+        vasis.build_generator,
+        vasis.build_discriminator,
+        vasis.build_encoder,
+        procedure="spade",
+        paper="VASIS (variation-aware SPADE)",
+    ),
+    "va-clade": Method(
+        vasis.VaCladeConfig,
+        vasis.build_generator,
+        vasis.build_discriminator,
+        vasis.build_encoder,
+        procedure="spade",
+        paper="VASIS (variation-aware CLADE)",
+    ),
+    "va-oasis": Method(
+        oasis.VaOasisConfig,
+        oasis.build_generator,
+        oasis.build_discriminator,
+        oasis.build_encoder,
+        procedure="oasis",
+        paper="VASIS (variation-aware OASIS)",
     ),
 }
 

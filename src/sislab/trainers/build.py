@@ -16,10 +16,15 @@ from sislab.spec.spec import Spec
 from sislab.trainers.batches import EpochSource, SyntheticSource
 from sislab.trainers.loop import LoopConfig
 from sislab.trainers.procedures.base import Procedure, ProcedureRuntime
+from sislab.trainers.procedures.oasis import OasisProcedure
 from sislab.trainers.procedures.scgan import ScganProcedure
 from sislab.trainers.procedures.spade import SpadeProcedure
 
-PROCEDURES: dict[str, type] = {"spade": SpadeProcedure, "scgan": ScganProcedure}
+PROCEDURES: dict[str, type] = {
+    "spade": SpadeProcedure,
+    "scgan": ScganProcedure,
+    "oasis": OasisProcedure,
+}
 
 
 def dataset_geometry(spec: Spec) -> DatasetGeometry:

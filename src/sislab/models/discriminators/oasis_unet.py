@@ -1,0 +1,111 @@
+"""OASIS's discriminator: a U-Net that segments an image into N semantic classes plus "fake".
+
+Follows boschresearch/OASIS ``models/discriminator.py`` (``OASIS_Discriminator``,
+``residual_block_D``): six down and six up residual blocks, channels 3-128-128-256-256-512-512,
+skip concatenations in the decoder, a 1x1 conv to ``num_classes + 1`` logits at input resolution;
+spectral norm on every conv except the last, no other normalisation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+# OASIS discriminator.py: self.channels = [3, 128, 128, 256, 256, 512, 512].
+CHANNELS = (3, 128, 128, 256, 256, 512, 512)
+LAST_UP_CHANNELS = 64
+
+
+class ResBlockD(nn.Module):
+    """OASIS ``residual_block_D``: (LReLU ->) [up ->] conv3x3 -> LReLU -> conv3x3 [-> avgpool].
+
+    Args:
+        fin: Input channels.
+        fout: Output channels.
+        direction: -1 down (avg-pool 2 after the convs), +1 up (nearest x2 before conv1).
+        first: The first encoder block: no leading LReLU; shortcut pools before its 1x1 conv.
+        use_spectral_norm: Spectral norm on the three convs.
+    """
+
+    def __init__(
+        self, fin: int, fout: int, direction: int, first: bool, use_spectral_norm: bool
+    ) -> None:
+        super().__init__()
+
+        def sn(conv: nn.Conv2d) -> nn.Module:
+            return spectral_norm(conv) if use_spectral_norm else conv
+
+        self.direction = direction
+        self.first = first
+        conv1: list[nn.Module] = [] if first else [nn.LeakyReLU(0.2)]
+        if direction > 0:
+            conv1.append(nn.Upsample(scale_factor=2))
+        conv1.append(sn(nn.Conv2d(fin, fout, 3, padding=1)))
+        self.conv1 = nn.Sequential(*conv1)
+        self.conv2 = nn.Sequential(nn.LeakyReLU(0.2), sn(nn.Conv2d(fout, fout, 3, padding=1)))
+        self.learned_shortcut = fin != fout
+        if self.learned_shortcut:
+            self.conv_s = sn(nn.Conv2d(fin, fout, 1))
+        self.sampling = nn.Upsample(scale_factor=2) if direction > 0 else nn.AvgPool2d(2)
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        """Resampled (learned when channels change) shortcut, in OASIS's order."""
+        if self.direction > 0:
+            x = self.sampling(x)
+        elif self.first:
+            x = self.sampling(x)  # OASIS: the first block pools before its 1x1 conv
+        if self.learned_shortcut:
+            x = self.conv_s(x)
+        if self.direction < 0 and not self.first:
+            x = self.sampling(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual sum of both branches."""
+        dx = self.conv2(self.conv1(x))
+        if self.direction < 0:
+            dx = self.sampling(dx)
+        return self.shortcut(x) + dx
+
+
+class OasisUnetDiscriminator(nn.Module):
+    """OASIS U-Net discriminator with ``num_classes + 1`` output channels (channel 0 = fake).
+
+    Args:
+        num_classes: Semantic classes N (one-hot channels, don't-care included, no instance).
+        use_spectral_norm: Spectral norm on the residual blocks' convs (OASIS default on).
+
+    Shapes:
+        ``forward(image (B, 3, H, W)) -> (B, num_classes + 1, H, W)`` logits; H and W must be
+        multiples of 64.
+    """
+
+    conditional = False
+    """Reads the image only (no label map), unlike SPADE's D; model summaries check this."""
+
+    def __init__(self, num_classes: int, use_spectral_norm: bool = True) -> None:
+        super().__init__()
+        ch = CHANNELS
+        n = len(ch) - 1
+        self.body_down = nn.ModuleList(
+            ResBlockD(ch[i], ch[i + 1], -1, i == 0, use_spectral_norm) for i in range(n)
+        )
+        up = [ResBlockD(ch[-1], ch[-2], 1, False, use_spectral_norm)]
+        for i in range(1, n - 1):
+            up.append(ResBlockD(2 * ch[-1 - i], ch[-2 - i], 1, False, use_spectral_norm))
+        up.append(ResBlockD(2 * ch[1], LAST_UP_CHANNELS, 1, False, use_spectral_norm))
+        self.body_up = nn.ModuleList(up)
+        self.layer_up_last = nn.Conv2d(LAST_UP_CHANNELS, num_classes + 1, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Per-pixel N+1-class logits of the image."""
+        x = image
+        skips = []
+        for block in self.body_down:
+            x = block(x)
+            skips.append(x)
+        x = self.body_up[0](x)
+        for i in range(1, len(self.body_down)):
+            x = self.body_up[i](torch.cat([skips[-i - 1], x], dim=1))
+        return self.layer_up_last(x)

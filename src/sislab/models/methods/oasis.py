@@ -1,0 +1,167 @@
+"""OASIS (Sushko et al., ICLR 2021) and VA-OASIS (VASIS): ``model:`` configs and G/D builders.
+
+Both train with the OASIS procedure (``sislab.trainers.procedures.oasis``): N+1-class
+cross-entropy with class balancing, LabelMix, an EMA generator for sampling. OASIS's loaders use
+no instance maps, so the generator reads only the one-hot classes unless ``use_instance`` is set;
+the standard dataset presets then give OASIS's own label widths (Cityscapes 35, ADE20K 151,
+COCO-Stuff 183 channels).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sislab.models.discriminators.oasis_unet import OasisUnetDiscriminator
+from sislab.models.generators.oasis import OasisGenerator
+from sislab.models.generators.spade import ResolutionNormFactory
+from sislab.models.geometry import DatasetGeometry
+from sislab.models.init import init_weights
+from sislab.models.methods.vasis import VariationFields
+from sislab.models.norms.intra_class_offsets import IntraClassOffsets
+from sislab.models.norms.vasis import VariationAwareNorm
+from sislab.spec.models import StrictModel
+
+
+class OasisFields(StrictModel):
+    """Architecture and loss switches of OASIS (boschresearch/OASIS ``config.py``)."""
+
+    ngf: int = Field(64, gt=0, description="Generator base width (OASIS channels_G).")
+    z_dim: int = Field(64, gt=0, description="Size of the 3D noise vector.")
+    use_instance: bool = Field(
+        False,
+        description="Feed the instance-edge channel to G as SPADE does (OASIS's loaders have none).",
+    )
+    param_free_norm: Literal["batch", "instance"] = Field(
+        "batch", description="Parameter-free norm inside the SPADE layers (OASIS: syncbatch)."
+    )
+    spade_hidden: int = Field(128, gt=0, description="Hidden width of the SPADE MLPs.")
+    spectral_norm_g: bool = Field(True, description="Spectral norm on the G residual convs.")
+    spectral_norm_d: bool = Field(True, description="Spectral norm on the D convs.")
+    class_balancing: bool = Field(
+        True, description="Class-balanced weights in the N+1 cross-entropy (OASIS default)."
+    )
+    ignore_class: int | None = Field(
+        None,
+        description="Class id whose pixels get weight 0 in the balanced loss (OASIS zeroes its "
+        "don't-care class); null: none.",
+    )
+    labelmix_weight: float = Field(
+        10.0,
+        ge=0,
+        description="LabelMix regulariser weight lambda_LM (OASIS: 10 for ADE20K/COCO-Stuff, 5 "
+        "for Cityscapes); 0 switches it off.",
+    )
+    ema_decay: float | None = Field(
+        0.9999,
+        gt=0,
+        lt=1,
+        description="Decay of the EMA generator used for sampling (OASIS: 0.9999, Cityscapes "
+        "0.999); null: no EMA, sample from G.",
+    )
+    use_vgg_loss: bool = Field(
+        False,
+        description="Add the VGG19 perceptual loss weighted by losses.perceptual (OASIS "
+        "--add_vgg_loss; off by default).",
+    )
+
+
+class OasisConfig(OasisFields):
+    """OASIS: SPADE-block generator with 3D noise, U-Net segmentation discriminator."""
+
+    method: Literal["oasis"] = "oasis"
+    use_3d_noise: bool = Field(True, description="Concatenate 3D noise to the label map.")
+
+
+class VaOasisConfig(OasisFields, VariationFields):
+    """VA-OASIS: OASIS without 3D noise, with variation-aware SPADE layers (VASIS)."""
+
+    method: Literal["va-oasis"] = "va-oasis"
+    use_3d_noise: bool = Field(
+        False, description="Keep OASIS's 3D noise (VA-OASIS removes it: --no_3dnoise)."
+    )
+
+
+def label_channels(cfg: OasisFields, geometry: DatasetGeometry) -> int:
+    """Semantic channels the OASIS generator reads (classes, plus edges if ``use_instance``)."""
+    return geometry.num_classes + int(cfg.use_instance and geometry.use_instance)
+
+
+def _va_factory_at(cfg: VaOasisConfig, geometry: DatasetGeometry) -> ResolutionNormFactory:
+    options = cfg.variation_options()
+    use_instance = cfg.use_instance and geometry.use_instance
+    cond_nc = label_channels(cfg, geometry) + (cfg.z_dim if cfg.use_3d_noise else 0)
+
+    def at(height: int, width: int):
+        def make(channels: int) -> VariationAwareNorm:
+            return VariationAwareNorm(
+                channels,
+                geometry.num_classes,
+                use_instance,
+                height,
+                width,
+                layout="spade",
+                options=options,
+                label_channels=cond_nc,
+                hidden=cfg.spade_hidden,
+                param_free=cfg.param_free_norm,
+            )
+
+        return make
+
+    return at
+
+
+def build_generator(cfg: OasisConfig | VaOasisConfig, geometry: DatasetGeometry) -> OasisGenerator:
+    """OASIS or VA-OASIS generator, initialised as OASIS's ``init_networks`` (xavier, 0.02).
+
+    Args:
+        cfg: The spec's ``model:`` section for ``oasis`` or ``va-oasis``.
+        geometry: Label channels and output size of the dataset.
+
+    Returns:
+        ``OasisGenerator``; ``forward(semantics, z=None)`` -> (B, 3, H, W) in [-1, 1].
+
+    Raises:
+        SpecError: The image size is not a multiple of 32.
+    """
+    is_va = isinstance(cfg, VaOasisConfig)
+    relative = is_va and "relative" in cfg.position_code
+    generator = OasisGenerator(
+        label_channels(cfg, geometry),
+        geometry.height,
+        geometry.width,
+        ngf=cfg.ngf,
+        z_dim=cfg.z_dim,
+        use_3d_noise=cfg.use_3d_noise,
+        use_spectral_norm=cfg.spectral_norm_g,
+        norm_factory_at=_va_factory_at(cfg, geometry) if is_va else None,
+        spade_hidden=cfg.spade_hidden,
+        param_free=cfg.param_free_norm,
+        # VA-OASIS generator.py: unpadded residual convs followed by ReflectionPad2d(1).
+        conv_padding="reflect_after" if is_va and cfg.padding == "reflect" else "zeros",
+        norm_input=IntraClassOffsets(geometry.num_classes) if relative else None,
+    )
+    return init_weights(generator)
+
+
+def build_discriminator(
+    cfg: OasisConfig | VaOasisConfig, geometry: DatasetGeometry
+) -> OasisUnetDiscriminator:
+    """OASIS's U-Net discriminator with ``num_classes + 1`` outputs.
+
+    Args:
+        cfg: The spec's ``model:`` section for ``oasis`` or ``va-oasis``.
+        geometry: Number of classes of the dataset.
+
+    Returns:
+        ``OasisUnetDiscriminator``; ``forward(image)`` -> (B, num_classes + 1, H, W) logits.
+    """
+    return init_weights(OasisUnetDiscriminator(geometry.num_classes, cfg.spectral_norm_d))
+
+
+def build_encoder(cfg: OasisConfig | VaOasisConfig, geometry: DatasetGeometry) -> None:
+    """OASIS has no encoder; always None."""
+    del cfg, geometry
+    return None

@@ -1,0 +1,223 @@
+"""OASIS's training procedure (Sushko et al., ICLR 2021), also used by VA-OASIS.
+
+One iteration as boschresearch/OASIS ``train.py``: a generator step (class-balanced N+1
+cross-entropy of D on the fake, optional VGG), a discriminator step on a fake regenerated under
+no_grad (real: balanced N+1 CE, fake: "fake" CE, LabelMix MSE), then the EMA update of the
+sampling generator. Fake, real and LabelMix images go through D in one concatenated batch (the
+U-Net D has no batch statistics, so this equals OASIS's three calls).
+
+Optimisers: Adam with ``train.lr_g``, ``train.lr_d``, ``train.betas`` (OASIS: 1e-4 / 4e-4,
+(0, 0.999); Cityscapes lr_g 4e-4) and the spec's ``train.lr_decay_epochs`` schedule (OASIS keeps
+the rate constant: set ``lr_decay_epochs: 0``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from sislab.models.geometry import DatasetGeometry
+from sislab.models.losses.oasis import (
+    labelmix_images,
+    labelmix_loss,
+    labelmix_mask,
+    n1_cross_entropy,
+)
+from sislab.models.methods.oasis import OasisFields
+from sislab.models.registry import Method
+from sislab.models.semantic_input import semantic_input
+from sislab.spec.models import LossesSpec, TrainSpec
+from sislab.trainers.procedures.base import ProcedureRuntime
+from sislab.trainers.procedures.schedule import adam, linear_decay
+from sislab.trainers.procedures.spade import SpadeProcedure, _unwrap
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """OASIS ``update_EMA``: ``ema <- decay * ema + (1 - decay) * model`` over the whole state
+    dict (BN running statistics and spectral-norm vectors included); integer buffers are copied.
+    """
+    source = model.state_dict()
+    for key, value in ema.state_dict().items():
+        if value.is_floating_point():
+            value.mul_(decay).add_(source[key].detach().to(value.dtype), alpha=1 - decay)
+        else:
+            value.copy_(source[key])
+
+
+class OasisProcedure:
+    """Networks, losses, optimisers and EMA generator of OASIS-recipe methods.
+
+    Args:
+        method: Registry entry (builders).
+        model_cfg: The spec's ``model:`` section (an ``OasisFields`` subclass).
+        geometry: Label channels and resolution.
+        train: The spec's ``train:`` section.
+        losses: The spec's ``losses:`` section: ``gan`` weights G's adversarial term and
+            ``perceptual`` the VGG term when ``model.use_vgg_loss``; the others do not apply.
+        runtime: Device, DDP wrapping, VGG19 weights.
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        model_cfg: OasisFields,
+        geometry: DatasetGeometry,
+        train: TrainSpec,
+        losses: LossesSpec,
+        runtime: ProcedureRuntime,
+    ) -> None:
+        self.geometry = geometry
+        self.cfg = model_cfg
+        self.weights = losses
+        self.device = runtime.device
+        self.precision = train.precision
+        generator = method.build_generator(model_cfg, geometry).to(self.device)
+        discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
+        self.ema: nn.Module | None = None
+        if model_cfg.ema_decay is not None:
+            # OASIS models.py: netEMA = deepcopy(netG) right after init.
+            self.ema = copy.deepcopy(generator).requires_grad_(False)
+        self.generator = runtime.wrap(generator)
+        self.discriminator = runtime.wrap(discriminator)
+        self.perceptual = None
+        if model_cfg.use_vgg_loss:
+            self.perceptual = SpadeProcedure._build_perceptual(self, losses, runtime)
+        else:
+            runtime.notes["sislab.perceptual_loss"] = "off (model.use_vgg_loss is false)"
+        self.opt_g = adam(_unwrap(self.generator).parameters(), train.lr_g, train.betas)
+        self.opt_d = adam(_unwrap(self.discriminator).parameters(), train.lr_d, train.betas)
+        self.sched_g = linear_decay(self.opt_g, train.epochs, train.lr_decay_epochs)
+        self.sched_d = linear_decay(self.opt_d, train.epochs, train.lr_decay_epochs)
+        use_scaler = train.precision == "fp16"
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+
+    @staticmethod
+    def needs_vgg19(model_cfg: OasisFields, losses: LossesSpec) -> bool:
+        """Whether the run needs the VGG19 weights: only with ``model.use_vgg_loss``."""
+        return model_cfg.use_vgg_loss and losses.perceptual > 0
+
+    _autocast = SpadeProcedure._autocast
+
+    def _semantics(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return semantic_input(batch["label"], batch.get("instance"), self.geometry)
+
+    def _adversarial(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return n1_cross_entropy(
+            logits.float(), classes, True, self.cfg.class_balancing, self.cfg.ignore_class
+        )
+
+    def generator_losses(self, batch, semantics) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """G's adversarial term (fakes classified as their classes) and the optional VGG term."""
+        classes = batch["label"][:, 0].long()
+        fake = self.generator(semantics)
+        critic = _unwrap(self.discriminator)
+        critic.requires_grad_(False)
+        try:
+            logits = critic(fake)
+        finally:
+            critic.requires_grad_(True)
+        terms = {"g_gan": self._adversarial(logits, classes) * self.weights.gan}
+        if self.perceptual is not None:
+            real = batch["image"]
+            terms["g_vgg"] = self.perceptual(fake.float(), real.float()) * self.weights.perceptual
+        return sum(terms.values()), terms
+
+    def discriminator_losses(
+        self, batch, semantics
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """N+1 CE on real and fake images plus the weighted LabelMix term."""
+        classes = batch["label"][:, 0].long()
+        real = batch["image"]
+        with torch.no_grad():
+            fake = self.generator(semantics).detach()
+        images = [fake, real]
+        use_labelmix = self.cfg.labelmix_weight > 0
+        if use_labelmix:
+            mask = labelmix_mask(classes).to(real.dtype)
+            images.append(labelmix_images(mask, real, fake))
+        logits = self.discriminator(torch.cat(images)).float()
+        logits_fake, logits_real, *rest = logits.split(real.shape[0])
+        terms = {
+            "d_fake": n1_cross_entropy(logits_fake, classes, False),
+            "d_real": self._adversarial(logits_real, classes),
+        }
+        if use_labelmix:
+            lm = labelmix_loss(mask, rest[0], logits_fake, logits_real)
+            terms["d_labelmix"] = lm * self.cfg.labelmix_weight
+        return sum(terms.values()), terms
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """G step, D step, EMA update; returns detached losses (``loss_g``, ``loss_d``, terms)."""
+        semantics = self._semantics(batch)
+        self.opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_g, g_terms = self.generator_losses(batch, semantics)
+        self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+
+        self.opt_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_d, d_terms = self.discriminator_losses(batch, semantics)
+        self.scaler_d.scale(loss_d).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        if self.ema is not None:
+            update_ema(self.ema, _unwrap(self.generator), self.cfg.ema_decay)
+        out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
+        out.update({k: v.detach() for k, v in (g_terms | d_terms).items()})
+        return out
+
+    @torch.no_grad()
+    def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Images from the EMA generator (G without EMA) in eval mode.
+
+        OASIS refreshes the EMA net's BN statistics on ~50 training batches before FID; here the
+        EMA of G's running statistics is used as is (the procedure sees no training data here).
+        """
+        generator = self.ema if self.ema is not None else _unwrap(self.generator)
+        was_training = generator.training
+        generator.eval()
+        try:
+            return generator(self._semantics(batch)).float()
+        finally:
+            generator.train(was_training)
+
+    def end_epoch(self, epochs_done: int) -> None:
+        """Step the per-epoch learning-rate schedules."""
+        del epochs_done
+        self.sched_g.step()
+        self.sched_d.step()
+
+    def learning_rates(self) -> dict[str, float]:
+        """Current learning rates of G and D."""
+        return {"g": self.opt_g.param_groups[0]["lr"], "d": self.opt_d.param_groups[0]["lr"]}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks (EMA included), optimisers, schedulers and scalers."""
+        state = {
+            "generator": _unwrap(self.generator).state_dict(),
+            "discriminator": _unwrap(self.discriminator).state_dict(),
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        for name in ("opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d"):
+            state[name] = getattr(self, name).state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s output."""
+        _unwrap(self.generator).load_state_dict(state["generator"])
+        _unwrap(self.discriminator).load_state_dict(state["discriminator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        for name in ("opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d"):
+            getattr(self, name).load_state_dict(state[name])

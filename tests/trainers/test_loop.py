@@ -99,3 +99,12 @@ def test_resume_continues_from_saved_iteration(tmp_path: Path) -> None:
     assert resumed_tracker.metrics[0][1]["train/resumed_from_iteration"] == 2
     assert steps[1:] == [3, 4, 5, 6]
     assert (state.epoch, state.iteration) == (3, 6)
+
+
+def test_bf16_autocast_trains_with_finite_losses(tmp_path: Path) -> None:
+    data = dict(SPEC, train=dict(SPEC["train"], precision="bf16", epochs=1))
+    tracker = MemoryTracker()
+    state, *_ = _run(data, tmp_path, tracker)
+    assert state.iteration == 2
+    losses = tracker.metrics[-1][1]
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())

@@ -94,6 +94,13 @@ def _mean_over_ranks(values: dict[str, torch.Tensor], ctx: TrainContext) -> dict
     return {f"train/{k}": float(v) for k, v in zip(keys, stacked.cpu().tolist(), strict=True)}
 
 
+def _sum_over_ranks(value: int, ctx: TrainContext) -> int:
+    total = torch.tensor([float(value)], device=ctx.device)
+    if ctx.world_size > 1 and dist.is_initialized():
+        dist.all_reduce(total)
+    return int(total.item())
+
+
 def restore(procedure: Procedure, ctx: TrainContext, method: str) -> LoopState:
     """Load the latest reported checkpoint into the procedure, if any; return where to continue."""
     with ctx.latest_checkpoint() as folder:
@@ -158,7 +165,7 @@ def run_training(
         final = state.epoch == cfg.epochs
         # What Tune's searchers and schedulers see: epoch means over all ranks.
         metrics = {"epoch": float(state.epoch), "iteration": float(state.iteration)}
-        skipped = source.skipped_rows
+        skipped = _sum_over_ranks(source.skipped_rows, ctx)
         if skipped:
             metrics["data/skipped_rows"] = float(skipped)
             tracker.log_metrics({"data/skipped_rows": float(skipped)}, step=state.iteration)

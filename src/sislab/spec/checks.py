@@ -56,7 +56,7 @@ def cross_field_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> lis
         )
     decay, epochs = spec.train.lr_decay_epochs, spec.train.epochs
     decay_paths = [("train", "lr_decay_epochs"), ("train", "epochs")]
-    if decay > epochs and not any(_touches(p, skip) for p in decay_paths):
+    if decay is not None and decay > epochs and not any(_touches(p, skip) for p in decay_paths):
         problems.append(
             (
                 ("train", "lr_decay_epochs"),
@@ -118,13 +118,20 @@ def search_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Pro
         spec: The validated spec (domain syntax is already checked by ``SearchSpec``).
         skip: Paths whose values are unreliable; search keys touching them are left out.
     """
+    # Imported here: it validates configurations with this module's cross-field checks.
+    from sislab.search_spaces.validate import extended_search_problems
+
     problems: list[Problem] = []
+    if not _touches(("search",), skip):
+        problems += extended_search_problems(spec)
+    if spec.search.methods or spec.search.suite:
+        return problems  # every configuration was checked against its own method above
     # Problems the spec has anyway are reported once, at their own field, not per search value.
     known = set(cross_field_problems(spec))
     for key, raw in spec.search.space.items():
         path = ("search", "space", key)
-        if _touches(path, skip):
-            continue
+        if _touches(path, skip) or (isinstance(raw, dict) and "when" in raw):
+            continue  # conditional entries: checked per configuration above
         reason = search_key_problem(key, spec.method)
         if reason is not None:
             problems.append((path, reason))

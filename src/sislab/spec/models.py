@@ -76,10 +76,11 @@ class TrainSpec(StrictModel):
     """The optimisation: epochs, batch, learning rates, precision, checkpoints."""
 
     epochs: PositiveInt = Field(200, description="Training epochs (passes over the train split).")
-    lr_decay_epochs: NonNegativeInt = Field(
-        100,
+    lr_decay_epochs: NonNegativeInt | None = Field(
+        None,
         description="Linear learning-rate decay to 0 over the last N epochs, as SPADE's "
-        "niter_decay (0: constant learning rate).",
+        "niter_decay (0: constant learning rate; null: the last half of the epochs, the papers' "
+        "100 of 200).",
     )
     max_iters_per_epoch: PositiveInt | None = Field(
         None, description="Cap on iterations per epoch (null: the whole split). For smoke runs."
@@ -111,6 +112,11 @@ class TrainSpec(StrictModel):
     max_failures: NonNegativeInt = Field(
         1, description="Restarts of a trial's workers from the last checkpoint after a failure."
     )
+
+
+def decay_epochs(train: TrainSpec) -> int:
+    """Epochs of linear LR decay: ``train.lr_decay_epochs``, or half of the epochs when null."""
+    return train.epochs // 2 if train.lr_decay_epochs is None else train.lr_decay_epochs
 
 
 class LossesSpec(StrictModel):
@@ -167,8 +173,28 @@ class SearchSpec(StrictModel):
         description="grid/random: Tune's variant generator (grid axes expand, others sampled); "
         "optuna: TPE.",
     )
-    metric: str = Field("train/loss_g", description="Metric the search and scheduler optimise.")
-    mode: Literal["min", "max"] = Field("min", description="Minimise or maximise the metric.")
+    methods: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="The method as a search dimension: method -> its own sub-space (dotted "
+        "field -> domain), e.g. '{spade: {model.ngf: {grid: [8]}}, scgan: {}}'. Model fields the "
+        "base spec sets carry over to a method that has them; others take its defaults.",
+    )
+    suite: str | None = Field(
+        None,
+        description="Built-in ablation suite (`sislab search list`): its configurations are a "
+        "grid axis, crossed with the space.",
+    )
+    repeats: PositiveInt = Field(
+        1, description="Runs of every configuration with seeds train.seed + r, r < repeats."
+    )
+    metric: str | list[str] = Field(
+        "train/loss_g",
+        description="Metric the search and scheduler optimise; a list of two or more: "
+        "multi-objective (optuna), the first drives the scheduler.",
+    )
+    mode: Literal["min", "max"] | list[Literal["min", "max"]] = Field(
+        "min", description="Minimise or maximise the metric (a list: one per metric)."
+    )
     num_samples: PositiveInt = Field(
         1, description="Samples of the space (with grid axes: repeats of the whole grid)."
     )
@@ -194,6 +220,13 @@ class SearchSpec(StrictModel):
             raise ValidationError.from_exception_data("search.space", errors)
         return space
 
+    @field_validator("methods")
+    @classmethod
+    def _method_spaces_parse(cls, methods: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        for sub in methods.values():
+            cls._domains_parse(sub or {})
+        return methods
+
 
 class ResourcesSpec(StrictModel):
     """What each trial asks of the Ray cluster."""
@@ -206,8 +239,31 @@ class ResourcesSpec(StrictModel):
         0.1, description="CPUs reserved for each trial's Train driver (the Tune trainable)."
     )
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
-        "PACK", description="How a trial's workers are placed on nodes."
+        "PACK",
+        description="How a trial's workers are placed on nodes: PACK (few nodes, best effort), "
+        "SPREAD (many nodes, best effort), STRICT_PACK (one node), STRICT_SPREAD (one node per "
+        "worker).",
     )
+    accelerator_type: str | None = Field(
+        None,
+        description="GPU type every worker needs, as Ray names it (e.g. A100, H100, L4); "
+        "null: any GPU.",
+    )
+    worker_resources: dict[str, NonNegativeFloat] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per worker on top of CPU/GPU, e.g. {spot: 0.01} to "
+        "target nodes started with --resources='{\"spot\": 1}'.",
+    )
+
+    @field_validator("worker_resources")
+    @classmethod
+    def _custom_only(cls, resources: dict[str, float]) -> dict[str, float]:
+        reserved = sorted({"CPU", "GPU", "memory"} & set(resources))
+        if reserved:
+            raise ValueError(
+                f"{reserved} are set by cpus_per_worker/gpus_per_worker, not worker_resources"
+            )
+        return resources
 
 
 class TrackingSpec(StrictModel):

@@ -30,7 +30,7 @@ from sislab.models.losses.oasis import (
 from sislab.models.methods.oasis import OasisFields
 from sislab.models.registry import Method
 from sislab.models.semantic_input import semantic_input
-from sislab.spec.models import LossesSpec, TrainSpec
+from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
 from sislab.trainers.procedures.base import ProcedureRuntime
 from sislab.trainers.procedures.schedule import adam, linear_decay
 from sislab.trainers.procedures.spade import SpadeProcedure, _unwrap
@@ -93,8 +93,8 @@ class OasisProcedure:
             runtime.notes["sislab.perceptual_loss"] = "off (model.use_vgg_loss is false)"
         self.opt_g = adam(_unwrap(self.generator).parameters(), train.lr_g, train.betas)
         self.opt_d = adam(_unwrap(self.discriminator).parameters(), train.lr_d, train.betas)
-        self.sched_g = linear_decay(self.opt_g, train.epochs, train.lr_decay_epochs)
-        self.sched_d = linear_decay(self.opt_d, train.epochs, train.lr_decay_epochs)
+        self.sched_g = linear_decay(self.opt_g, train.epochs, decay_epochs(train))
+        self.sched_d = linear_decay(self.opt_d, train.epochs, decay_epochs(train))
         use_scaler = train.precision == "fp16"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)

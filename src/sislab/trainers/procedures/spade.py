@@ -24,7 +24,7 @@ from sislab.models.losses.kl import kl_divergence
 from sislab.models.losses.perceptual import VGG19Perceptual
 from sislab.models.registry import Method
 from sislab.models.semantic_input import semantic_input
-from sislab.spec.models import LossesSpec, TrainSpec
+from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
 from sislab.trainers.procedures.base import ProcedureRuntime
 from sislab.trainers.procedures.schedule import adam, linear_decay
 
@@ -80,8 +80,8 @@ class SpadeProcedure:
             g_params += list(_unwrap(self.encoder).parameters())
         self.opt_g = adam(g_params, train.lr_g, train.betas)
         self.opt_d = adam(_unwrap(self.discriminator).parameters(), train.lr_d, train.betas)
-        self.sched_g = linear_decay(self.opt_g, train.epochs, train.lr_decay_epochs)
-        self.sched_d = linear_decay(self.opt_d, train.epochs, train.lr_decay_epochs)
+        self.sched_g = linear_decay(self.opt_g, train.epochs, decay_epochs(train))
+        self.sched_d = linear_decay(self.opt_d, train.epochs, decay_epochs(train))
         use_scaler = train.precision == "fp16"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
@@ -121,10 +121,20 @@ class SpadeProcedure:
         extra: dict[str, Any] = {}
         z = None
         if self.encoder is not None:
-            mu, logvar = self.encoder(image)
+            mu, logvar = self._encode(image, semantics)
             z = reparameterize(mu, logvar)
             extra["mu"], extra["logvar"] = mu, logvar
         return self._unpack(generator(semantics, z), extra), extra
+
+    def _encode(self, image, semantics) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of the posterior; SPADE's encoder reads the image only."""
+        del semantics
+        return self.encoder(image)
+
+    def _prior_z(self, semantics: torch.Tensor) -> torch.Tensor:
+        """A latent drawn from ``N(0, I)`` for sampling (SPADE's test-time z)."""
+        z_dim = _unwrap(self.encoder).fc_mu.out_features
+        return torch.randn(semantics.shape[0], z_dim, device=semantics.device)
 
     def _unpack(self, output: Any, extra: dict[str, Any]) -> torch.Tensor:
         """The image of a generator output; methods whose generator returns more override this
@@ -215,8 +225,7 @@ class SpadeProcedure:
             semantics = self._semantics(batch)
             z = None
             if self.encoder is not None:
-                z_dim = _unwrap(self.encoder).fc_mu.out_features
-                z = torch.randn(semantics.shape[0], z_dim, device=semantics.device)
+                z = self._prior_z(semantics)
             return self._unpack(generator(semantics, z), {}).float()
         finally:
             generator.train(was_training)

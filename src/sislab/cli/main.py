@@ -14,7 +14,7 @@ EXIT_USER_ERROR = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from sislab.cli import bench, data, models, run, spec_cmds
+    from sislab.cli import bench, data, models, run, sample, spec_cmds
 
     parser = argparse.ArgumentParser(
         prog="sislab", description="Ablation sweeps of semantic image synthesis GANs on Ray."
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec_cmds.register(sub)
     models.register(sub)
     data.register(sub)
+    sample.register(sub)
     bench_parser = sub.add_parser("bench", help="benchmarks with ratios against baselines")
     bench_sub = bench_parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     bench.register(bench_sub)

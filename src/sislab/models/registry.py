@@ -14,7 +14,7 @@ from torch import nn
 
 from sislab.errors import SpecError
 from sislab.models.geometry import DatasetGeometry
-from sislab.models.methods import clade, oasis, scgan, spade, vasis
+from sislab.models.methods import clade, groupdnet, oasis, scgan, spade, vasis
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,14 @@ METHODS: dict[str, Method] = {
         oasis.build_encoder,
         procedure="oasis",
         paper="VASIS (variation-aware OASIS)",
+    ),
+    "groupdnet": Method(
+        groupdnet.GroupDNetConfig,
+        groupdnet.build_generator,
+        groupdnet.build_discriminator,
+        groupdnet.build_encoder,
+        procedure="groupdnet",
+        paper="Zhu et al., CVPR 2020",
     ),
 }
 

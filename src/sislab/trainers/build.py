@@ -16,6 +16,7 @@ from sislab.spec.spec import Spec
 from sislab.trainers.batches import EpochSource, SyntheticSource
 from sislab.trainers.loop import LoopConfig
 from sislab.trainers.procedures.base import Procedure, ProcedureRuntime
+from sislab.trainers.procedures.groupdnet import GroupDNetProcedure
 from sislab.trainers.procedures.oasis import OasisProcedure
 from sislab.trainers.procedures.scgan import ScganProcedure
 from sislab.trainers.procedures.spade import SpadeProcedure
@@ -24,6 +25,7 @@ PROCEDURES: dict[str, type] = {
     "spade": SpadeProcedure,
     "scgan": ScganProcedure,
     "oasis": OasisProcedure,
+    "groupdnet": GroupDNetProcedure,
 }
 
 

@@ -113,7 +113,7 @@ class GroupEncoder(nn.Module):
         use_spectral_norm: bool = True,
     ) -> None:
         super().__init__()
-        num_layers = int(round(math.log2(height / latent_hw[0])))
+        num_layers = round(math.log2(height / latent_hw[0]))
         widths = encoder_widths(ndf, num_layers)
         if len(groups) != num_layers + 1:
             raise ValueError(

@@ -11,7 +11,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from sislab.models.blocks.cg_block import CGBlock
 from sislab.models.generators.spade import latent_size
 from sislab.models.geometry import UpsamplingMode
-from sislab.models.norms.cg_norm import CGNorm, CgMlpStyle, CgParamFree, LabelInput
+from sislab.models.norms.cg_norm import CgMlpStyle, CGNorm, CgParamFree, LabelInput
 
 # SMIS code: each class's latent is an 8-channel map (fc_mu: Conv(8 ndf -> 8 * semantic_nc)).
 LATENT_CHANNELS = 8
@@ -20,7 +20,7 @@ LATENT_CHANNELS = 8
 def block_names(upsampling: UpsamplingMode) -> list[str]:
     """Names of the decoder stages in order (SPADE's: head_0, G_middle_0/1, up_0..up_3[, up_4])."""
     names = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3"]
-    return names + ["up_4"] if upsampling == "most" else names
+    return [*names, "up_4"] if upsampling == "most" else names
 
 
 def class_pairs_with_edges(semantics: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -160,4 +160,3 @@ class GroupDGenerator(nn.Module):
 def num_stages(upsampling: UpsamplingMode) -> int:
     """Number of decoder stages (group numbers in a schedule) for an upsampling mode."""
     return 7 + int(upsampling == "most")
-

@@ -128,7 +128,6 @@ def check_layout(layout: Layout, geometry: DatasetGeometry) -> None:
     g = layout.encoder_groups[-1]
     _require(
         fin % g == 0 and fc_in % g == 0,
-        f"encoder mu/logvar heads: {g} groups do not divide their channels (in {fin}, "
-        f"out {fc_in})",
+        f"encoder mu/logvar heads: {g} groups do not divide their channels (in {fin}, out {fc_in})",
         SpecError,
     )

@@ -30,9 +30,7 @@ per-class networks each see the full segmentation)."""
 DEEPFASHION_HIDDEN = 128
 
 
-def cg_mlp_layout(
-    style: CgMlpStyle, num_classes: int, groups: int
-) -> tuple[int, int, int]:
+def cg_mlp_layout(style: CgMlpStyle, num_classes: int, groups: int) -> tuple[int, int, int]:
     """Hidden width and group numbers of CG-Norm's label MLP.
 
     Args:
@@ -153,7 +151,9 @@ class CGNorm(nn.Module):
         self.mlp_gamma = nn.Conv2d(
             hidden, norm_channels, kernel_size, padding=pad, groups=out_groups
         )
-        self.mlp_beta = nn.Conv2d(hidden, norm_channels, kernel_size, padding=pad, groups=out_groups)
+        self.mlp_beta = nn.Conv2d(
+            hidden, norm_channels, kernel_size, padding=pad, groups=out_groups
+        )
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` and modulate it with gamma, beta predicted from ``segmap``."""

@@ -14,7 +14,7 @@ EXIT_USER_ERROR = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from sislab.cli import bench, data, models, run, sample, spec_cmds
+    from sislab.cli import bench, bench_model, data, models, run, sample, spec_cmds
 
     parser = argparse.ArgumentParser(
         prog="sislab", description="Ablation sweeps of semantic image synthesis GANs on Ray."
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = sub.add_parser("bench", help="benchmarks with ratios against baselines")
     bench_sub = bench_parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     bench.register(bench_sub)
+    bench_model.register(bench_sub)
     data.register_bench(bench_sub)
     return parser
 

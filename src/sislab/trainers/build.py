@@ -59,6 +59,7 @@ def loop_config(spec: Spec, geometry: DatasetGeometry, mlflow_run_id: str | None
         num_classes=geometry.num_classes,
         mlflow_run_id=mlflow_run_id,
         config=spec.model_dump(mode="json"),
+        on_nonfinite=spec.train.on_nonfinite,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from sislab.errors import TrainingError
 from sislab.trainers.batches import EpochSource
 from sislab.trainers.checkpoint import (
     CheckpointMeta,
@@ -26,6 +27,7 @@ from sislab.trainers.checkpoint import (
     set_rng_state,
 )
 from sislab.trainers.context import TrainContext, scratch_dir
+from sislab.trainers.nonfinite import StepGuard
 from sislab.trainers.procedures.base import Procedure
 from sislab.trainers.sample_grid import write_grid
 from sislab.trainers.tracking import Tracker
@@ -49,6 +51,7 @@ class LoopConfig:
         num_classes: Number of classes, for the grid palette.
         mlflow_run_id: Recorded in checkpoint metadata so a restart appends to the same run.
         config: The trial's resolved spec as JSON data, stored in every checkpoint's meta.json.
+        on_nonfinite: ``stop`` or ``skip`` a G/D step whose loss or gradients are not finite.
     """
 
     method: str
@@ -62,15 +65,17 @@ class LoopConfig:
     num_classes: int
     mlflow_run_id: str | None = None
     config: dict | None = None
+    on_nonfinite: str = "stop"
 
 
 @dataclass
 class LoopState:
-    """Progress of the loop; what a checkpoint restores."""
+    """Progress of the loop; what a checkpoint restores (``nonfinite_steps`` is this process's)."""
 
     epoch: int = 0
     iteration: int = 0
     images_seen: int = 0
+    nonfinite_steps: int = 0
 
 
 def derive_seed(seed: int, rank: int, epoch: int) -> int:
@@ -126,8 +131,51 @@ def run_training(
 
     Returns:
         The final loop state (epochs and iterations completed).
+
+    Raises:
+        TrainingError: A loss or gradient became non-finite and ``cfg.on_nonfinite`` is stop.
     """
     state = restore(procedure, ctx, cfg.method)
+    guard = StepGuard(procedure)
+    try:
+        _train_epochs(cfg, ctx, source, tracker, procedure, state, guard)
+    finally:
+        guard.close()
+    tracker.flush()
+    return state
+
+
+def _check_nonfinite(cfg: LoopConfig, guard: StepGuard, losses, state: LoopState, tracker) -> bool:
+    """Count this iteration's non-finite steps; True when its losses are fine to average."""
+    bad, overflow = guard.nonfinite_sides(losses)
+    if not (bad or overflow):
+        return True
+    state.nonfinite_steps += len(bad) + len(overflow)
+    if bad and cfg.on_nonfinite == "stop":
+        values = ", ".join(f"{k}={float(v):.4g}" for k, v in sorted(losses.items()))
+        reason = (
+            f"non-finite loss at iteration {state.iteration + 1} (epoch {state.epoch + 1}) in the "
+            f"{'/'.join(s.upper() for s in bad)} step: {values}; the step was not applied"
+        )
+        tracker.set_tags({"sislab.stop_reason": reason, "sislab.error": reason})
+        tracker.log_metrics({"train/nonfinite_steps": state.nonfinite_steps}, state.iteration + 1)
+        tracker.flush()
+        raise TrainingError(
+            reason,
+            fix="lower train.lr_g/lr_d, use precision fp32 or bf16, or set train.on_nonfinite: "
+            "skip to drop such steps; resume restarts from the last checkpoint.",
+        )
+    logger.warning(
+        "iteration %d: skipped %s step(s) with non-finite %s",
+        state.iteration + 1,
+        "/".join(s.upper() for s in bad + overflow),
+        "loss" if bad else "fp16 gradients",
+    )
+    tracker.log_metrics({"train/nonfinite_steps": state.nonfinite_steps}, state.iteration + 1)
+    return not bad
+
+
+def _train_epochs(cfg, ctx, source, tracker, procedure, state: LoopState, guard: StepGuard) -> None:
     if state.iteration:
         tracker.log_metrics(
             {
@@ -141,13 +189,16 @@ def run_training(
         epoch = state.epoch
         torch.manual_seed(derive_seed(cfg.seed, ctx.rank, epoch))
         epoch_sums: dict[str, torch.Tensor] = {}
-        epoch_iters, epoch_start = 0, time.perf_counter()
+        epoch_iters, finite_iters, epoch_start = 0, 0, time.perf_counter()
         window_start, window_iters = epoch_start, 0
         for batch in source.batches(epoch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+            guard.begin()
             losses = procedure.train_step(batch)
-            for key, value in losses.items():
-                epoch_sums[key] = epoch_sums.get(key, 0) + value.float()
+            if _check_nonfinite(cfg, guard, losses, state, tracker):
+                finite_iters += 1  # epoch means over the iterations whose losses are finite
+                for key, value in losses.items():
+                    epoch_sums[key] = epoch_sums.get(key, 0) + value.float()
             state.iteration += 1
             state.images_seen += cfg.batch_size
             epoch_iters += 1
@@ -169,8 +220,10 @@ def run_training(
         if skipped:
             metrics["data/skipped_rows"] = float(skipped)
             tracker.log_metrics({"data/skipped_rows": float(skipped)}, step=state.iteration)
-        if epoch_iters:
-            means = {k: v / epoch_iters for k, v in epoch_sums.items()}
+        if state.nonfinite_steps:
+            metrics["train/nonfinite_steps"] = float(state.nonfinite_steps)
+        if finite_iters:
+            means = {k: v / finite_iters for k, v in epoch_sums.items()}
             metrics.update(_mean_over_ranks(means, ctx))
             metrics["train/images_per_s"] = (
                 epoch_iters * cfg.batch_size / (time.perf_counter() - epoch_start)
@@ -182,8 +235,6 @@ def run_training(
             _report_with_checkpoint(procedure, ctx, cfg, state, metrics)
         else:
             ctx.report(metrics, None)
-    tracker.flush()
-    return state
 
 
 def _log_grid(procedure, batch, cfg: LoopConfig, tracker: Tracker, state: LoopState) -> None:

@@ -7,6 +7,10 @@ import tempfile
 
 import pytest
 
+# Tiny models on 2 cores shared by several processes (Ray workers, subprocesses): one intra-op
+# thread per process avoids oversubscription, which made CPU tests several times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Tests never download: torch hub and the weights registry resolve into empty folders.
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="sislab-test-torch-home-")
 os.environ["SISLAB_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="sislab-test-weights-")
@@ -29,3 +33,11 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Also for a torch imported before this file set OMP_NUM_THREADS."""
+    import torch
+
+    torch.set_num_threads(1)

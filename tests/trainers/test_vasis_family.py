@@ -26,9 +26,9 @@ CASES = [(m, row, fields) for m in ("va-spade", "va-clade") for row, fields in R
 CASES += [
     ("clade", "base", {}),
     ("clade-icpe", "base", {}),
-    ("oasis", "base", {"z_dim": 4, "spade_hidden": 8}),
+    ("oasis", "base", {"z_dim": 4, "spade_hidden": 8, "ndf": 8}),
     # reflect_after (VA-OASIS's residual convs) needs a latent of at least 3x3, i.e. 96x96+.
-    ("va-oasis", "noise/pos", {"spade_hidden": 8, "padding": "zeros"}),
+    ("va-oasis", "noise/pos", {"spade_hidden": 8, "padding": "zeros", "ndf": 8}),
     ("va-spade", "normal-noise", {"noise_distribution": "normal"}),
 ]
 NUM_CLASSES = 4

@@ -14,7 +14,19 @@ EXIT_USER_ERROR = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from sislab.cli import bench, bench_model, data, models, run, sample, spec_cmds
+    from sislab.cli import (
+        bench,
+        bench_model,
+        cluster,
+        data,
+        jobs,
+        mlflow_cmd,
+        models,
+        run,
+        sample,
+        spec_cmds,
+        submit,
+    )
 
     parser = argparse.ArgumentParser(
         prog="sislab", description="Ablation sweeps of semantic image synthesis GANs on Ray."
@@ -26,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     data.register(sub)
     sample.register(sub)
+    submit.register(sub)
+    jobs.register(sub)
+    cluster.register(sub)
+    mlflow_cmd.register(sub)
     bench_parser = sub.add_parser("bench", help="benchmarks with ratios against baselines")
     bench_sub = bench_parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     bench.register(bench_sub)

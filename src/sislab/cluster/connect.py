@@ -1,12 +1,21 @@
-"""Connecting to Ray from the sislab driver, with Ray's own output sent to the run's log file."""
+"""Connecting to Ray from the sislab driver, with Ray's own output sent to the run's log file, and
+the checks that a sweep's tracking and storage can be reached from every node of the cluster."""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import ray
+
+from sislab.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+
+# Stores that live on the driver's disk: a worker on another node cannot write to them.
+NODE_LOCAL_TRACKING_SCHEMES = ("", "file", "sqlite")
 
 
 def route_ray_logs(log_file: Path) -> None:
@@ -38,7 +47,7 @@ def connect(address: str | None, log_file: Path, num_cpus: int | None = None) ->
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     if ray.is_initialized():
         return
-    local = address in (None, "", "local")
+    local = is_local_address(address)
     ray.init(
         address=None if local else address,
         num_cpus=num_cpus if local else None,
@@ -47,3 +56,57 @@ def connect(address: str | None, log_file: Path, num_cpus: int | None = None) ->
         configure_logging=True,
         logging_level=logging.WARNING,
     )
+
+
+def is_local_address(address: str | None) -> bool:
+    """Whether ``address`` asks for a new local Ray rather than an existing cluster."""
+    return address in (None, "", "local")
+
+
+def alive_node_count() -> int:
+    """Alive nodes of the connected cluster (the head included)."""
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def check_reachable_from_workers(
+    tracking_uri: str, storage_uri: str | None, num_nodes: int
+) -> None:
+    """Refuse node-local MLflow stores on a multi-node cluster; warn about node-local storage.
+
+    Rank 0 of a trial writes to MLflow from whichever node it lands on, so an sqlite file or
+    folder on the driver's disk would receive nothing (or a second, diverging copy) from workers
+    elsewhere: an error. A local storage folder is only a warning, since it may be a shared
+    (NFS) mount on every node; Ray needs storage all nodes share for multi-node checkpoints
+    (ray #37177).
+
+    Args:
+        tracking_uri: The sweep's MLflow tracking URI.
+        storage_uri: The spec's ``storage.uri`` (None: the run folder).
+        num_nodes: Alive nodes of the cluster.
+
+    Raises:
+        ClusterError: A node-local tracking store on more than one node.
+    """
+    node_local = urlsplit(tracking_uri).scheme in NODE_LOCAL_TRACKING_SCHEMES
+    if num_nodes < 2:
+        if node_local:
+            logger.warning(
+                "MLflow tracks to %s on this machine: fine on a one-node cluster, but set "
+                "tracking.uri to a server (http://...) before the cluster adds nodes",
+                tracking_uri,
+            )
+        return
+    if node_local:
+        raise ClusterError(
+            f"the cluster has {num_nodes} nodes but MLflow tracks to {tracking_uri}, a store on "
+            "this machine that workers on other nodes cannot write to",
+            fix="start a shared server (`sislab mlflow serve ...`) and set "
+            "`tracking: {uri: http://HOST:5000}` in the spec (see docs/cluster.md)",
+        )
+    if not storage_uri or "://" not in storage_uri:
+        logger.warning(
+            "the cluster has %d nodes and storage is the local folder %s: checkpoints survive "
+            "only if it is a shared mount on every node; set `storage: s3://bucket/prefix`",
+            num_nodes,
+            storage_uri or "(the run folder)",
+        )

@@ -53,7 +53,7 @@ class SweepContext:
 def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
     """Ray Train scaling from the spec's ``resources``."""
     res = spec.resources
-    per_worker: dict[str, float] = {"CPU": res.cpus_per_worker}
+    per_worker: dict[str, float] = {**res.worker_resources, "CPU": res.cpus_per_worker}
     if res.use_gpu:
         per_worker["GPU"] = res.gpus_per_worker
     return ray.train.ScalingConfig(
@@ -61,6 +61,7 @@ def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
         use_gpu=res.use_gpu,
         resources_per_worker=per_worker,
         placement_strategy=res.placement_strategy,
+        accelerator_type=res.accelerator_type,
     )
 
 

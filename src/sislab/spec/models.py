@@ -70,6 +70,17 @@ class DatasetSpec(StrictModel):
     region: str | None = Field(
         None, description="S3 region of an s3:// dataset (default: AWS_REGION)."
     )
+    read_retries: NonNegativeInt = Field(
+        4,
+        description="Retries of a shard read that fails with an I/O error (store unreachable, "
+        "connection reset) before the run stops naming the shard's URI; 0: no retry. A sha256 "
+        "mismatch or an unreadable Parquet file is never retried.",
+    )
+    retry_backoff_s: PositiveFloat = Field(
+        1.0,
+        description="Wait before the first retry of a shard read; doubled after each retry "
+        "(defaults: 1+2+4+8 = 15 s of waiting in total).",
+    )
 
 
 class TrainSpec(StrictModel):
@@ -111,6 +122,14 @@ class TrainSpec(StrictModel):
     seed: int = Field(0, description="Seed of model init, data order and noise.")
     max_failures: NonNegativeInt = Field(
         1, description="Restarts of a trial's workers from the last checkpoint after a failure."
+    )
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop",
+        description="A G or D step whose loss or gradients are not finite (NaN/inf): stop ends "
+        "the trial with a 'non-finite loss' error (recorded as the MLflow tag "
+        "sislab.stop_reason); skip leaves the weights unchanged for that step, counts it and "
+        "logs the count as train/nonfinite_steps. Either way no optimiser step ever applies "
+        "non-finite gradients.",
     )
 
 

@@ -84,9 +84,11 @@ class OasisUnetDiscriminator(nn.Module):
     conditional = False
     """Reads the image only (no label map), unlike SPADE's D; model summaries check this."""
 
-    def __init__(self, num_classes: int, use_spectral_norm: bool = True) -> None:
+    def __init__(self, num_classes: int, use_spectral_norm: bool = True, ndf: int = 64) -> None:
         super().__init__()
-        ch = CHANNELS
+        # ndf 64 gives OASIS's fixed widths; other values scale them (smoke tests, small GPUs).
+        ch = (3, *(c * ndf // 64 for c in CHANNELS[1:]))
+        last_up = LAST_UP_CHANNELS * ndf // 64
         n = len(ch) - 1
         self.body_down = nn.ModuleList(
             ResBlockD(ch[i], ch[i + 1], -1, i == 0, use_spectral_norm) for i in range(n)
@@ -94,9 +96,9 @@ class OasisUnetDiscriminator(nn.Module):
         up = [ResBlockD(ch[-1], ch[-2], 1, False, use_spectral_norm)]
         for i in range(1, n - 1):
             up.append(ResBlockD(2 * ch[-1 - i], ch[-2 - i], 1, False, use_spectral_norm))
-        up.append(ResBlockD(2 * ch[1], LAST_UP_CHANNELS, 1, False, use_spectral_norm))
+        up.append(ResBlockD(2 * ch[1], last_up, 1, False, use_spectral_norm))
         self.body_up = nn.ModuleList(up)
-        self.layer_up_last = nn.Conv2d(LAST_UP_CHANNELS, num_classes + 1, 1)
+        self.layer_up_last = nn.Conv2d(last_up, num_classes + 1, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Per-pixel N+1-class logits of the image."""

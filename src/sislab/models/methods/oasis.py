@@ -29,6 +29,12 @@ class OasisFields(StrictModel):
 
     ngf: int = Field(64, gt=0, description="Generator base width (OASIS channels_G).")
     z_dim: int = Field(64, gt=0, description="Size of the 3D noise vector.")
+    ndf: int = Field(
+        64,
+        gt=0,
+        description="U-Net D width: 64 gives OASIS's channels 128-128-256-256-512-512; other "
+        "values scale them.",
+    )
     use_instance: bool = Field(
         False,
         description="Feed the instance-edge channel to G as SPADE does (OASIS's loaders have none).",
@@ -158,7 +164,7 @@ def build_discriminator(
     Returns:
         ``OasisUnetDiscriminator``; ``forward(image)`` -> (B, num_classes + 1, H, W) logits.
     """
-    return init_weights(OasisUnetDiscriminator(geometry.num_classes, cfg.spectral_norm_d))
+    return init_weights(OasisUnetDiscriminator(geometry.num_classes, cfg.spectral_norm_d, cfg.ndf))
 
 
 def build_encoder(cfg: OasisConfig | VaOasisConfig, geometry: DatasetGeometry) -> None:

@@ -58,3 +58,7 @@ class CheckpointError(SislabError):
 
 class ClusterError(SislabError):
     """Ray, the Jobs API or a cluster manifest cannot be used as asked."""
+
+
+class TrainingError(SislabError):
+    """Training cannot go on, e.g. a loss became non-finite with ``train.on_nonfinite: stop``."""

@@ -7,6 +7,7 @@ the session's ``ray_cluster``), in their own process group so the kill takes Ray
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -31,11 +32,11 @@ model: {ngf: 8, ndf: 8}
 train:
   epochs: 2
   lr_decay_epochs: 0
-  batch_size: 1
+  batch_size: 2
   max_iters_per_epoch: 1
   log_every_iters: 1
 eval: {num_grid_samples: 1, every_epochs: 100}
-resources: {num_workers: 1, cpus_per_worker: 0.5}
+resources: {num_workers: 1, cpus_per_worker: 0.25}
 search:
   algorithm: grid
   max_concurrent_trials: 1
@@ -74,6 +75,23 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait(60)
 
 
+def _tune_terminated(run_root: Path) -> set[str]:
+    # Trials Tune's saved experiment state holds as finished: what a restore will not run again.
+    # (Tune saves that state every few seconds; a trial finished in MLflow just before the kill
+    # may still be RUNNING there, and is then started again, restoring its last checkpoint.)
+    done: set[str] = set()
+    for path in (run_root / "ray_results" / "sweep").glob("experiment_state-*.json"):
+        try:
+            trials = json.loads(path.read_text())["trial_data"]
+        except (OSError, ValueError, KeyError):
+            continue  # being written
+        for trial_state, _ in trials:
+            trial = json.loads(trial_state)
+            if trial.get("status") == "TERMINATED":
+                done.add(trial["trial_id"])
+    return done
+
+
 def _trial_runs(client: MlflowClient, state) -> list:
     return client.search_runs(
         [state.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{state.parent_run_id}'"
@@ -87,14 +105,22 @@ def test_killed_sweep_resumes_under_same_parent(tmp_path: Path) -> None:
     proc = _start(["run", str(spec_path), "--run-dir", str(run_root)], log)
     try:
         deadline = time.monotonic() + DEADLINE_S
-        finished = []
+        finished: list = []
         while not finished:
             assert proc.poll() is None, f"sislab run ended early:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "no trial finished in time"
             if (run_root / "sweep.json").exists():
                 state = RunDir.existing(run_root).load_state()
                 client = MlflowClient(state.tracking_uri)
-                finished = [r for r in _trial_runs(client, state) if r.info.status == "FINISHED"]
+                runs = _trial_runs(client, state)
+                failed = [r.info.run_name for r in runs if r.info.status == "FAILED"]
+                assert not failed, f"trials failed: {failed}\n{log.read_text()[-3000:]}"
+                terminated = _tune_terminated(run_root)
+                finished = [
+                    r
+                    for r in runs
+                    if r.info.status == "FINISHED" and r.data.tags["sislab.trial_id"] in terminated
+                ]
             time.sleep(0.5)
     finally:
         _kill_group(proc)  # SIGKILL: no cleanup in the driver
@@ -126,5 +152,6 @@ def test_killed_sweep_resumes_under_same_parent(tmp_path: Path) -> None:
     for run_id, history in before.items():  # finished trials were not trained again
         after = [(m.step, m.value) for m in client.get_metric_history(run_id, "train/loss_g")]
         assert after == history
+        assert not client.get_metric_history(run_id, "train/resumed_from_iteration")
     experiments = [e.name for e in client.search_experiments()]
     assert experiments.count("e2e-resume") == 1

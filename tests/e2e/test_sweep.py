@@ -1,40 +1,31 @@
-"""End to end on the session's Ray: spec -> Tune sweep of Train trials -> MLflow runs."""
+"""End to end on the session's Ray: spec -> Tune sweep of Train trials -> MLflow runs.
+
+The dataset is a folder of Parquet shards with one corrupt row, streamed through Ray Data with
+``on_corrupt: skip``: one sweep covers the MLflow records of issue 3 and the streaming of issue 4.
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from rich.console import Console
 
+from sislab.datasets.classes import voc_colour
+from sislab.datasets.manifest import ClassInfo, Manifest, SplitInfo, save_manifest
+from sislab.datasets.shards import Row, write_shard
+from sislab.datasets.storage import resolve
 from sislab.orchestrator.run_dir import RunDir
 from sislab.orchestrator.sweep import run_sweep
 from sislab.spec.loader import load_spec
 
 pytestmark = pytest.mark.e2e
 
-SPEC = """\
-name: e2e-sweep
-method: spade
-dataset:
-  uri: synthetic://shapes?size=64&classes=4&num=8&val=2
-  image_size: [64, 64]
-model: {ngf: 8, ndf: 8}
-train:
-  epochs: 2
-  lr_decay_epochs: 1
-  batch_size: 2
-  max_iters_per_epoch: 1
-  log_every_iters: 1
-eval: {num_grid_samples: 2}
-resources: {num_workers: 2, cpus_per_worker: 0.4}
-search:
-  space:
-    train.lr_g: {grid: [1.0e-4, 3.0e-4]}
-"""
-
+SIZE = 64
 LOSSES = (
     "train/loss_g",
     "train/loss_d",
@@ -45,9 +36,55 @@ LOSSES = (
 )
 
 
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _rows(rng: np.random.Generator, prefix: str, count: int, corrupt: int | None = None) -> list:
+    rows = []
+    for i in range(count):
+        image = _png(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
+        if i == corrupt:
+            image = image[:40]  # a truncated PNG
+        label = _png(rng.integers(0, 3, (SIZE, SIZE), dtype=np.uint8))
+        rows.append(Row(f"{prefix}{i}", image, label, None, SIZE, SIZE))
+    return rows
+
+
+def _write_dataset(root: Path) -> None:
+    """8 train rows in 2 shards (row 2 of shard 0 truncated), 2 val rows."""
+    rng = np.random.default_rng(0)
+    location = resolve(str(root))
+    shards = [
+        write_shard(location, "train", s, _rows(rng, f"k{s}", 4, corrupt=2 if s == 0 else None))
+        for s in range(2)
+    ]
+    val = write_shard(location, "val", 0, _rows(rng, "v", 2))
+    classes = [ClassInfo(id=i, name=f"c{i}", colour=voc_colour(i)) for i in range(3)]
+    splits = {"train": SplitInfo(shards=shards), "val": SplitInfo(shards=[val])}
+    save_manifest(location, Manifest(name="tiny", classes=classes, splits=splits))
+
+
 def test_sweep_records_nested_runs(ray_cluster, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _write_dataset(data)
     spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(SPEC)
+    spec_path.write_text(
+        f"""\
+name: e2e-sweep
+method: spade
+dataset: {{uri: "{data}", image_size: [{SIZE}, {SIZE}], preprocess: fixed, on_corrupt: skip}}
+model: {{ngf: 8, ndf: 8}}
+train: {{epochs: 2, lr_decay_epochs: 1, batch_size: 2, log_every_iters: 1}}
+eval: {{num_grid_samples: 2}}
+resources: {{num_workers: 2, cpus_per_worker: 0.4}}
+search:
+  space:
+    train.lr_g: {{grid: [1.0e-4, 3.0e-4]}}
+"""
+    )
     spec = load_spec(spec_path)
     run_dir = RunDir.create(tmp_path, spec.name, tmp_path / "run")
 
@@ -66,17 +103,21 @@ def test_sweep_records_nested_runs(ray_cluster, tmp_path: Path) -> None:
     assert len(children) == 2
     assert {c.data.params["train.lr_g"] for c in children} == {"0.0001", "0.0003"}
     for child in children:
+        run_id = child.info.run_id
         assert child.info.status == "FINISHED"
         assert child.data.params["method"] == "spade"
         assert child.data.params["model.ngf"] == "8"
         for loss in LOSSES:
-            history = client.get_metric_history(child.info.run_id, loss)
-            assert len(history) >= 2, loss
+            assert len(client.get_metric_history(run_id, loss)) >= 2, loss
         assert "off" in child.data.tags["sislab.perceptual_loss"]  # no VGG19 weights in tests
-        grids = client.list_artifacts(child.info.run_id, "samples")
-        assert grids, "no sample grid"
-        local = client.download_artifacts(child.info.run_id, grids[-1].path, str(tmp_path))
+        grids = client.list_artifacts(run_id, "samples")
+        assert len(grids) == 2  # one per evaluation (every epoch)
+        local = client.download_artifacts(run_id, grids[-1].path, str(tmp_path))
         with Image.open(local) as grid:
-            assert grid.size == (3 * 64, 2 * 64)  # label | generated | real, 2 rows
-        summary = client.get_metric_history(child.info.run_id, "model/generator_params")
-        assert summary and summary[0].value > 0
+            assert grid.size == (3 * SIZE, 2 * SIZE)  # label | generated | real, 2 rows
+        assert client.get_metric_history(run_id, "model/generator_params")[0].value > 0
+        # The truncated row was skipped in each epoch, counted over both ranks, and logged.
+        assert [m.value for m in client.get_metric_history(run_id, "data/skipped_rows")] == [
+            1.0,
+            1.0,
+        ]

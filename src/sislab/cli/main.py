@@ -18,12 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
         bench,
         bench_model,
         cluster,
+        compare,
         data,
         jobs,
         mlflow_cmd,
         models,
+        resume,
         run,
         sample,
+        search,
         spec_cmds,
         submit,
     )
@@ -34,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.register(sub)
+    resume.register(sub)
+    search.register(sub)
+    compare.register(sub)
     spec_cmds.register(sub)
     models.register(sub)
     data.register(sub)

@@ -14,6 +14,7 @@ whether it may be flipped, and the worker draws both from ``(seed, epoch, key)``
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +98,52 @@ def _split(manifest: Manifest, split: str, uri: str):
     return manifest.splits[split]
 
 
+def _is_transient(err: DataError) -> bool:
+    # read_shard raises DataError(...) from None: the I/O error it replaces is still __context__.
+    # A store that is unreachable or resets the connection raises OSError; a missing file, a
+    # sha256 mismatch or a Parquet error is permanent and never retried.
+    cause = err.__context__
+    return isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError)
+
+
+def read_shard_with_retries(
+    location: Location, shard: ShardInfo, retries: int, backoff_s: float
+) -> pa.Table:
+    """``read_shard`` retried ``retries`` times on I/O errors, waiting ``backoff_s`` doubling.
+
+    Raises:
+        DataError: A permanent error at once, or the last I/O error once the retries are spent;
+            the message names the shard's URI and how long it tried.
+    """
+    begin, delay = time.monotonic(), backoff_s
+    for attempt in range(retries + 1):
+        try:
+            return read_shard(location, shard)
+        except DataError as err:
+            if not _is_transient(err):
+                raise
+            if attempt == retries:
+                raise DataError(
+                    f"{err.message} (gave up after {attempt + 1} attempts over "
+                    f"{time.monotonic() - begin:.1f} s)",
+                    fix="check that the store is reachable from every node (endpoint, network, "
+                    "credentials), or raise dataset.read_retries / dataset.retry_backoff_s",
+                ) from None
+            log.warning("retry %d/%d in %.1f s: %s", attempt + 1, retries, delay, err.message)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
 @dataclass(frozen=True)
 class _ReadShards:
-    """Ray Data UDF: one row per shard in, that shard's rows out (sha256 checked)."""
+    """Ray Data UDF: one row per shard in, that shard's rows out (sha256 checked, I/O retried)."""
 
     location: Location
     sha: dict[str, tuple[str, int]]
     skip: bool
+    retries: int = 0
+    backoff_s: float = 1.0
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         tables = []
@@ -111,7 +151,7 @@ class _ReadShards:
             sha, rows = self.sha[path]
             shard = ShardInfo(path=path, rows=rows, sha256=sha)
             try:
-                table = read_shard(self.location, shard)
+                table = read_shard_with_retries(self.location, shard, self.retries, self.backoff_s)
                 errors = [""] * table.num_rows
             except DataError as err:
                 if not self.skip:
@@ -174,6 +214,11 @@ class _Decode:
                     raise ValueError(cols["error"][i])
                 image = decode_image(cols["image"][i])
                 stored = decode_label(cols["label"][i])
+                if image.shape[:2] != stored.shape:  # resizing both would misalign them silently
+                    raise ValueError(
+                        f"image is {image.shape[1]}x{image.shape[0]} but its label map is "
+                        f"{stored.shape[1]}x{stored.shape[0]}"
+                    )
                 label = self.lut[stored]
                 if (label < 0).any():
                     bad = sorted(set(np.unique(stored[label < 0]).tolist()))
@@ -258,7 +303,11 @@ def build_ray_datasets(
             items = [{"shard": s.path} for s in info.shards]
             ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
             ds = ds.map_batches(
-                _ReadShards(location, sha, skip), batch_size=1, batch_format="pyarrow"
+                _ReadShards(
+                    location, sha, skip, dataset_spec.read_retries, dataset_spec.retry_backoff_s
+                ),
+                batch_size=1,
+                batch_format="pyarrow",
             )
             ds = ds.map_batches(
                 _Decode(pre, manifest.training_ids(), manifest.has_instance, skip),

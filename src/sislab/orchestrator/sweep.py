@@ -18,13 +18,20 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from rich.console import Console
 
-from sislab.cluster.connect import connect
+from sislab.cluster.connect import (
+    alive_node_count,
+    check_reachable_from_workers,
+    connect,
+    is_local_address,
+)
 from sislab.orchestrator import tracking
 from sislab.orchestrator.live_view import LiveView
 from sislab.orchestrator.mlflow_store import prepare_sqlite_store
 from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
-from sislab.orchestrator.trial import SweepContext, train_driver
-from sislab.search_spaces.dsl import parse_space, to_tune
+from sislab.orchestrator.search_algs import objectives, search_alg, search_driver
+from sislab.orchestrator.search_algs import scheduler as make_scheduler
+from sislab.orchestrator.trial import SweepContext
+from sislab.search_spaces.validate import space_of
 from sislab.spec.spec import Spec
 
 logger = logging.getLogger(__name__)
@@ -38,6 +45,7 @@ class SweepOutcome:
     state: SweepState
     num_trials: int
     num_errors: int
+    pareto_front: tuple[dict, ...] = ()  # multi-objective searches: non-dominated trial runs
 
 
 def storage_target(spec: Spec, run_dir: RunDir) -> tuple[str, object | None]:
@@ -67,26 +75,11 @@ def max_concurrent(spec: Spec) -> int:
     return max(1, math.floor(available.get("CPU", 1) / per_trial + 1e-9))
 
 
-def _search_alg(spec: Spec):
-    if spec.search.algorithm != "optuna":
-        return None
-    from ray.tune.search.optuna import OptunaSearch
-
-    return OptunaSearch(metric=spec.search.metric, mode=spec.search.mode, seed=spec.train.seed)
-
-
-def _scheduler(spec: Spec):
-    asha = spec.search.scheduler.asha
-    if asha is None:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    # The epoch, not Tune's training_iteration: iterations restart at 1 after a restore (ray #44256).
-    return ASHAScheduler(
-        time_attr="epoch",
-        max_t=spec.train.epochs,
-        grace_period=asha.grace_period,
-        reduction_factor=asha.reduction_factor,
+def make_trainable(spec: Spec, context: SweepContext):
+    """The Tune trainable of a sweep (``sislab resume`` re-wraps the same one)."""
+    return tune.with_resources(
+        tune.with_parameters(search_driver, context=context, space=space_of(spec)),
+        {"CPU": spec.resources.trial_driver_cpus},
     )
 
 
@@ -138,6 +131,12 @@ def run_sweep(
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
         connect(address, run_dir.ray_log, num_cpus)
+        if not is_local_address(address):
+            check_reachable_from_workers(
+                spec.tracking.uri or run_dir.default_tracking_uri,
+                spec.storage.uri,
+                alive_node_count(),
+            )
         state = pending.result()
     storage_path, storage_fs = storage_target(spec, run_dir)
     state = state.model_copy(update={"storage_path": storage_path})
@@ -152,20 +151,14 @@ def run_sweep(
     )
     if worker_fn is not None:
         context = dataclasses.replace(context, worker_fn=worker_fn)
-    trainable = tune.with_resources(
-        tune.with_parameters(train_driver, context=context),
-        {"CPU": spec.resources.trial_driver_cpus},
-    )
     view = LiveView(spec.train.epochs, console)
+    searcher, num_samples = search_alg(spec, space_of(spec))
     tuner = tune.Tuner(
-        trainable,
-        param_space=to_tune(parse_space(spec.search.space)),
+        make_trainable(spec, context),
         tune_config=tune.TuneConfig(
-            metric=spec.search.metric,
-            mode=spec.search.mode,
-            num_samples=spec.search.num_samples,
-            search_alg=_search_alg(spec),
-            scheduler=_scheduler(spec),
+            num_samples=num_samples,
+            search_alg=searcher,
+            scheduler=make_scheduler(spec),
             max_concurrent_trials=max_concurrent(spec),
         ),
         run_config=tune.RunConfig(
@@ -182,14 +175,22 @@ def run_sweep(
         ),
     )
     results = tuner.fit()
-    return _finish(run_dir, state, results)
+    return finish(spec, run_dir, state, results)
 
 
-def _finish(run_dir: RunDir, state: SweepState, results) -> SweepOutcome:
+def finish(spec: Spec, run_dir: RunDir, state: SweepState, results) -> SweepOutcome:
+    """Close the parent run (with the Pareto front of a multi-objective search)."""
     errors = sum(1 for r in results if r.error is not None)
     status = "FAILED" if errors == len(results) and errors else "FINISHED"
     client = MlflowClient(state.tracking_uri)
+    metrics, modes = objectives(spec)
+    front: list[dict] = []
+    if len(metrics) > 1:
+        from sislab.orchestrator.compare import log_pareto_front
+
+        trials = [dict(r.metrics or {}) for r in results]  # last report, with trial_id
+        front = log_pareto_front(client, state, metrics, modes, trials)
     client.set_terminated(state.parent_run_id, status=status)
     state = state.model_copy(update={"status": status})
     run_dir.save_state(state)
-    return SweepOutcome(run_dir, state, len(results), errors)
+    return SweepOutcome(run_dir, state, len(results), errors, tuple(front))

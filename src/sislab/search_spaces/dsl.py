@@ -89,6 +89,7 @@ _DOMAINS: dict[str, tuple[type[_DomainModel], tuple[str, ...] | None]] = {
     "quniform": (QUniform, ("low", "high", "q")),
 }
 DOMAIN_NAMES: tuple[str, ...] = tuple(_DOMAINS)
+CONDITION_KEY = "when"  # {loguniform: [..], when: {model.nonlinearity: softmax}}
 
 
 def _usage(name: str) -> str:
@@ -111,6 +112,9 @@ def parse_domain(raw: Any) -> Domain:
     """
     if isinstance(raw, _DomainModel):
         return raw  # type: ignore[return-value]
+    if isinstance(raw, dict) and CONDITION_KEY in raw:
+        # `when:` makes the entry conditional (sislab.search_spaces.space); it is no domain.
+        raw = {k: v for k, v in raw.items() if k != CONDITION_KEY}
     if not isinstance(raw, dict) or len(raw) != 1:
         raise ValueError(
             f"a domain is a one-key mapping such as {{grid: [1, 2]}} or "

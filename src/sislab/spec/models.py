@@ -26,6 +26,19 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
+def no_credentials(value: str | None) -> str | None:
+    """Refuse ``scheme://user:secret@host`` URIs: a spec is copied into run folders, MLflow
+    params, checkpoints and Ray results, so credentials must come from the environment, profiles
+    or secret files instead. The message never repeats the value."""
+    if value and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+        raise ValueError(
+            "a URI in a spec must not hold credentials (user:password@); use "
+            "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN for MLflow "
+            "and AWS profiles or environment variables for S3"
+        )
+    return value
+
+
 class DatasetSpec(StrictModel):
     """Where the images and label maps come from and how they are prepared."""
 
@@ -70,6 +83,7 @@ class DatasetSpec(StrictModel):
     region: str | None = Field(
         None, description="S3 region of an s3:// dataset (default: AWS_REGION)."
     )
+    _no_credentials = field_validator("uri", "endpoint_override")(no_credentials)
     read_retries: NonNegativeInt = Field(
         4,
         description="Retries of a shard read that fails with an I/O error (store unreachable, "
@@ -294,6 +308,7 @@ class TrackingSpec(StrictModel):
         "store in the run folder.",
     )
     experiment: str | None = Field(None, description="MLflow experiment name (null: spec name).")
+    _no_credentials = field_validator("uri")(no_credentials)
 
 
 class StorageSpec(StrictModel):
@@ -306,6 +321,7 @@ class StorageSpec(StrictModel):
         None, description="S3-compatible endpoint, e.g. http://127.0.0.1:9000."
     )
     region: str | None = Field(None, description="S3 region.")
+    _no_credentials = field_validator("uri", "endpoint_override")(no_credentials)
 
     @model_validator(mode="before")
     @classmethod

@@ -57,7 +57,10 @@ class Spec(StrictModel):
     )
     dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="The data.")
     model: ModelConfig = Field(
-        default_factory=METHODS[DEFAULT_METHOD].config,
+        # None, validated: the before-validator turns it into the chosen method's defaults
+        # (a default_factory would keep SPADE's config for `method: scgan` without `model:`).
+        None,
+        validate_default=True,
         description="Method-specific architecture options (see the section of each method); "
         "`method` is copied from the top level.",
     )

@@ -15,6 +15,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 Path = tuple[Any, ...]
+# Bounds on what a spec may hold, so that hostile files end as problems, not as a RecursionError
+# or an exponential alias expansion: real specs nest < 10 levels and hold a few hundred values.
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
 
 
 class YamlSourceError(ValueError):
@@ -87,6 +91,12 @@ def parse_yaml(text: str | bytes) -> YamlDocument:
         if "\t" in problem or "\\t" in problem:
             problem += " (tabs cannot indent YAML; use spaces)"
         raise YamlSourceError(line, f"not valid YAML: {_one_line(problem)}") from None
+    except RecursionError:
+        raise YamlSourceError(
+            1, f"not valid YAML for a spec: nested deeper than {MAX_DEPTH} levels"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits (Python's int limit)
+        raise YamlSourceError(1, f"not valid YAML for a spec: {_one_line(str(exc))}") from None
     except YAMLError as exc:  # ReaderError: control characters; position is a character index
         position = getattr(exc, "position", 0) or 0
         line = text[:position].count("\n") + 1
@@ -107,6 +117,12 @@ def parse_yaml(text: str | bytes) -> YamlDocument:
 
 def _plain(node: Any, path: Path, positions: dict[Path, tuple[int, int]]) -> Any:
     # Round-trip types (CommentedMap, ScalarFloat, ...) become the built-in types they subclass.
+    if len(path) > MAX_DEPTH:
+        raise YamlSourceError(_line(positions, path), f"nested deeper than {MAX_DEPTH} levels")
+    if len(positions) > MAX_VALUES:  # aliases of aliases expand exponentially ("billion laughs")
+        raise YamlSourceError(
+            _line(positions, path), f"more than {MAX_VALUES} values (after expanding aliases)"
+        )
     tag = getattr(getattr(node, "tag", None), "value", None)
     if isinstance(node, TaggedScalar) or (isinstance(node, CommentedMap | CommentedSeq) and tag):
         raise YamlSourceError(

@@ -20,7 +20,8 @@ class EpochSource(Protocol):
     """Where a worker's batches come from.
 
     Attributes:
-        skipped_rows: Corrupt rows dropped so far (``dataset.on_corrupt: skip``), logged to MLflow.
+        skipped_rows: Corrupt rows dropped in the last epoch (``dataset.on_corrupt: skip``),
+            logged to MLflow as ``data/skipped_rows`` summed over ranks.
     """
 
     skipped_rows: int

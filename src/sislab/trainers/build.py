@@ -45,7 +45,18 @@ def per_worker_batch(spec: Spec) -> int:
     return spec.train.batch_size // spec.resources.num_workers
 
 
-def loop_config(spec: Spec, geometry: DatasetGeometry, mlflow_run_id: str | None) -> LoopConfig:
+def model_size(procedure: Procedure) -> dict[str, float]:
+    """Trainable parameters of the procedure's generator, as reported with every epoch."""
+    params = procedure.generator.parameters()
+    return {"model/generator_params": float(sum(p.numel() for p in params if p.requires_grad))}
+
+
+def loop_config(
+    spec: Spec,
+    geometry: DatasetGeometry,
+    mlflow_run_id: str | None,
+    report_constants: dict[str, float] | None = None,
+) -> LoopConfig:
     """The loop's knobs from the spec."""
     return LoopConfig(
         method=spec.method,
@@ -60,6 +71,7 @@ def loop_config(spec: Spec, geometry: DatasetGeometry, mlflow_run_id: str | None
         mlflow_run_id=mlflow_run_id,
         config=spec.model_dump(mode="json"),
         on_nonfinite=spec.train.on_nonfinite,
+        report_constants=report_constants,
     )
 
 

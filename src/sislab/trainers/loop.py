@@ -52,6 +52,8 @@ class LoopConfig:
         mlflow_run_id: Recorded in checkpoint metadata so a restart appends to the same run.
         config: The trial's resolved spec as JSON data, stored in every checkpoint's meta.json.
         on_nonfinite: ``stop`` or ``skip`` a G/D step whose loss or gradients are not finite.
+        report_constants: Values added to every report (e.g. ``model/generator_params``), so that
+            multi-objective searchers see the model size next to the losses.
     """
 
     method: str
@@ -66,6 +68,7 @@ class LoopConfig:
     mlflow_run_id: str | None = None
     config: dict | None = None
     on_nonfinite: str = "stop"
+    report_constants: dict[str, float] | None = None
 
 
 @dataclass
@@ -216,6 +219,7 @@ def _train_epochs(cfg, ctx, source, tracker, procedure, state: LoopState, guard:
         final = state.epoch == cfg.epochs
         # What Tune's searchers and schedulers see: epoch means over all ranks.
         metrics = {"epoch": float(state.epoch), "iteration": float(state.iteration)}
+        metrics.update(cfg.report_constants or {})
         skipped = _sum_over_ranks(source.skipped_rows, ctx)
         if skipped:
             metrics["data/skipped_rows"] = float(skipped)

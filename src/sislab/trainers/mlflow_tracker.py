@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,11 @@ from mlflow.tracking import MlflowClient
 logger = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 5.0  # batch metric writes: one sqlite/HTTP round trip per few seconds, not per call
+FLUSH_TIMEOUT_S = 10.0  # longest a checkpoint waits for MLflow; records stay queued after that
+CLOSE_TIMEOUT_S = 120.0  # longest the end of a trial waits, so a short outage loses nothing
+RETRY_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+MAX_BUFFERED_METRICS = 1_000_000  # ~100 MB; hours of logging every iteration
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "sislab.trial_id"
 KIND_TAG = "sislab.kind"
@@ -87,37 +95,176 @@ def open_trial_run(
 
 
 class MlflowTracker:
-    """Buffers metrics and writes them in batches to the MLflow run ``run_id``.
+    """Buffers a trial's records and sends them to the MLflow run ``run_id`` from a sender thread.
+
+    Training never waits on MLflow for long: ``log_metrics``, ``set_tags`` and ``log_artifact``
+    only queue (artifacts are copied to a spool folder first), a single background thread sends
+    tags, artifacts, then metrics in batches, and ``flush`` waits at most ``flush_timeout_s``.
+    When the tracking server is unreachable the records stay queued and the thread retries with
+    exponential backoff (``retry_backoff_s`` doubling up to ``max_backoff_s``); when it returns,
+    everything queued is sent in order. Only past ``max_buffered`` metrics are the oldest dropped,
+    with a warning and the count in ``dropped``. MLflow's own HTTP retries still apply inside one
+    attempt (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``_TIMEOUT``).
 
     Args:
         client: MLflow client of the tracking store.
         run_id: The trial's nested run.
+        flush_every_s: Start a background send when this long has passed since the last one.
+        flush_timeout_s: Longest ``flush`` waits for the queue to drain.
+        close_timeout_s: Longest ``close`` (the end of training) waits for the queue to drain.
+        retry_backoff_s: Wait after the first failed attempt; doubled after each failure.
+        max_backoff_s: Cap on the wait between attempts.
+        max_buffered: Metrics kept while MLflow is unreachable.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        run_id: str,
+        *,
+        flush_every_s: float = FLUSH_EVERY_S,
+        flush_timeout_s: float = FLUSH_TIMEOUT_S,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
+        retry_backoff_s: float = RETRY_BACKOFF_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
+        max_buffered: int = MAX_BUFFERED_METRICS,
+    ) -> None:
         self.client = client
         self.run_id = run_id
+        self.flush_every_s = flush_every_s
+        self.flush_timeout_s = flush_timeout_s
+        self.close_timeout_s = close_timeout_s
+        self.retry_backoff_s = retry_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.max_buffered = max_buffered
+        self.failures = 0  # failed send attempts so far
+        self.dropped = 0  # metrics dropped because the buffer was full
         self._pending: list[Metric] = []
-        self._last_flush = time.monotonic()
+        self._tags: list[RunTag] = []
+        self._artifacts: list[tuple[Path, str]] = []
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._wake = threading.Event()
+        self._closed = False
+        self._last_send = time.monotonic()
+        self._spool = Path(tempfile.mkdtemp(prefix="sislab-mlflow-spool-"))
+        self._thread = threading.Thread(target=self._run, name="sislab-mlflow", daemon=True)
+        self._thread.start()
+
+    @property
+    def buffered(self) -> int:
+        """Records not yet sent (metrics, tags and artifacts)."""
+        with self._lock:
+            return len(self._pending) + len(self._tags) + len(self._artifacts)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         now_ms = int(time.time() * 1000)
-        self._pending += [Metric(k, float(v), now_ms, step) for k, v in metrics.items()]
-        if time.monotonic() - self._last_flush > FLUSH_EVERY_S:
-            self.flush()
+        with self._lock:
+            self._pending += [Metric(k, float(v), now_ms, step) for k, v in metrics.items()]
+            overflow = len(self._pending) - self.max_buffered
+            if overflow > 0:
+                del self._pending[:overflow]
+                self.dropped += overflow
+                logger.warning("MLflow buffer full: dropped the %d oldest metrics", overflow)
+            self._idle.clear()
+        if time.monotonic() - self._last_send > self.flush_every_s:
+            self._wake.set()
 
     def log_artifact(self, path: Path, artifact_path: str) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path or None)
+        folder = Path(tempfile.mkdtemp(dir=self._spool))
+        copy = folder / Path(path).name
+        shutil.copyfile(path, copy)  # the caller may delete its file as soon as we return
+        with self._lock:
+            self._artifacts.append((copy, artifact_path))
+            self._idle.clear()
+        self._wake.set()
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        if tags:
-            self.client.log_batch(
-                self.run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()]
-            )
+        if not tags:
+            return
+        with self._lock:
+            self._tags += [RunTag(k, redact(str(v))) for k, v in tags.items()]
+            self._idle.clear()
+        self._wake.set()
 
-    def flush(self) -> None:
-        # MLflow caps a batch at 1000 metrics.
-        while self._pending:
-            chunk, self._pending = self._pending[:1000], self._pending[1000:]
-            self.client.log_batch(self.run_id, metrics=chunk)
-        self._last_flush = time.monotonic()
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Ask the sender to send everything now; wait at most ``timeout_s`` (default
+        ``flush_timeout_s``). Returns True when nothing is left queued."""
+        self._wake.set()
+        done = self._idle.wait(self.flush_timeout_s if timeout_s is None else timeout_s)
+        if not done:
+            logger.warning(
+                "MLflow unreachable: %d records kept for later (%d failed attempts)",
+                self.buffered,
+                self.failures,
+            )
+        return done
+
+    def close(self) -> bool:
+        """Send what is queued (waiting at most ``close_timeout_s``) and stop the sender."""
+        done = self.flush(self.close_timeout_s)
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=1.0)
+        if done:
+            shutil.rmtree(self._spool, ignore_errors=True)
+        else:
+            logger.error("MLflow: %d records could not be sent; artifacts kept in %s",
+                         self.buffered, self._spool)  # fmt: skip
+        return done
+
+    def _run(self) -> None:
+        backoff, failing = self.retry_backoff_s, 0
+        while not self._closed:
+            self._wake.wait(timeout=self.flush_every_s)
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                self._send_all()
+            except Exception as exc:  # any store error: keep the records, retry later
+                self.failures += 1
+                failing += 1
+                # The first failure of an outage is a warning, the retries are debug noise.
+                logger.log(
+                    logging.WARNING if failing == 1 else logging.DEBUG,
+                    "MLflow send failed (attempt %d, retry in %.1f s): %s",
+                    failing,
+                    backoff,
+                    redact(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__),
+                )
+                if self._closed:
+                    return
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                self._wake.set()
+                continue
+            if failing:
+                logger.warning("MLflow reachable again after %d failed attempts", failing)
+            backoff, failing = self.retry_backoff_s, 0
+
+    def _send_all(self) -> None:
+        """Send queued tags, artifacts and metrics; each leaves the queue only once sent."""
+        self._last_send = time.monotonic()
+        while True:
+            with self._lock:
+                tags, artifact = list(self._tags), self._artifacts[0] if self._artifacts else None
+                chunk = self._pending[:1000]  # MLflow caps a batch at 1000 metrics
+                if not (tags or artifact or chunk):
+                    self._idle.set()
+                    return
+            if tags:
+                self.client.log_batch(self.run_id, tags=tags)
+                with self._lock:
+                    del self._tags[: len(tags)]
+            elif artifact is not None:
+                self.client.log_artifact(self.run_id, str(artifact[0]), artifact[1] or None)
+                with self._lock:
+                    self._artifacts.pop(0)
+                shutil.rmtree(artifact[0].parent, ignore_errors=True)
+            else:
+                self.client.log_batch(self.run_id, metrics=chunk)
+                sent = {id(m) for m in chunk}
+                with self._lock:  # by identity: the buffer may have dropped some meanwhile
+                    self._pending = [m for m in self._pending if id(m) not in sent]

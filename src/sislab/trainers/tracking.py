@@ -25,6 +25,10 @@ class Tracker(Protocol):
         """Send whatever is buffered; called before each checkpoint and at the end."""
         ...
 
+    def close(self) -> None:
+        """Send what is left (bounded wait) and stop; called once when the worker ends."""
+        ...
+
 
 class NullTracker:
     """Tracker of the ranks that do not write records, and of runs without tracking."""
@@ -39,6 +43,9 @@ class NullTracker:
         del tags
 
     def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

@@ -108,9 +108,10 @@ class RayDataSource:
             shuffle_buffer=self.spec.dataset.shuffle_buffer,
             num_batches=self.num_batches,
         )
+        self.skipped_rows = 0
         for batch in batches:
             yield {k: v for k, v in batch.items() if k != "key"}
-        self.skipped_rows += batches.skipped_rows
+        self.skipped_rows = batches.skipped_rows
 
     def grid_batch(self, num: int) -> dict[str, torch.Tensor]:
         from sislab.datasets.epochs import iter_epoch_batches
@@ -194,10 +195,13 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
         source = build.synthetic_source(spec, ctx.rank, ctx.world_size)
     else:
         source = RayDataSource(spec, ctx.world_size)
-    run_training(
-        build.loop_config(spec, geometry, run_id),
-        ctx=ctx,
-        source=source,
-        tracker=tracker,
-        procedure=procedure,
-    )
+    try:
+        run_training(
+            build.loop_config(spec, geometry, run_id, build.model_size(procedure)),
+            ctx=ctx,
+            source=source,
+            tracker=tracker,
+            procedure=procedure,
+        )
+    finally:
+        tracker.close()  # MlflowTracker drains its queue (bounded wait)

@@ -75,7 +75,8 @@ def test_sweep_records_nested_runs(ray_cluster, tmp_path: Path) -> None:
         f"""\
 name: e2e-sweep
 method: spade
-dataset: {{uri: "{data}", image_size: [{SIZE}, {SIZE}], preprocess: fixed, on_corrupt: skip}}
+dataset: {{uri: "{data}", image_size: [{SIZE}, {SIZE}], preprocess: fixed, on_corrupt: skip,
+          read_cpus: 0.1}}
 model: {{ngf: 8, ndf: 8}}
 train: {{epochs: 2, lr_decay_epochs: 1, batch_size: 2, log_every_iters: 1}}
 eval: {{num_grid_samples: 2}}

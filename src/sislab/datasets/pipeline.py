@@ -296,7 +296,11 @@ def build_ray_datasets(
             indices = params.split_range(split)
             n = len(indices)
             ds = ray.data.range(n, override_num_blocks=max(1, min(n // 16, 64)))
-            ds = ds.map_batches(_Render(params, indices.start, pre), batch_size=16)
+            ds = ds.map_batches(
+                _Render(params, indices.start, pre),
+                batch_size=16,
+                num_cpus=dataset_spec.read_cpus,
+            )
         else:
             info = _split(manifest, split, dataset_spec.uri)
             sha = {s.path: (s.sha256, s.rows) for s in info.shards}
@@ -308,11 +312,13 @@ def build_ray_datasets(
                 ),
                 batch_size=1,
                 batch_format="pyarrow",
+                num_cpus=dataset_spec.read_cpus,
             )
             ds = ds.map_batches(
                 _Decode(pre, manifest.training_ids(), manifest.has_instance, skip),
                 batch_size=16,
                 batch_format="pyarrow",
+                num_cpus=dataset_spec.read_cpus,
             )
         out[role] = ds.randomize_block_order(seed=seed) if train else ds
     return out

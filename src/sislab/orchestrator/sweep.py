@@ -72,6 +72,9 @@ def max_concurrent(spec: Spec) -> int:
         per_trial = res.num_workers * res.gpus_per_worker
         return max(1, math.floor(available.get("GPU", 0) / per_trial))
     per_trial = res.num_workers * res.cpus_per_worker + res.trial_driver_cpus
+    if not spec.dataset.uri.startswith("synthetic://"):
+        # Leave room for at least one Ray Data read task per trial, or ingest starves.
+        per_trial += spec.dataset.read_cpus
     return max(1, math.floor(available.get("CPU", 1) / per_trial + 1e-9))
 
 

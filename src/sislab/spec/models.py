@@ -72,6 +72,11 @@ class DatasetSpec(StrictModel):
         description="A shard whose sha256 does not match or a row that does not decode: error "
         "stops the run naming the shard and row; skip drops the bad rows and logs how many.",
     )
+    read_cpus: PositiveFloat = Field(
+        0.25,
+        description="CPUs each Ray Data read/decode task reserves (dataset folders and s3:// "
+        "only). Counted per trial when sislab derives how many trials run at once.",
+    )
     shuffle_buffer: PositiveInt = Field(
         256, description="Rows in each worker's shuffle buffer; reshuffled every epoch by seed."
     )

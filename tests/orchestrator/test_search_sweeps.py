@@ -74,7 +74,10 @@ def test_asha_stops_underperforming_trials_early(ray_cluster, tmp_path: Path) ->
 
 
 def test_multi_objective_tpe_reports_pareto_front(ray_cluster, tmp_path: Path) -> None:
-    text = BASE.format(name="mo-tpe", epochs=1) + (
+    # Two trials at a time: TPE tolerates it, and the sweep takes half as long.
+    text = BASE.format(name="mo-tpe", epochs=1).replace(
+        "max_concurrent_trials: 1", "max_concurrent_trials: 2"
+    ) + (
         "  algorithm: optuna\n"
         "  num_samples: 4\n"
         "  metric: [train/loss_g, model/generator_params]\n"

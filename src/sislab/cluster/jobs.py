@@ -92,11 +92,17 @@ def check_env_names(names: Sequence[str]) -> None:
         )
 
 
-def entrypoint_for(spec_relpath: str, runs_root: str = "runs") -> str:
+JOB_RUNS_ROOT = "~/sislab-runs"
+"""Run folders of submitted sweeps, on the head node. Not inside the job's working_dir: Ray unpacks
+that into a package cache which it may replace or garbage-collect, taking the run folder with it."""
+
+
+def entrypoint_for(spec_relpath: str, runs_root: str = JOB_RUNS_ROOT) -> str:
     """The job's command: ``sislab run`` on the cluster the job runs in (``--address auto``)."""
     # `python -m` rather than the `sislab` script: works with py_modules as well as an install.
     command = ["python", "-m", "sislab.cli.main", "run", spec_relpath, "--address", "auto"]
-    return shlex.join([*command, "--runs-root", runs_root])
+    # The runs root is left unquoted so that the head's shell expands `~`.
+    return f"{shlex.join(command)} --runs-root {runs_root}"
 
 
 def build_submission(

@@ -44,7 +44,7 @@ class RunDir:
     def create(cls, base: Path, name: str, explicit: Path | None = None) -> RunDir:
         """A new run folder: ``explicit`` if given, else ``base/NAME-YYYYmmdd-HHMMSS``."""
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        root = (explicit or base / f"{name}-{stamp}").resolve()
+        root = (explicit or base / f"{name}-{stamp}").expanduser().resolve()
         if (root / "sweep.json").exists():
             raise SpecError(
                 f"{root} already holds a sweep",

@@ -26,7 +26,7 @@ def test_runtime_env_passes_variables_by_name_and_prints_no_values(tmp_path: Pat
     )
     assert (staging / "spec.yaml").read_text() == SPEC
     assert submission.entrypoint == (
-        "python -m sislab.cli.main run spec.yaml --address auto --runs-root ~/sislab-runs"
+        "python -m sislab.cli.main run spec.yaml --address auto --job --runs-root ~/sislab-runs"
     )
     env = submission.runtime_env()
     assert env == {

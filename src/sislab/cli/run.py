@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)"
     )
+    run.add_argument(
+        "--job",
+        action="store_true",
+        help="running as a Ray job (sislab submit): work inside the run folder, since Ray may "
+        "garbage-collect the job's working_dir while the sweep runs",
+    )
     run.set_defaults(handler=_run)
     ui = sub.add_parser("ui", help="open the MLflow UI on a run folder's store")
     ui.add_argument("run_dir", type=Path, help="run folder printed by sislab run")
@@ -79,12 +85,15 @@ def _run(args: argparse.Namespace) -> int:
     from sislab.spec.loader import load_spec
 
     started = time.monotonic()
-    spec = load_spec(args.spec)
+    spec_path = Path(args.spec).resolve()
+    spec = load_spec(spec_path)
     run_dir = RunDir.create(args.runs_root, spec.name, args.run_dir)
+    if args.job:
+        os.chdir(run_dir.root)
     console = Console()
     console.print(f"sislab run {spec.name}: run folder {run_dir.root} (Ray logs in logs/ray.log)")
     outcome = run_sweep(
-        spec, Path(args.spec), run_dir=run_dir, address=args.address, console=console,
+        spec, spec_path, run_dir=run_dir, address=args.address, console=console,
         num_cpus=args.num_cpus,
     )  # fmt: skip
     _print_summary(console, outcome, time.monotonic() - started)

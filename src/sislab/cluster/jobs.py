@@ -100,7 +100,7 @@ that into a package cache which it may replace or garbage-collect, taking the ru
 def entrypoint_for(spec_relpath: str, runs_root: str = JOB_RUNS_ROOT) -> str:
     """The job's command: ``sislab run`` on the cluster the job runs in (``--address auto``)."""
     # `python -m` rather than the `sislab` script: works with py_modules as well as an install.
-    command = ["python", "-m", "sislab.cli.main", "run", spec_relpath, "--address", "auto"]
+    command = ["python", "-m", "sislab.cli.main", "run", spec_relpath, "--address", "auto", "--job"]
     # The runs root is left unquoted so that the head's shell expands `~`.
     return f"{shlex.join(command)} --runs-root {runs_root}"
 

@@ -61,3 +61,31 @@ class Procedure(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
         ...
+
+
+def alternating_step(procedure: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One generator step then one discriminator step, as SPADE's and OASIS's trainers do.
+
+    ``procedure`` provides ``_semantics``, ``_autocast``, ``generator_losses``,
+    ``discriminator_losses``, and ``opt_g``/``opt_d`` with their ``scaler_g``/``scaler_d``.
+
+    Returns:
+        Detached ``loss_g``, ``loss_d`` and every loss term.
+    """
+    semantics = procedure._semantics(batch)
+    procedure.opt_g.zero_grad(set_to_none=True)
+    with procedure._autocast():
+        loss_g, g_terms = procedure.generator_losses(batch, semantics)
+    procedure.scaler_g.scale(loss_g).backward()
+    procedure.scaler_g.step(procedure.opt_g)
+    procedure.scaler_g.update()
+
+    procedure.opt_d.zero_grad(set_to_none=True)
+    with procedure._autocast():
+        loss_d, d_terms = procedure.discriminator_losses(batch, semantics)
+    procedure.scaler_d.scale(loss_d).backward()
+    procedure.scaler_d.step(procedure.opt_d)
+    procedure.scaler_d.update()
+    out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
+    out.update({k: v.detach() for k, v in (g_terms | d_terms).items()})
+    return out

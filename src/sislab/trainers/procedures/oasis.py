@@ -31,7 +31,7 @@ from sislab.models.methods.oasis import OasisFields
 from sislab.models.registry import Method
 from sislab.models.semantic_input import semantic_input
 from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
-from sislab.trainers.procedures.base import ProcedureRuntime
+from sislab.trainers.procedures.base import ProcedureRuntime, alternating_step
 from sislab.trainers.procedures.schedule import adam, linear_decay
 from sislab.trainers.procedures.spade import SpadeProcedure, _unwrap
 
@@ -156,24 +156,9 @@ class OasisProcedure:
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """G step, D step, EMA update; returns detached losses (``loss_g``, ``loss_d``, terms)."""
-        semantics = self._semantics(batch)
-        self.opt_g.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss_g, g_terms = self.generator_losses(batch, semantics)
-        self.scaler_g.scale(loss_g).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
-
-        self.opt_d.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss_d, d_terms = self.discriminator_losses(batch, semantics)
-        self.scaler_d.scale(loss_d).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
+        out = alternating_step(self, batch)
         if self.ema is not None:
             update_ema(self.ema, _unwrap(self.generator), self.cfg.ema_decay)
-        out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
-        out.update({k: v.detach() for k, v in (g_terms | d_terms).items()})
         return out
 
     @torch.no_grad()

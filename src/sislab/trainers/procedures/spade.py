@@ -25,7 +25,7 @@ from sislab.models.losses.perceptual import VGG19Perceptual
 from sislab.models.registry import Method
 from sislab.models.semantic_input import semantic_input
 from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
-from sislab.trainers.procedures.base import ProcedureRuntime
+from sislab.trainers.procedures.base import ProcedureRuntime, alternating_step
 from sislab.trainers.procedures.schedule import adam, linear_decay
 
 logger = logging.getLogger(__name__)
@@ -194,23 +194,7 @@ class SpadeProcedure:
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One G step then one D step; returns detached losses (``loss_g``, ``loss_d`` and terms)."""
-        semantics = self._semantics(batch)
-        self.opt_g.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss_g, g_terms = self.generator_losses(batch, semantics)
-        self.scaler_g.scale(loss_g).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
-
-        self.opt_d.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss_d, d_terms = self.discriminator_losses(batch, semantics)
-        self.scaler_d.scale(loss_d).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-        out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
-        out.update({k: v.detach() for k, v in (g_terms | d_terms).items()})
-        return out
+        return alternating_step(self, batch)
 
     @torch.no_grad()
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

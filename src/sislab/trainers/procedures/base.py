@@ -89,3 +89,17 @@ def alternating_step(procedure: Any, batch: dict[str, torch.Tensor]) -> dict[str
     out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
     out.update({k: v.detach() for k, v in (g_terms | d_terms).items()})
     return out
+
+
+class AdversarialSchedules:
+    """Per-epoch schedules of a procedure with ``opt_g``/``opt_d`` and ``sched_g``/``sched_d``."""
+
+    def end_epoch(self, epochs_done: int) -> None:
+        """Step the per-epoch learning-rate schedules of G and D."""
+        del epochs_done
+        self.sched_g.step()
+        self.sched_d.step()
+
+    def learning_rates(self) -> dict[str, float]:
+        """Current learning rates of G and D."""
+        return {"g": self.opt_g.param_groups[0]["lr"], "d": self.opt_d.param_groups[0]["lr"]}

@@ -31,7 +31,11 @@ from sislab.models.methods.oasis import OasisFields
 from sislab.models.registry import Method
 from sislab.models.semantic_input import semantic_input
 from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
-from sislab.trainers.procedures.base import ProcedureRuntime, alternating_step
+from sislab.trainers.procedures.base import (
+    AdversarialSchedules,
+    ProcedureRuntime,
+    alternating_step,
+)
 from sislab.trainers.procedures.schedule import adam, linear_decay
 from sislab.trainers.procedures.spade import SpadeProcedure, _unwrap
 
@@ -51,7 +55,7 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
             value.copy_(source[key])
 
 
-class OasisProcedure:
+class OasisProcedure(AdversarialSchedules):
     """Networks, losses, optimisers and EMA generator of OASIS-recipe methods.
 
     Args:
@@ -175,16 +179,6 @@ class OasisProcedure:
             return generator(self._semantics(batch)).float()
         finally:
             generator.train(was_training)
-
-    def end_epoch(self, epochs_done: int) -> None:
-        """Step the per-epoch learning-rate schedules."""
-        del epochs_done
-        self.sched_g.step()
-        self.sched_d.step()
-
-    def learning_rates(self) -> dict[str, float]:
-        """Current learning rates of G and D."""
-        return {"g": self.opt_g.param_groups[0]["lr"], "d": self.opt_d.param_groups[0]["lr"]}
 
     def state_dict(self) -> dict[str, Any]:
         """Networks (EMA included), optimisers, schedulers and scalers."""

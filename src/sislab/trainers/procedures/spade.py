@@ -25,7 +25,11 @@ from sislab.models.losses.perceptual import VGG19Perceptual
 from sislab.models.registry import Method
 from sislab.models.semantic_input import semantic_input
 from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
-from sislab.trainers.procedures.base import ProcedureRuntime, alternating_step
+from sislab.trainers.procedures.base import (
+    AdversarialSchedules,
+    ProcedureRuntime,
+    alternating_step,
+)
 from sislab.trainers.procedures.schedule import adam, linear_decay
 
 logger = logging.getLogger(__name__)
@@ -43,7 +47,7 @@ def _split(outputs: list[list[torch.Tensor]], n_fake: int):
     return fake, real
 
 
-class SpadeProcedure:
+class SpadeProcedure(AdversarialSchedules):
     """Networks, losses and optimisers of a SPADE-recipe method.
 
     Args:
@@ -213,16 +217,6 @@ class SpadeProcedure:
             return self._unpack(generator(semantics, z), {}).float()
         finally:
             generator.train(was_training)
-
-    def end_epoch(self, epochs_done: int) -> None:
-        """Step the per-epoch linear decay of both learning rates."""
-        del epochs_done
-        self.sched_g.step()
-        self.sched_d.step()
-
-    def learning_rates(self) -> dict[str, float]:
-        """Current learning rates of G and D."""
-        return {"g": self.opt_g.param_groups[0]["lr"], "d": self.opt_d.param_groups[0]["lr"]}
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimisers, schedulers and scalers."""

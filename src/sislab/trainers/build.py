@@ -108,7 +108,7 @@ def build_procedure(
     vgg_state, missing = None, None
     if PROCEDURES[method.procedure].needs_vgg19(spec.model, spec.losses):
         vgg_state, missing = try_load_state_dict(
-            "vgg19", spec.weights.paths, spec.weights.allow_download
+            "vgg19", spec.weights.paths, spec.weights.allow_download, spec.weights.sha256
         )
     runtime = ProcedureRuntime(device, world_size, wrap, vgg_state)
     torch.manual_seed(spec.train.seed)  # identical initial weights on every rank

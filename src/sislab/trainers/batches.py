@@ -34,6 +34,13 @@ class EpochSource(Protocol):
         """The same ``num`` validation samples every time, for sample grids."""
         ...
 
+    def eval_batches(
+        self, num: int | None, batch_size: int, rank: int, world_size: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """This rank's share of the first ``num`` val rows (all when None): row i on rank
+        ``i % world_size``, in order, unaugmented; the same rows at every evaluation."""
+        ...
+
 
 def _to_batch(samples: list[tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> dict:
     images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2).float()
@@ -113,3 +120,12 @@ class SyntheticSource:
         # Validation rows follow the training rows, as in `sislab data synth`.
         indices = [self.params.num + i for i in range(min(num, max(self.params.val, 1)))]
         return _to_batch([self._render(i) for i in indices], self.image_size)
+
+    def eval_batches(
+        self, num: int | None, batch_size: int, rank: int, world_size: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        total = self.params.val if num is None else min(num, self.params.val)
+        mine = [self.params.num + i for i in range(rank, total, world_size)]
+        for start in range(0, len(mine), batch_size):
+            indices = mine[start : start + batch_size]
+            yield _to_batch([self._render(i) for i in indices], self.image_size)

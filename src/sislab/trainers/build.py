@@ -14,6 +14,7 @@ from sislab.models.geometry import DatasetGeometry
 from sislab.models.registry import get_method
 from sislab.spec.spec import Spec
 from sislab.trainers.batches import EpochSource, SyntheticSource
+from sislab.trainers.evaluation import Evaluator, check_protocol, load_networks, run_protocol
 from sislab.trainers.loop import LoopConfig
 from sislab.trainers.procedures.base import Procedure, ProcedureRuntime
 from sislab.trainers.procedures.groupdnet import GroupDNetProcedure
@@ -72,7 +73,41 @@ def loop_config(
         config=spec.model_dump(mode="json"),
         on_nonfinite=spec.train.on_nonfinite,
         report_constants=report_constants,
+        select_best_by=spec.eval.best_metric,
     )
+
+
+def val_rows(spec: Spec) -> int:
+    """Rows of the dataset's val split."""
+    if spec.dataset.uri.startswith("synthetic://"):
+        return parse_synthetic_uri(spec.dataset.uri).val
+    from sislab.datasets.pipeline import split_rows
+
+    return split_rows(spec.dataset, spec.dataset.val_split)
+
+
+def evaluator(
+    spec: Spec, geometry: DatasetGeometry, device: torch.device, is_main: bool
+) -> Evaluator | None:
+    """The trial's evaluator (None when ``eval.metrics`` is empty), its protocol checked.
+
+    Raises:
+        WeightsError: A metric's weights are missing (without ``eval.allow_substitute_weights``)
+            or fail their sha256.
+        SpecError: The run's evaluation differs from ``eval.protocol``.
+    """
+    if not spec.eval.metrics:
+        return None
+    nets = load_networks(spec.eval, spec.weights, geometry.num_classes, device)
+    record = run_protocol(spec.eval, nets, spec.dataset.image_size, val_rows(spec))
+    if spec.eval.protocol:
+        check_protocol(record, spec.eval.protocol)
+    reference = None
+    if is_main and "fid_train" in spec.eval.metrics:
+        from sislab.metrics.reference import train_statistics
+
+        reference = train_statistics(spec, nets.inception, nets.weights["inception"], device)
+    return Evaluator(spec.eval, nets, spec.train.seed, reference, protocol=record)
 
 
 def synthetic_source(spec: Spec, rank: int, world_size: int) -> EpochSource:

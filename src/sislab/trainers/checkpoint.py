@@ -34,6 +34,8 @@ class CheckpointMeta(BaseModel):
     images_seen: int
     mlflow_run_id: str | None = None
     config: dict | None = None  # the trial's resolved spec, to rebuild its networks later
+    eval_metrics: dict[str, float] | None = None  # the latest evaluation (eval/<name> keys)
+    best: dict[str, Any] | None = None  # metric, value, epoch, uri of the best checkpoint so far
 
 
 def rng_state() -> dict[str, Any]:
@@ -70,8 +72,13 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, state: dict[str, Any]) -
     tmp = folder / (STATE_FILE + ".partial")
     torch.save(state, tmp)
     tmp.replace(folder / STATE_FILE)
-    (folder / META_FILE).write_text(meta.model_dump_json(indent=2))
+    save_meta(folder, meta)
     return folder
+
+
+def save_meta(folder: Path, meta: CheckpointMeta) -> None:
+    """(Re)write ``meta.json`` of a checkpoint folder."""
+    (folder / META_FILE).write_text(meta.model_dump_json(indent=2))
 
 
 def read_meta(folder: Path) -> CheckpointMeta:

@@ -36,6 +36,14 @@ class TrainContext(Protocol):
         """Context manager yielding the folder of the latest reported checkpoint, or None."""
         ...
 
+    def best_checkpoint_uri(self) -> str:
+        """Where ``save_best`` puts the run's best checkpoint (path or URI)."""
+        ...
+
+    def save_best(self, checkpoint_dir: Path) -> None:
+        """Copy a checkpoint folder to the run's best checkpoint (rank 0), replacing it."""
+        ...
+
 
 class LocalContext:
     """Single-process context: rank 0 of 1, checkpoints kept in a local folder.
@@ -59,13 +67,46 @@ class LocalContext:
     def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         self.reports.append(dict(metrics))
         if checkpoint_dir is not None:
-            target = self.checkpoint_root / f"checkpoint_{len(self.reports):06d}"
+            # Numbered after those already there, so a resumed run appends like Ray does.
+            done = len(list(self.checkpoint_root.glob("checkpoint_*")))
+            target = self.checkpoint_root / f"checkpoint_{done + 1:06d}"
             shutil.copytree(checkpoint_dir, target)
 
     @contextlib.contextmanager
     def latest_checkpoint(self) -> Iterator[Path | None]:
         found = sorted(self.checkpoint_root.glob("checkpoint_*"))
         yield found[-1] if found else None
+
+    def best_checkpoint_uri(self) -> str:
+        return str((self.checkpoint_root / BEST_CHECKPOINT).resolve())
+
+    def save_best(self, checkpoint_dir: Path) -> None:
+        copy_checkpoint_files(checkpoint_dir, Path(self.best_checkpoint_uri()))
+
+
+BEST_CHECKPOINT = "best_checkpoint"
+
+
+def copy_checkpoint_files(src: Path, dst: Path, filesystem=None) -> None:
+    """Replace ``dst`` by the files of checkpoint folder ``src``, ``meta.json`` last.
+
+    A checkpoint without ``meta.json`` is refused on load, so a copy cut short by a crash is
+    never mistaken for a complete one. ``filesystem`` is a pyarrow filesystem (None: local).
+    """
+    from pyarrow import fs as pafs
+
+    filesystem = filesystem or pafs.LocalFileSystem()
+    target = Path(dst).as_posix()
+    filesystem.create_dir(target, recursive=True)
+    filesystem.delete_dir_contents(target, missing_dir_ok=True)
+    names = sorted(p.name for p in Path(src).iterdir() if p.is_file())
+    for name in sorted(names, key=lambda n: n == "meta.json"):
+        pafs.copy_files(
+            str(Path(src) / name),
+            f"{target}/{name}",
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=filesystem,
+        )
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import logging
 import resource
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,9 +24,11 @@ from sislab.trainers.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
+    save_meta,
     set_rng_state,
 )
 from sislab.trainers.context import TrainContext, scratch_dir
+from sislab.trainers.evaluation import Evaluator, improves
 from sislab.trainers.nonfinite import StepGuard
 from sislab.trainers.procedures.base import Procedure
 from sislab.trainers.sample_grid import write_grid
@@ -54,6 +56,7 @@ class LoopConfig:
         on_nonfinite: ``stop`` or ``skip`` a G/D step whose loss or gradients are not finite.
         report_constants: Values added to every report (e.g. ``model/generator_params``), so that
             multi-objective searchers see the model size next to the losses.
+        select_best_by: Evaluation metric that selects the best checkpoint (None: no selection).
     """
 
     method: str
@@ -69,16 +72,23 @@ class LoopConfig:
     config: dict | None = None
     on_nonfinite: str = "stop"
     report_constants: dict[str, float] | None = None
+    select_best_by: str | None = None
 
 
 @dataclass
 class LoopState:
-    """Progress of the loop; what a checkpoint restores (``nonfinite_steps`` is this process's)."""
+    """Progress of the loop; what a checkpoint restores (``nonfinite_steps`` is this process's).
+
+    ``eval_metrics`` holds the latest evaluation (``eval/<name>``), carried into every report
+    until the next one; ``best`` the metric, value, epoch and URI of the best checkpoint so far.
+    """
 
     epoch: int = 0
     iteration: int = 0
     images_seen: int = 0
     nonfinite_steps: int = 0
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    best: dict | None = None
 
 
 def derive_seed(seed: int, rank: int, epoch: int) -> int:
@@ -119,7 +129,13 @@ def restore(procedure: Procedure, ctx: TrainContext, method: str) -> LoopState:
         if ctx.is_main:
             set_rng_state(state["rng"])
         logger.info("resumed from %s at epoch %d, iteration %d", folder, meta.epoch, meta.iteration)
-        return LoopState(meta.epoch, meta.iteration, meta.images_seen)
+        return LoopState(
+            meta.epoch,
+            meta.iteration,
+            meta.images_seen,
+            eval_metrics=dict(meta.eval_metrics or {}),
+            best=meta.best,
+        )
 
 
 def run_training(
@@ -129,8 +145,12 @@ def run_training(
     source: EpochSource,
     tracker: Tracker,
     procedure: Procedure,
+    evaluator: Evaluator | None = None,
 ) -> LoopState:
     """Train ``procedure`` on ``source`` from the latest checkpoint (or from scratch) to the end.
+
+    With an ``evaluator``, every evaluation epoch computes its metrics (all ranks take part), and
+    a checkpoint that improves ``cfg.select_best_by`` is also copied to the run's best checkpoint.
 
     Returns:
         The final loop state (epochs and iterations completed).
@@ -141,7 +161,7 @@ def run_training(
     state = restore(procedure, ctx, cfg.method)
     guard = StepGuard(procedure)
     try:
-        _train_epochs(cfg, ctx, source, tracker, procedure, state, guard)
+        _train_epochs(cfg, ctx, source, tracker, procedure, state, guard, evaluator)
     finally:
         guard.close()
     tracker.flush()
@@ -178,7 +198,9 @@ def _check_nonfinite(cfg: LoopConfig, guard: StepGuard, losses, state: LoopState
     return not bad
 
 
-def _train_epochs(cfg, ctx, source, tracker, procedure, state: LoopState, guard: StepGuard) -> None:
+def _train_epochs(
+    cfg, ctx, source, tracker, procedure, state: LoopState, guard: StepGuard, evaluator
+) -> None:
     if state.iteration:
         tracker.log_metrics(
             {
@@ -232,13 +254,33 @@ def _train_epochs(cfg, ctx, source, tracker, procedure, state: LoopState, guard:
             metrics["train/images_per_s"] = (
                 epoch_iters * cfg.batch_size / (time.perf_counter() - epoch_start)
             )
-        if ctx.is_main and (final or state.epoch % cfg.eval_every_epochs == 0):
+        evaluating = final or state.epoch % cfg.eval_every_epochs == 0
+        improved = False
+        if evaluating and evaluator is not None:
+            improved = _evaluate(cfg, ctx, source, tracker, procedure, state, evaluator)
+        metrics.update(state.eval_metrics)
+        if ctx.is_main and evaluating:
             _log_grid(procedure, grid_batch, cfg, tracker, state)
-        if final or state.epoch % cfg.checkpoint_every_epochs == 0:
+        if final or improved or state.epoch % cfg.checkpoint_every_epochs == 0:
             tracker.flush()
-            _report_with_checkpoint(procedure, ctx, cfg, state, metrics)
+            _report_with_checkpoint(procedure, ctx, cfg, state, metrics, tracker, improved)
         else:
             ctx.report(metrics, None)
+
+
+def _evaluate(cfg, ctx, source, tracker, procedure, state: LoopState, evaluator) -> bool:
+    """Run one evaluation (collective); on rank 0 log it and say whether it is a new best."""
+    results = evaluator.evaluate(procedure, source, ctx)
+    if not ctx.is_main:
+        return False
+    state.eval_metrics = {f"eval/{k}": v for k, v in results.items()}
+    state.eval_metrics["eval/epoch"] = float(state.epoch)
+    tracker.log_metrics(state.eval_metrics, step=state.iteration)
+    metric = cfg.select_best_by
+    if metric is None or metric not in results:
+        return False
+    best = state.best["value"] if state.best else None
+    return improves(metric, results[metric], best)
 
 
 def _log_grid(procedure, batch, cfg: LoopConfig, tracker: Tracker, state: LoopState) -> None:
@@ -250,7 +292,9 @@ def _log_grid(procedure, batch, cfg: LoopConfig, tracker: Tracker, state: LoopSt
         tracker.log_artifact(path, "samples")
 
 
-def _report_with_checkpoint(procedure, ctx, cfg: LoopConfig, state: LoopState, metrics) -> None:
+def _report_with_checkpoint(
+    procedure, ctx, cfg: LoopConfig, state: LoopState, metrics, tracker: Tracker, improved: bool
+) -> None:
     if not ctx.is_main:
         ctx.report(metrics, None)
         return
@@ -261,7 +305,28 @@ def _report_with_checkpoint(procedure, ctx, cfg: LoopConfig, state: LoopState, m
         images_seen=state.images_seen,
         mlflow_run_id=cfg.mlflow_run_id,
         config=cfg.config,
+        eval_metrics=state.eval_metrics or None,
+        best=state.best,
     )
     with scratch_dir() as folder:
         save_checkpoint(folder, meta, {"procedure": procedure.state_dict(), "rng": rng_state()})
+        if improved:
+            _save_best(folder, meta, ctx, cfg, state, tracker)
         ctx.report(metrics, folder)
+
+
+def _save_best(folder: Path, meta: CheckpointMeta, ctx, cfg: LoopConfig, state, tracker) -> None:
+    """Record this checkpoint as the best: a copy, its URI as a tag, its scores as best/*."""
+    metric = cfg.select_best_by
+    value = state.eval_metrics[f"eval/{metric}"]
+    uri = ctx.best_checkpoint_uri()
+    state.best = {"metric": metric, "value": value, "epoch": state.epoch, "uri": uri}
+    meta.best = state.best
+    save_meta(folder, meta)
+    ctx.save_best(folder)
+    tracker.set_tags(
+        {"sislab.best_checkpoint_uri": uri, "sislab.best_checkpoint_epoch": str(state.epoch)}
+    )
+    best = {k.replace("eval/", "best/", 1): v for k, v in state.eval_metrics.items()}
+    tracker.log_metrics(best, step=state.iteration)
+    tracker.flush()

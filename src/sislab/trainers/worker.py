@@ -68,6 +68,24 @@ class RayContext:
         )
         ray.train.report(metrics, checkpoint=checkpoint)
 
+    def _best_target(self):
+        from sislab.trainers.context import BEST_CHECKPOINT
+
+        # The Train run's own storage (local folder or bucket), next to its checkpoint_* folders;
+        # get_storage is a DeveloperAPI, the only way to learn where Ray keeps this run.
+        storage = ray.train.get_context().get_storage()
+        return storage.storage_filesystem, f"{storage.experiment_fs_path}/{BEST_CHECKPOINT}"
+
+    def best_checkpoint_uri(self) -> str:
+        filesystem, target = self._best_target()
+        return f"s3://{target}" if filesystem.type_name == "s3" else target
+
+    def save_best(self, checkpoint_dir: Path) -> None:
+        from sislab.trainers.context import copy_checkpoint_files
+
+        filesystem, target = self._best_target()
+        copy_checkpoint_files(checkpoint_dir, target, filesystem)
+
     @contextlib.contextmanager
     def latest_checkpoint(self) -> Iterator[Path | None]:
         checkpoint = ray.train.get_checkpoint()
@@ -126,6 +144,33 @@ class RayDataSource:
             num_batches=1,
         )
         return {k: v for k, v in next(batches).items() if k != "key"}
+
+    def eval_batches(
+        self, num: int | None, batch_size: int, rank: int, world_size: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        from sislab.datasets.epochs import iter_epoch_batches
+
+        # Every worker reads the whole val split (it is not split among workers) and keeps its
+        # rows, so the evaluated rows and their order do not depend on Ray Data's block layout.
+        batches = iter_epoch_batches(
+            ray.train.get_dataset_shard("val"),
+            epoch=0,
+            batch_size=batch_size * world_size,
+            seed=self.spec.train.seed,
+            shuffle_buffer=0,
+            drop_last=False,
+        )
+        seen = 0
+        for batch in batches:
+            if num is not None and seen >= num:
+                break
+            rows = (
+                batch["image"].shape[0] if num is None else min(batch["image"].shape[0], num - seen)
+            )
+            mine = list(range(rank, rows, world_size))
+            seen += rows
+            if mine:
+                yield {k: v[mine] for k, v in batch.items() if k != "key"}
 
 
 def make_wrap(device: torch.device, world_size: int, sync_bn: bool):
@@ -196,12 +241,16 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     else:
         source = RayDataSource(spec, ctx.world_size)
     try:
+        evaluator = build.evaluator(spec, geometry, ctx.device, ctx.is_main)
+        if evaluator is not None and ctx.is_main:
+            tracker.set_tags(evaluator.tags)
         run_training(
             build.loop_config(spec, geometry, run_id, build.model_size(procedure)),
             ctx=ctx,
             source=source,
             tracker=tracker,
             procedure=procedure,
+            evaluator=evaluator,
         )
     finally:
         tracker.close()  # MlflowTracker drains its queue (bounded wait)

@@ -1,0 +1,303 @@
+"""Evaluation during training: the val split generated on every rank, metrics gathered on rank 0.
+
+Each rank generates its share of the evaluated val rows (row ``i`` on rank ``i % world_size``),
+extracts Inception features, LPIPS sums and segmentation confusion matrices locally, and one
+``all_gather_object`` plus one ``all_reduce`` bring them to rank 0, which computes FID/KID and
+the rest. Generation uses its own seeded generator state, so evaluating never changes the
+training run's random stream (a resumed run draws the same noise as an uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from sislab.metrics.provenance import WeightsInfo
+from sislab.spec.models import EVAL_METRIC_MODES, EvalSpec, WeightsSpec
+from sislab.trainers.batches import EpochSource
+from sislab.trainers.context import TrainContext
+
+logger = logging.getLogger(__name__)
+
+_INCEPTION_METRICS = {"fid", "fid_train", "kid"}
+_LPIPS_METRICS = {"lpips", "lpips_diversity"}
+_SEGMENTATION_METRICS = {"miou", "accuracy"}
+
+
+def improves(metric: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` of ``metric`` beats ``best`` in the metric's direction."""
+    if best is None or not np.isfinite(best):
+        return bool(np.isfinite(value))
+    if EVAL_METRIC_MODES[metric] == "min":
+        return value < best
+    return value > best
+
+
+@dataclass
+class EvalNetworks:
+    """The networks an evaluation needs, with where their weights came from."""
+
+    inception: torch.nn.Module | None = None
+    lpips: torch.nn.Module | None = None
+    segmenter: object | None = None  # sislab.metrics.segmenters.base.Segmenter
+    weights: dict[str, WeightsInfo] = field(default_factory=dict)
+
+
+def load_networks(
+    cfg: EvalSpec, weights: WeightsSpec, num_classes: int, device: torch.device
+) -> EvalNetworks:
+    """Load (hash-checked) the networks ``cfg.metrics`` need, on ``device``."""
+    wanted = set(cfg.metrics)
+    nets = EvalNetworks()
+    common = {
+        "paths": weights.paths,
+        "allow_download": weights.allow_download,
+        "sha256": weights.sha256,
+        "device": device,
+        "allow_substitute": cfg.allow_substitute_weights,
+    }
+    if wanted & _INCEPTION_METRICS:
+        from sislab.metrics.inception import load_fid_inception
+
+        nets.inception, nets.weights["inception"] = load_fid_inception(
+            source=cfg.inception, **common
+        )
+    if wanted & _LPIPS_METRICS:
+        from sislab.metrics.lpips_scores import load_lpips
+
+        nets.lpips, nets.weights["lpips"] = load_lpips(net=cfg.lpips_net, **common)
+    if wanted & _SEGMENTATION_METRICS:
+        from sislab.metrics.segmenters import load_segmenter
+
+        nets.segmenter = load_segmenter(
+            cfg.segmenter,
+            num_classes=num_classes,
+            paths=weights.paths,
+            allow_download=weights.allow_download,
+            sha256=weights.sha256,
+            device=device,
+        )
+        for i, info in enumerate(nets.segmenter.weights):
+            nets.weights[f"segmenter{i or ''}"] = info
+    return nets
+
+
+def substitutes(nets: EvalNetworks) -> list[str]:
+    """Names of the networks running on substitute (random) weights."""
+    return sorted(k for k, info in nets.weights.items() if info.substitute)
+
+
+class Evaluator:
+    """Computes ``eval.metrics`` of a procedure's generator on the val split.
+
+    Args:
+        cfg: The spec's ``eval`` section.
+        networks: Networks from ``load_networks``.
+        seed: Seed of the evaluation noise (the same at every evaluation).
+        train_reference: ``(mu, sigma)`` of the train split for ``fid_train``, on rank 0.
+        protocol: The run's ``EvalProtocol`` record, stamped on the run as tags.
+    """
+
+    def __init__(
+        self,
+        cfg: EvalSpec,
+        networks: EvalNetworks,
+        seed: int,
+        train_reference: tuple[np.ndarray, np.ndarray] | None = None,
+        protocol=None,
+    ) -> None:
+        self.cfg = cfg
+        self.nets = networks
+        self.seed = seed
+        self.train_reference = train_reference
+        self.protocol = protocol
+        self._real: np.ndarray | None = None  # val features: the same rows every evaluation
+        self.images_evaluated = 0
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """MLflow tags of the run: the protocol record, its id and any substitute weights."""
+        if self.protocol is None:
+            return {}
+        from sislab.metrics.protocol import protocol_tags
+
+        return protocol_tags(self.protocol)
+
+    @property
+    def wanted(self) -> set[str]:
+        """The metrics this evaluator computes."""
+        return set(self.cfg.metrics)
+
+    @torch.no_grad()
+    def evaluate(self, procedure, source: EpochSource, ctx: TrainContext) -> dict[str, float]:
+        """Evaluate on every rank (collective); returns the metrics on rank 0, ``{}`` elsewhere."""
+        fake_feats, real_feats = [], []
+        sums = torch.zeros(4, dtype=torch.float64)  # lpips sum, diversity sum, pairs, images
+        meter = None
+        if self.wanted & _SEGMENTATION_METRICS:
+            from sislab.metrics.segmentation import ConfusionMeter
+
+            seg = self.nets.segmenter
+            meter = ConfusionMeter(seg.num_classes, seg.ignore_index, ctx.device)
+        need_real = self._real is None and bool(self.wanted & {"fid", "kid"})
+        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+            torch.manual_seed(self.seed + 7_919 * ctx.rank)
+            for batch in source.eval_batches(
+                self.cfg.num_samples, self.cfg.batch_size, ctx.rank, ctx.world_size
+            ):
+                batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+                fake = procedure.sample(batch).clamp(-1, 1)
+                real = batch["image"]
+                if self.nets.inception is not None:
+                    fake_feats.append(self.nets.inception(fake).double().cpu())
+                    if need_real:
+                        real_feats.append(self.nets.inception(real).double().cpu())
+                if "lpips" in self.wanted:
+                    sums[0] += float(self.nets.lpips(fake, real).sum())
+                if "lpips_diversity" in self.wanted:
+                    other = procedure.sample(batch).clamp(-1, 1)
+                    sums[1] += float(self.nets.lpips(fake, other).sum())
+                sums[2] += fake.shape[0]
+                if meter is not None:
+                    seg = self.nets.segmenter
+                    target = seg.label_map.to(ctx.device)[batch["label"][:, 0]]
+                    meter.update(seg.predict(fake), target)
+        gathered = _gather_to_main(
+            (
+                torch.cat(fake_feats).numpy() if fake_feats else None,
+                torch.cat(real_feats).numpy() if real_feats else None,
+            ),
+            ctx,
+        )
+        sums = _sum_over_ranks(sums, ctx)
+        if meter is not None:
+            meter.all_reduce()
+        if not ctx.is_main:
+            return {}
+        return self._metrics(gathered, sums, meter)
+
+    def _metrics(self, gathered, sums: torch.Tensor, meter) -> dict[str, float]:
+        from sislab.metrics import fid
+
+        images = int(sums[2])
+        self.images_evaluated = images
+        out: dict[str, float] = {}
+        fake = _concat([g[0] for g in gathered])
+        if self._real is None and gathered[0][1] is not None:
+            self._real = _concat([g[1] for g in gathered])
+        if fake is not None and images > 1:
+            if "fid" in self.wanted:
+                out["fid"] = fid.frechet_distance(
+                    *fid.feature_statistics(fake), *fid.feature_statistics(self._real)
+                )
+            if "kid" in self.wanted:
+                out["kid"], out["kid_std"] = fid.kernel_inception_distance(
+                    fake,
+                    self._real,
+                    num_subsets=self.cfg.kid_subsets,
+                    subset_size=self.cfg.kid_subset_size,
+                    seed=self.seed,
+                )
+            if "fid_train" in self.wanted and self.train_reference is not None:
+                out["fid_train"] = fid.frechet_distance(
+                    *fid.feature_statistics(fake), *self.train_reference
+                )
+        if "lpips" in self.wanted:
+            out["lpips"] = float(sums[0] / max(images, 1))
+        if "lpips_diversity" in self.wanted:
+            out["lpips_diversity"] = float(sums[1] / max(images, 1))
+        if meter is not None:
+            scores = meter.compute()
+            out["miou"], out["accuracy"] = float(scores.miou), float(scores.accuracy)
+        return {k: float(v) for k, v in out.items()}
+
+
+def _concat(parts: list[np.ndarray | None]) -> np.ndarray | None:
+    arrays = [p for p in parts if p is not None and len(p)]
+    return np.concatenate(arrays) if arrays else None
+
+
+def _gather_to_main(obj, ctx: TrainContext) -> list:
+    """Every rank's ``obj`` on every rank, in rank order (just ``[obj]`` without a process group)."""
+    if ctx.world_size == 1 or not dist.is_initialized():
+        return [obj]
+    out: list = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _sum_over_ranks(values: torch.Tensor, ctx: TrainContext) -> torch.Tensor:
+    if ctx.world_size == 1 or not dist.is_initialized():
+        return values
+    moved = values.to(ctx.device)
+    dist.all_reduce(moved)
+    return moved.cpu()
+
+
+def run_protocol(cfg: EvalSpec, nets: EvalNetworks, image_size: tuple[int, int], val_rows: int):
+    """The protocol record of this run's evaluation, from its settings and loaded weights."""
+    from sislab.metrics.protocol import EvalProtocol, with_weights
+
+    evaluated = val_rows if cfg.num_samples is None else min(cfg.num_samples, val_rows)
+    wanted = set(cfg.metrics)
+    seg = nets.segmenter
+    record = EvalProtocol(
+        resolution=tuple(image_size),
+        inception_weights=cfg.inception,
+        reference_split="val",
+        reference_count=evaluated,
+        num_generated=evaluated,
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=cfg.kid_subset_size,
+        segmenter=_segmenter_kind(cfg.segmenter) if seg is not None else None,
+        label_mapping=getattr(seg, "label_mapping", None) if seg is not None else None,
+        ignore_index=seg.ignore_index if seg is not None else None,
+        lpips_net=cfg.lpips_net if wanted & _LPIPS_METRICS else None,
+        diversity_label_maps=evaluated if "lpips_diversity" in wanted else None,
+        diversity_samples=2,
+    )
+    return with_weights(
+        record,
+        inception=nets.weights.get("inception"),
+        segmenter=seg.weights if seg is not None else (),
+        lpips=nets.weights.get("lpips"),
+    )
+
+
+def _segmenter_kind(name: str | None) -> str | None:
+    # A builtin segmenter's path differs per machine; its sha256 already pins the bytes.
+    return "builtin" if name and name.startswith("builtin:") else name
+
+
+def check_protocol(record, preset_name: str) -> None:
+    """Refuse a run whose evaluation differs from the named protocol it claims to follow.
+
+    Only what the preset pins is compared: fields it leaves open (None, empty sha256) and its
+    dataset name (the run's dataset is the spec's business) are not.
+
+    Raises:
+        SpecError: The differing fields, each with the preset's and the run's value.
+    """
+    from sislab.errors import SpecError
+    from sislab.metrics.protocol import preset
+
+    pinned = preset(preset_name).model_dump()
+    actual = record.model_dump()
+    differ = [
+        f"{key}: protocol {value!r}, run {actual[key]!r}"
+        for key, value in pinned.items()
+        if key not in ("name", "description", "dataset", "substitutes")
+        and value not in (None, "")
+        and value != actual[key]
+    ]
+    if differ:
+        raise SpecError(
+            f"eval.protocol {preset_name!r} does not match this run's evaluation: "
+            + "; ".join(differ),
+            fix="change the eval settings (eval.num_samples, eval.segmenter, eval.inception, "
+            "...) or the dataset to match, or drop eval.protocol",
+        )

@@ -112,3 +112,32 @@ def test_valid_search_spec_loads(tmp_path):
         "    train.lr_d: {quniform: [1.0e-4, 4.0e-4, 1.0e-4]}\n"
     )
     assert load_spec(path).search.space["model.ngf"] == {"grid": [32, 64]}
+
+
+def test_searched_eval_metric_must_be_computed(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "name: t\nmethod: spade\n"
+        'dataset: {uri: "synthetic://shapes?size=32&classes=4&num=8&val=4", image_size: [32, 32]}\n'
+        "eval: {metrics: [kid]}\n"
+        "search:\n  metric: [eval/kid, eval/fid]\n  mode: [min, min]\n"
+        "  algorithm: optuna\n  space: {train.lr_g: {loguniform: [1.0e-5, 1.0e-3]}}\n"
+    )
+    problems = validate_file(path)
+    assert any(
+        "spec.yaml:6: search.metric: eval/fid is never reported" in p and "add fid" in p
+        for p in problems
+    ), problems
+    assert not any("eval/kid" in p for p in problems)
+
+
+@pytest.mark.parametrize("metrics", [["fid"], ["fid", "kid"]])
+def test_eval_spec_selection_metric_must_be_evaluated(metrics):
+    data = {
+        "name": "t",
+        "method": "spade",
+        "dataset": {"uri": "synthetic://shapes?size=32&classes=4&num=8&val=4"},
+        "eval": {"metrics": metrics, "select_best_by": "miou"},
+    }
+    with pytest.raises(SpecError, match=r"select_best_by 'miou' is not one of eval\.metrics"):
+        spec_from_dict(data)

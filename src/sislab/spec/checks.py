@@ -146,6 +146,25 @@ def search_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Pro
     return problems
 
 
+def metric_problems(spec: Spec) -> list[Problem]:
+    """A searched ``eval/<name>`` metric that the spec's evaluation never computes."""
+    metrics = spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
+    computed = set(spec.eval.metrics) | ({"kid_std"} if "kid" in spec.eval.metrics else set())
+    computed |= {"epoch"} if spec.eval.metrics else set()
+    problems: list[Problem] = []
+    for metric in metrics:
+        name = metric.split("/", 1)[1] if metric.startswith(("eval/", "best/")) else None
+        if name is not None and name not in computed:
+            problems.append(
+                (
+                    ("search", "metric"),
+                    f"{metric} is never reported: eval.metrics is {spec.eval.metrics}; add "
+                    f"{name} to eval.metrics or search another metric",
+                )
+            )
+    return problems
+
+
 def check_spec(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]:
     """All cross-field and search-space problems of ``spec`` (empty: the spec is usable).
 
@@ -154,4 +173,7 @@ def check_spec(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]
         skip: Paths whose values are unreliable (already reported); checks touching them are
             left out.
     """
-    return cross_field_problems(spec, skip) + search_problems(spec, skip)
+    problems = cross_field_problems(spec, skip) + search_problems(spec, skip)
+    if not _touches(("search", "metric"), skip) and not _touches(("eval",), skip):
+        problems += metric_problems(spec)
+    return problems

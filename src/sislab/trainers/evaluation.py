@@ -80,6 +80,7 @@ def load_networks(
             allow_download=weights.allow_download,
             sha256=weights.sha256,
             device=device,
+            allow_substitute=cfg.allow_substitute_weights,
         )
         for i, info in enumerate(nets.segmenter.weights):
             nets.weights[f"segmenter{i or ''}"] = info

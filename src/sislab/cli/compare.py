@@ -24,6 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--plots", type=Path, default=None, help="folder for the PNG plots")
     cmp.add_argument("--top-k", type=int, default=5, help="training curves of the best K runs")
     cmp.add_argument("--no-log", action="store_true", help="do not log plots to the parent run")
+    protocols = cmp.add_mutually_exclusive_group()
+    protocols.add_argument(
+        "--protocol", metavar="ID", help="only runs evaluated under this protocol id (prefix)"
+    )
+    protocols.add_argument(
+        "--allow-mixed-protocols",
+        action="store_true",
+        help="rank runs evaluated under different protocols (protocol id becomes a group key)",
+    )
     cmp.set_defaults(handler=_compare)
 
 
@@ -58,7 +67,14 @@ def _compare(args: argparse.Namespace) -> int:
 
     from sislab.errors import SpecError
     from sislab.orchestrator import compare_plots
-    from sislab.orchestrator.compare import compare, display_rows, load_runs, render
+    from sislab.orchestrator.compare import (
+        check_protocols,
+        compare,
+        display_rows,
+        load_runs,
+        only_protocol,
+        render,
+    )
 
     uri, name, parent = _source(args)
     client = MlflowClient(uri)
@@ -70,7 +86,11 @@ def _compare(args: argparse.Namespace) -> int:
     modes += [modes[-1]] * (len(metrics) - len(modes))
     started = time.perf_counter()
     runs = load_runs(client, experiment.experiment_id, parent)
-    result = compare(runs, metrics[0], modes[0], args.group_by or None)
+    if args.protocol:
+        runs = only_protocol(runs, args.protocol)
+    result = compare(runs, metrics[0], modes[0], args.group_by or None, args.allow_mixed_protocols)
+    for metric in metrics[1:2]:  # the Pareto plot's second objective
+        check_protocols(runs, metric, args.allow_mixed_protocols)
     elapsed = time.perf_counter() - started
     if args.format == "table":
         from rich.console import Console

@@ -16,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     summary.add_argument("method")
     summary.add_argument("--dataset", default="cityscapes", help="dataset preset")
     summary.add_argument("--json", action="store_true", help="print one JSON object")
+    speed = summary.add_argument_group("inference speed (GroupDNet's FPS)")
+    speed.add_argument("--fps", action="store_true", help="also time the generator's forward")
+    speed.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if any)")
+    speed.add_argument("--batch", type=int, default=1, help="images per forward (papers: 1)")
+    speed.add_argument("--warmup", type=int, default=3, help="untimed forwards first")
+    speed.add_argument("--iterations", type=int, default=10, help="timed forwards")
     summary.set_defaults(handler=_summary)
 
 
@@ -29,10 +35,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     from sislab.datasets.presets import preset_geometry
-    from sislab.metrics.summary import summarize
+    from sislab.metrics.summary import inference_speed, summarize
 
     geometry = preset_geometry(args.dataset)
     summary = summarize(args.method, None, geometry)
+    if args.fps:
+        speed = inference_speed(
+            args.method, None, geometry, args.device, args.batch, args.warmup, args.iterations
+        )
+        summary = summary.model_copy(update={"speed": speed})
     data = {"dataset": args.dataset, "height": geometry.height, "width": geometry.width,
             **summary.model_dump()}  # fmt: skip
     if args.json:
@@ -43,4 +54,8 @@ def _summary(args: argparse.Namespace) -> int:
           f"{summary.generator_gflops:.2f} GMACs")  # fmt: skip
     print(f"  discriminator  {summary.discriminator_params / 1e6:8.2f} M params")
     print(f"  encoder        {summary.encoder_params / 1e6:8.2f} M params")
+    if summary.speed is not None:
+        speed = summary.speed
+        print(f"  inference      {speed.images_per_s:8.2f} images/s on {speed.device}, "
+              f"batch {speed.batch_size} ({speed.iterations} timed after {speed.warmup} warm-up)")  # fmt: skip
     return 0

@@ -1,8 +1,11 @@
-"""Model summaries: parameter counts per network and sub-network, and the generator's GFLOPs."""
+"""Model summaries: parameter counts per network and sub-network, the generator's GFLOPs and,
+on request, its inference speed."""
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,9 +14,21 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sislab.errors import SpecError
 from sislab.models.geometry import DatasetGeometry
-from sislab.models.registry import get_method
+from sislab.models.registry import Method, get_method
 
 logger = logging.getLogger(__name__)
+
+
+class InferenceSpeed(BaseModel):
+    """Generator inference throughput (the 'FPS' of GroupDNet Table 1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    images_per_s: float = Field(description="Generated images per second.")
+    device: str = Field(description="Device the generator ran on, e.g. 'cuda (NVIDIA H100)'.")
+    batch_size: int = Field(description="Images per forward.")
+    warmup: int = Field(description="Untimed forwards before timing.")
+    iterations: int = Field(description="Timed forwards.")
 
 
 class ModelSummary(BaseModel):
@@ -43,6 +58,9 @@ class ModelSummary(BaseModel):
     breakdown: dict[str, int] = Field(
         description="Parameters per top-level sub-network, keyed 'generator.head_0', "
         "'discriminator.discriminators.0', 'encoder.fc_mu', ..."
+    )
+    speed: InferenceSpeed | None = Field(
+        None, description="Generator inference speed, when measured (inference_speed)."
     )
 
 
@@ -93,6 +111,17 @@ def _gmacs(module: nn.Module, *inputs: torch.Tensor) -> tuple[float, float]:
     return macs / 1e9, (macs + extra[0]) / 1e9
 
 
+def _method_and_config(name: str, model_config: BaseModel | None) -> tuple[Method, BaseModel]:
+    method = get_method(name)
+    config = method.config() if model_config is None else model_config
+    if not isinstance(config, method.config):
+        raise SpecError(
+            f"model config of type {type(config).__name__} given for method {name!r}",
+            fix=f"pass a {method.config.__name__} (or None for its defaults)",
+        )
+    return method, config
+
+
 def summarize(
     method_name: str, model_config: BaseModel | None, geometry: DatasetGeometry
 ) -> ModelSummary:
@@ -124,13 +153,7 @@ def summarize(
     Raises:
         SpecError: Unknown method, or a config of another method.
     """
-    method = get_method(method_name)
-    config = method.config() if model_config is None else model_config
-    if not isinstance(config, method.config):
-        raise SpecError(
-            f"model config of type {type(config).__name__} given for method {method_name!r}",
-            fix=f"pass a {method.config.__name__} (or None for its defaults)",
-        )
+    method, config = _method_and_config(method_name, model_config)
     with torch.device("meta"):
         generator = method.build_generator(config, geometry).eval()
         discriminator = method.build_discriminator(config, geometry).eval()
@@ -159,3 +182,79 @@ def summarize(
     )
     logger.debug("model summary of %s: %s", method_name, summary)
     return summary
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def inference_speed(
+    method_name: str,
+    model_config: BaseModel | None,
+    geometry: DatasetGeometry,
+    device: torch.device | str | None = None,
+    batch_size: int = 1,
+    warmup: int = 3,
+    iterations: int = 10,
+) -> InferenceSpeed:
+    """Time the generator's forward alone, as GroupDNet's FPS: eval mode, no gradients.
+
+    The weights are freshly initialised (speed does not depend on their values) and the input is
+    a random one-hot label map; VAE generators sample their latent inside the forward, as at test
+    time. Warm-up forwards (cuDNN autotuning, allocator growth) are not timed, and on CUDA the
+    clock stops only after ``torch.cuda.synchronize``.
+
+    Args:
+        method_name: A registered method.
+        model_config: That method's config; None uses its defaults.
+        geometry: Label channels and output size of the dataset.
+        device: Where to run; None: CUDA when available, else CPU.
+        batch_size: Images per forward (the papers: 1).
+        warmup: Untimed forwards.
+        iterations: Timed forwards.
+
+    Raises:
+        SpecError: Unknown method, a config of another method, or non-positive counts.
+    """
+    if batch_size < 1 or iterations < 1 or warmup < 0:
+        raise SpecError(
+            f"batch {batch_size}, warm-up {warmup}, iterations {iterations}",
+            fix="use a batch and iterations of at least 1 and a warm-up of at least 0",
+        )
+    method, config = _method_and_config(method_name, model_config)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with torch.device(target):
+        generator = method.build_generator(config, geometry).eval()
+    labels = torch.randint(
+        geometry.num_classes, (batch_size, geometry.height, geometry.width), device=target
+    )
+    semantics = torch.zeros(
+        batch_size, geometry.semantic_nc, geometry.height, geometry.width, device=target
+    )
+    semantics.scatter_(1, labels.unsqueeze(1), 1.0)
+    with torch.no_grad():
+        for _ in range(warmup):
+            generator(semantics)
+        _sync(target)
+        started = time.perf_counter()
+        for _ in range(iterations):
+            generator(semantics)
+        _sync(target)
+        elapsed = time.perf_counter() - started
+    rate = batch_size * iterations / elapsed if elapsed > 0 else math.inf
+    speed = InferenceSpeed(
+        images_per_s=rate,
+        device=_device_name(target),
+        batch_size=batch_size,
+        warmup=warmup,
+        iterations=iterations,
+    )
+    logger.debug("inference speed of %s: %s", method_name, speed)
+    return speed

@@ -4,13 +4,17 @@ Runs are read through MLflow's paged ``search_runs`` (one query per 1,000 runs, 
 grouped by the searched parameters (seed repeats fall into one group: mean ± std), and ranked by a
 metric. Plots (metric vs a parameter, the Pareto front of two objectives, training curves of the
 best runs) are PNG files, logged to the sweep's parent run.
+
+Evaluation metrics are only comparable under one evaluation protocol (``sislab.metrics.protocol``):
+ranking runs whose ``sislab.protocol.id`` tags differ is refused unless explicitly allowed, and then
+the protocol becomes one more group key.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +22,17 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from sislab.errors import SpecError
+from sislab.metrics.protocol import PROTOCOL_ID_TAG
 from sislab.trainers.mlflow_tracker import KIND_TAG, PARENT_TAG, TRIAL_TAG
 
 logger = logging.getLogger(__name__)
 
 PAGE = 1000
 SEED_PARAM = "train.seed"
+PROTOCOL = "protocol"  # runs column and table column holding the protocol id
+UNTAGGED = "(none)"
+# Metrics that no evaluation protocol governs: losses, sizes, throughput, learning rates.
+PROTOCOL_FREE_PREFIXES = ("train/", "model/", "system/", "data/", "lr/")
 
 
 @dataclass(frozen=True)
@@ -31,11 +40,13 @@ class Comparison:
     """The grouped table and where it came from.
 
     Args:
-        table: One row per group: the group keys, n, mean, std, best value and best run.
-        runs: One row per run: run_id, status, parent, params ``p.*``, metrics ``m.*``.
+        table: One row per group: the group keys (and ``protocol`` when protocols were mixed),
+            n, mean, std, best value and best run.
+        runs: One row per run: run_id, status, parent, protocol, params ``p.*``, metrics ``m.*``.
         metric: The ranking metric.
         mode: min or max.
         group_by: Parameters defining the groups.
+        protocols: Protocol id -> runs holding the metric, when they differ (mixing allowed).
     """
 
     table: pd.DataFrame
@@ -43,6 +54,7 @@ class Comparison:
     metric: str
     mode: str
     group_by: list[str]
+    protocols: dict[str, int] = field(default_factory=dict)
 
 
 def load_runs(
@@ -64,6 +76,7 @@ def load_runs(
                 "status": run.info.status,
                 "parent": run.data.tags.get(PARENT_TAG, ""),
                 "trial_id": run.data.tags.get(TRIAL_TAG, ""),
+                PROTOCOL: run.data.tags.get(PROTOCOL_ID_TAG, ""),
             }
             row.update({f"p.{k}": v for k, v in run.data.params.items()})
             row.update({f"m.{k}": v for k, v in run.data.metrics.items()})
@@ -80,13 +93,80 @@ def varying_params(runs: pd.DataFrame) -> list[str]:
     return [c[2:] for c in cols if runs[c].nunique(dropna=False) > 1]
 
 
+def mixed_protocols(data: pd.DataFrame, metric: str) -> dict[str, int]:
+    """Protocol id -> runs, for runs holding ``metric`` under more than one protocol; else {}.
+
+    Metrics under ``PROTOCOL_FREE_PREFIXES`` and runs without any protocol tag are never mixed;
+    once some run has a tag, runs without one count as the protocol ``(none)``.
+    """
+    if metric.startswith(PROTOCOL_FREE_PREFIXES) or PROTOCOL not in data.columns:
+        return {}
+    ids = data[PROTOCOL].fillna("")
+    if not (ids != "").any():
+        return {}
+    counts = ids.replace("", UNTAGGED).value_counts()
+    return {str(k): int(v) for k, v in counts.items()} if len(counts) > 1 else {}
+
+
+def check_protocols(runs: pd.DataFrame, metric: str, allow: bool = False) -> dict[str, int]:
+    """``mixed_protocols`` of the runs holding ``metric``, refused unless ``allow``.
+
+    Raises:
+        SpecError: The runs holding the metric were evaluated under different protocols; the
+            message lists each id with its number of runs.
+    """
+    column = f"m.{metric}"
+    held = runs[runs[column].notna()] if column in runs.columns else runs.iloc[:0]
+    protocols = mixed_protocols(held, metric)
+    if protocols and not allow:
+        listed = ", ".join(f"{pid} ({n} runs)" for pid, n in protocols.items())
+        raise SpecError(
+            f"the runs holding {metric!r} were evaluated under {len(protocols)} different "
+            f"protocols: {listed}; their values are not comparable",
+            fix="keep one protocol with --protocol ID (or --run-dir of one sweep), or pass "
+            "--allow-mixed-protocols to rank them with the protocol as a group key",
+        )
+    return protocols
+
+
+def only_protocol(runs: pd.DataFrame, protocol_id: str) -> pd.DataFrame:
+    """The runs evaluated under ``protocol_id`` (a prefix of the id is enough).
+
+    Raises:
+        SpecError: No run carries that protocol id.
+    """
+    ids = runs[PROTOCOL] if PROTOCOL in runs.columns else pd.Series([], dtype=str)
+    kept = runs[ids.fillna("").str.startswith(protocol_id) & (ids != "")]
+    if kept.empty:
+        known = sorted({i for i in ids.dropna() if i})
+        raise SpecError(
+            f"no run was evaluated under protocol {protocol_id!r}",
+            fix=f"choose --protocol among: {', '.join(known) or '(no run has a protocol tag)'}",
+        )
+    return kept
+
+
 def compare(
-    runs: pd.DataFrame, metric: str, mode: str = "min", group_by: list[str] | None = None
+    runs: pd.DataFrame,
+    metric: str,
+    mode: str = "min",
+    group_by: list[str] | None = None,
+    allow_mixed_protocols: bool = False,
 ) -> Comparison:
     """Group the runs and rank the groups by ``metric`` (mean over each group's repeats).
 
+    Args:
+        runs: From ``load_runs``.
+        metric: The ranking metric.
+        mode: min or max.
+        group_by: Parameters defining the groups; None: those that vary.
+        allow_mixed_protocols: Rank runs evaluated under different protocols; the protocol id
+            then joins the group keys, so no mean mixes two protocols.
+
     Raises:
-        SpecError: No run has the metric, or a group-by key is no parameter.
+        SpecError: No run has the metric, a group-by key is no parameter, or the runs holding
+            the metric were evaluated under different protocols (without
+            ``allow_mixed_protocols``).
     """
     column = f"m.{metric}"
     if runs.empty or column not in runs.columns:
@@ -103,7 +183,10 @@ def compare(
             fix="name a dotted spec field, e.g. --group-by model.ngf",
         )
     data = runs[runs[column].notna()]
-    cols = [f"p.{k}" for k in keys]
+    protocols = check_protocols(data, metric, allow_mixed_protocols)
+    if protocols:
+        data = data.assign(**{PROTOCOL: data[PROTOCOL].replace("", UNTAGGED)})
+    cols = [f"p.{k}" for k in keys] + ([PROTOCOL] if protocols else [])
     ascending = mode == "min"
     if cols:
         grouped = data.groupby(cols, dropna=False, sort=False)[column]
@@ -126,9 +209,10 @@ def compare(
             }
         )
     table["best"] = table["min"] if ascending else table["max"]
-    table = table.drop(columns=["min", "max"]).rename(columns={c: c[2:] for c in cols})
+    renamed = {c: c[2:] for c in cols if c.startswith("p.")}
+    table = table.drop(columns=["min", "max"]).rename(columns=renamed)
     table = table.sort_values("mean", ascending=ascending, kind="stable").reset_index(drop=True)
-    return Comparison(table, runs, metric, mode, keys)
+    return Comparison(table, runs, metric, mode, keys, protocols)
 
 
 def _fmt(value: Any) -> str:
@@ -138,12 +222,13 @@ def _fmt(value: Any) -> str:
 
 
 def display_rows(result: Comparison) -> tuple[list[str], list[list[str]]]:
-    """Header and string cells: group keys, n, 'mean ± std', best, best run."""
-    header = [*result.group_by, "n", f"{result.metric} mean ± std", "best", "best run"]
+    """Header and string cells: group keys, protocol when mixed, n, 'mean ± std', best, best run."""
+    keys = [*result.group_by, *([PROTOCOL] if result.protocols else [])]
+    header = [*keys, "n", f"{result.metric} mean ± std", "best", "best run"]
     rows = []
     for rec in result.table.to_dict("records"):
         spread = f"{_fmt(rec['mean'])} ± {_fmt(rec['std'])}"
-        cells = [_fmt(rec[k]) for k in result.group_by]
+        cells = [_fmt(rec[k]) for k in keys]
         rows.append([*cells, str(rec["count"]), spread, _fmt(rec["best"]), rec["best_run"][:8]])
     return header, rows
 

@@ -201,7 +201,9 @@ class EvalSpec(StrictModel):
     num_samples: PositiveInt | None = Field(
         None, description="Val rows generated per evaluation, split across the workers (null: all)."
     )
-    batch_size: PositiveInt = Field(8, description="Images per generation/feature batch per worker.")
+    batch_size: PositiveInt = Field(
+        8, description="Images per generation/feature batch per worker."
+    )
     train_reference_images: PositiveInt | None = Field(
         None, description="Train images of the fid_train statistics (null: the whole split)."
     )

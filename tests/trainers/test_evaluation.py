@@ -173,3 +173,22 @@ def test_a_run_that_differs_from_its_named_protocol_is_refused() -> None:
     spec = spec_from_dict(data)
     with pytest.raises(SpecError, match="reference_split: protocol 'train', run 'val'"):
         build.evaluator(spec, build.dataset_geometry(spec), torch.device("cpu"), True)
+
+
+def test_miou_and_accuracy_with_a_builtin_segmenter(tmp_path: Path) -> None:
+    from sislab.metrics.segmenters import train_segmenter
+
+    seg = train_segmenter(SPEC["dataset"]["uri"], tmp_path / "seg.pt", epochs=1, batch_size=4)
+    data = copy.deepcopy(SPEC)
+    data["train"]["epochs"] = 1
+    data["eval"].update(
+        metrics=["miou", "accuracy"], segmenter=f"builtin:{seg.path}", select_best_by="miou"
+    )
+    tracker = MemoryTracker()
+    _run(data, tmp_path / "run", tracker)
+    (record,) = [m for _, m in tracker.metrics if "eval/miou" in m]
+    assert 0.0 <= record["eval/miou"] <= 1.0 and 0.0 < record["eval/accuracy"] <= 1.0
+    assert tracker.tags["sislab.protocol.segmenter"] == "builtin"
+    assert tracker.tags["sislab.protocol.label_mapping"] == "identity"
+    assert len(tracker.tags["sislab.protocol.segmenter_sha256"]) == 64
+    assert read_meta(tmp_path / "run" / BEST_CHECKPOINT).best["metric"] == "miou"

@@ -165,8 +165,7 @@ class Evaluator:
                 sums[2] += fake.shape[0]
                 if meter is not None:
                     seg = self.nets.segmenter
-                    target = seg.label_map.to(ctx.device)[batch["label"][:, 0]]
-                    meter.update(seg.predict(fake), target)
+                    meter.update(seg.predict(fake), seg.map_labels(batch["label"][:, 0]))
         gathered = _gather_to_main(
             (
                 torch.cat(fake_feats).numpy() if fake_feats else None,
@@ -255,7 +254,7 @@ def run_protocol(cfg: EvalSpec, nets: EvalNetworks, image_size: tuple[int, int],
         kid_subsets=cfg.kid_subsets,
         kid_subset_size=cfg.kid_subset_size,
         segmenter=_segmenter_kind(cfg.segmenter) if seg is not None else None,
-        label_mapping=getattr(seg, "label_mapping", None) if seg is not None else None,
+        label_mapping=seg.label_mapping if seg is not None else None,
         ignore_index=seg.ignore_index if seg is not None else None,
         lpips_net=cfg.lpips_net if wanted & _LPIPS_METRICS else None,
         diversity_label_maps=evaluated if "lpips_diversity" in wanted else None,

@@ -50,6 +50,8 @@ class Segmenter:
         normalisation: Input normalisation.
         input_size: ``(H, W)`` the network runs at; None: at the size of the images given.
         ignore_index: Segmenter id of pixels that are not scored.
+        label_mapping: Name of ``label_map`` for protocol records (``identity``,
+            ``cityscapes-labelid-to-trainid``, ...).
     """
 
     name: str
@@ -60,6 +62,7 @@ class Segmenter:
     normalisation: Normalisation = field(default_factory=Normalisation)
     input_size: tuple[int, int] | None = None
     ignore_index: int = IGNORE_INDEX
+    label_mapping: str = "identity"
 
     @property
     def device(self) -> torch.device:

@@ -33,6 +33,7 @@ class PaperSegmenter:
         dataset_classes: sislab training ids of its dataset (don't-care included).
         label_map: Training id -> segmenter id lookup.
         normalisation: Its input normalisation.
+        label_mapping: Name of that lookup, as protocol records give it.
     """
 
     dataset: str
@@ -42,6 +43,7 @@ class PaperSegmenter:
     dataset_classes: int
     label_map: Callable[[], torch.Tensor]
     normalisation: Normalisation
+    label_mapping: str
 
 
 SEGMENTERS: dict[str, PaperSegmenter] = {
@@ -53,6 +55,7 @@ SEGMENTERS: dict[str, PaperSegmenter] = {
         drn.DATASET_CLASSES,
         drn.label_map,
         drn.NORMALISATION,
+        "cityscapes-labelid-to-trainid",
     ),
     "deeplabv2_cocostuff164k": PaperSegmenter(
         "coco-stuff",
@@ -62,6 +65,7 @@ SEGMENTERS: dict[str, PaperSegmenter] = {
         deeplab.DATASET_CLASSES,
         deeplab.label_map,
         deeplab.NORMALISATION,
+        "cocostuff-182",
     ),
     "upernet101_ade20k": PaperSegmenter(
         "ade20k",
@@ -71,6 +75,7 @@ SEGMENTERS: dict[str, PaperSegmenter] = {
         upernet.DATASET_CLASSES,
         upernet.label_map,
         upernet.NORMALISATION,
+        "ade20k-150",
     ),
 }
 
@@ -145,6 +150,7 @@ def load_segmenter(
         label_map=spec.label_map(),
         weights=tuple(infos),
         normalisation=spec.normalisation,
+        label_mapping=spec.label_mapping,
     )
 
 

@@ -85,3 +85,15 @@ def test_presets_are_named_data() -> None:
 def test_unknown_field_is_refused() -> None:
     with pytest.raises(ValueError, match="reference_splt"):
         EvalProtocol.model_validate({"reference_splt": "val"})
+
+
+def test_eval_protocols_command_lists_every_preset_with_its_id(capsys) -> None:
+    import json
+
+    from sislab.cli.main import main
+
+    assert main(["eval", "protocols", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert set(listed) == set(presets())
+    for name, record in presets().items():
+        assert listed[name]["id"] == protocol_id(record)

@@ -192,3 +192,13 @@ def test_miou_and_accuracy_with_a_builtin_segmenter(tmp_path: Path) -> None:
     assert tracker.tags["sislab.protocol.label_mapping"] == "identity"
     assert len(tracker.tags["sislab.protocol.segmenter_sha256"]) == 64
     assert read_meta(tmp_path / "run" / BEST_CHECKPOINT).best["metric"] == "miou"
+
+
+def test_fid_t_and_fid_v_runs_follow_either_vasis_protocol() -> None:
+    from sislab.trainers.evaluation import EvalNetworks, check_protocol, run_protocol
+
+    spec = spec_from_dict({**SPEC, "eval": {**SPEC["eval"], "metrics": ["fid", "fid_train"]}})
+    record = run_protocol(spec.eval, EvalNetworks(), (32, 32), 4)
+    assert record.reference_split == "val+train"
+    check_protocol(record, "vasis-fid-t")
+    check_protocol(record, "vasis-fid-v")

@@ -245,20 +245,26 @@ def run_protocol(cfg: EvalSpec, nets: EvalNetworks, image_size: tuple[int, int],
     evaluated = val_rows if cfg.num_samples is None else min(cfg.num_samples, val_rows)
     wanted = set(cfg.metrics)
     seg = nets.segmenter
+    # Settings of metrics the run does not compute stay at the record's defaults, so that they
+    # neither split protocol ids nor fail a preset check.
+    kid = {"kid_subsets": cfg.kid_subsets, "kid_subset_size": cfg.kid_subset_size}
     record = EvalProtocol(
         resolution=tuple(image_size),
         inception_weights=cfg.inception,
-        reference_split="val",
+        # fid is FID-v (val), fid_train FID-t (train): the record names the splits computed.
+        reference_split="+".join(
+            split for split, m in (("val", "fid"), ("train", "fid_train")) if m in wanted
+        )
+        or "val",
         reference_count=evaluated,
         num_generated=evaluated,
-        kid_subsets=cfg.kid_subsets,
-        kid_subset_size=cfg.kid_subset_size,
+        **(kid if "kid" in wanted else {}),
         segmenter=_segmenter_kind(cfg.segmenter) if seg is not None else None,
         label_mapping=seg.label_mapping if seg is not None else None,
         ignore_index=seg.ignore_index if seg is not None else None,
         lpips_net=cfg.lpips_net if wanted & _LPIPS_METRICS else None,
         diversity_label_maps=evaluated if "lpips_diversity" in wanted else None,
-        diversity_samples=2,
+        diversity_samples=2 if "lpips_diversity" in wanted else None,
     )
     return with_weights(
         record,
@@ -287,12 +293,18 @@ def check_protocol(record, preset_name: str) -> None:
 
     pinned = preset(preset_name).model_dump()
     actual = record.model_dump()
+
+    def matches(key: str, value) -> bool:
+        if key == "reference_split":  # a run computing FID-v and FID-t follows either protocol
+            return value in actual[key].split("+")
+        return value == actual[key]
+
     differ = [
         f"{key}: protocol {value!r}, run {actual[key]!r}"
         for key, value in pinned.items()
         if key not in ("name", "description", "dataset", "substitutes")
         and value not in (None, "")
-        and value != actual[key]
+        and not matches(key, value)
     ]
     if differ:
         raise SpecError(

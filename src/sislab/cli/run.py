@@ -57,15 +57,16 @@ def ui_command(run_dir: Path, port: int = 5000, host: str = "127.0.0.1") -> list
 
 
 def _print_summary(console: Console, outcome, elapsed_s: float) -> None:
-    from sislab.orchestrator.summary import SUMMARY_METRICS, trial_summaries
+    from sislab.orchestrator.summary import summary_columns, trial_summaries
 
     state = outcome.state
     rows = trial_summaries(state.tracking_uri, state.experiment_id, state.parent_run_id)
+    columns = summary_columns(rows)
     table = Table(title=f"{state.name}: {len(rows)} trials, {elapsed_s:.0f}s, {state.status}")
-    for column in ("trial", "status", "config", *SUMMARY_METRICS, "mlflow run"):
+    for column in ("trial", "status", "config", *columns, "mlflow run"):
         table.add_column(column.removeprefix("train/"))
     for row in rows:
-        values = [f"{row.metrics[m]:.4g}" if m in row.metrics else "-" for m in SUMMARY_METRICS]
+        values = [f"{row.metrics[m]:.4g}" if m in row.metrics else "-" for m in columns]
         table.add_row(row.trial_id, row.status, row.overrides or "-", *values, row.run_id[:8])
     console.print(table)
     console.print(f"run folder: {outcome.run_dir.root}")

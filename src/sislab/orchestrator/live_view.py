@@ -16,6 +16,8 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from sislab.orchestrator.summary import score_columns
+
 SHOWN_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
 
 
@@ -70,11 +72,17 @@ class LiveView(Callback):
             self.rows[trial.trial_id] = TrialRow(trial.trial_id, dict(trial.config))
         return self.rows[trial.trial_id]
 
+    def shown_metrics(self) -> list[str]:
+        """Training metrics, then the evaluation scores any trial has reported."""
+        names = {m for row in self.rows.values() for m in row.metrics}
+        return [*SHOWN_METRICS, *score_columns(names, "eval/")]
+
     def table(self) -> Table:
         """The current table of trials."""
         elapsed = time.monotonic() - self._started
         table = Table(title=f"sislab sweep · {len(self.rows)} trials · {elapsed:.0f}s")
-        for column in ("trial", "status", "config", "progress", "epoch", *SHOWN_METRICS):
+        shown = self.shown_metrics()
+        for column in ("trial", "status", "config", "progress", "epoch", *shown):
             table.add_column(column.removeprefix("train/"))
         for row in self.rows.values():
             config = ", ".join(f"{k}={_fmt(v)}" for k, v in row.overrides.items()) or "-"
@@ -86,7 +94,7 @@ class LiveView(Callback):
                 config,
                 bar,
                 f"{row.epoch}/{self.total_epochs}",
-                *(_fmt(row.metrics[m]) if m in row.metrics else "-" for m in SHOWN_METRICS),
+                *(_fmt(row.metrics[m]) if m in row.metrics else "-" for m in shown),
             )
         return table
 
@@ -107,7 +115,13 @@ class LiveView(Callback):
         row = self._row(trial)
         row.status = "RUNNING"
         row.epoch = int(result.get("epoch", row.epoch))
-        row.metrics.update({k: v for k, v in result.items() if k in SHOWN_METRICS})
+        row.metrics.update(
+            {
+                k: v
+                for k, v in result.items()
+                if k in SHOWN_METRICS or k in score_columns([k], "eval/")
+            }
+        )
         shown = " ".join(f"{k.removeprefix('train/')}={_fmt(v)}" for k, v in row.metrics.items())
         self._refresh(f"[{trial.trial_id}] epoch {row.epoch}/{self.total_epochs} {shown}")
 

@@ -9,6 +9,8 @@ from mlflow.tracking import MlflowClient
 from sislab.trainers.mlflow_tracker import PARENT_TAG, TRIAL_TAG
 
 SUMMARY_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
+# Bookkeeping values that are not scores.
+_NOT_SCORES = ("/epoch", "/kid_std")
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,13 @@ def trial_summaries(
         if not page_token:
             break
     return sorted(rows, key=lambda r: r.trial_id)
+
+
+def score_columns(metric_names, prefix: str) -> list[str]:
+    """The evaluation scores among ``metric_names`` under ``prefix`` (``eval/`` or ``best/``)."""
+    return sorted({m for m in metric_names if m.startswith(prefix) and not m.endswith(_NOT_SCORES)})
+
+
+def summary_columns(rows: list[TrialSummary]) -> list[str]:
+    """Training metrics, then the best-checkpoint scores any trial has (``best/fid``, ...)."""
+    return [*SUMMARY_METRICS, *score_columns({m for r in rows for m in r.metrics}, "best/")]

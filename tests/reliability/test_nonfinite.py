@@ -28,7 +28,7 @@ SPEC = {
         "max_iters_per_epoch": ITERS,
         "log_every_iters": 1,
     },
-    "eval": {"num_grid_samples": 1, "every_epochs": 100},
+    "eval": {"num_grid_samples": 1, "every_epochs": 100, "metrics": []},
     "losses": {"perceptual": 0},
     "resources": {"num_workers": 1},
 }

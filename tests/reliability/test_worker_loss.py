@@ -39,7 +39,7 @@ train:
   log_every_iters: 1
   checkpoint_every_epochs: 1
   max_failures: 1
-eval: {{num_grid_samples: 1, every_epochs: 100}}
+eval: {{num_grid_samples: 1, every_epochs: 100, metrics: []}}
 resources: {{num_workers: 2, cpus_per_worker: 0.4}}
 """
 DEADLINE_S = 300

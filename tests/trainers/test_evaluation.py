@@ -202,3 +202,19 @@ def test_fid_t_and_fid_v_runs_follow_either_vasis_protocol() -> None:
     assert record.reference_split == "val+train"
     check_protocol(record, "vasis-fid-t")
     check_protocol(record, "vasis-fid-v")
+
+
+def test_fid_t_uses_cached_train_statistics(tmp_path: Path) -> None:
+    import os
+
+    data = copy.deepcopy(SPEC)
+    data["train"]["epochs"] = 1
+    data["eval"].update(metrics=["fid_train"], train_reference_images=8)
+    cache = Path(os.environ["SISLAB_CACHE_DIR"]) / "fid-reference"
+    before = set(cache.glob("*.npz")) if cache.exists() else set()
+    tracker = MemoryTracker()
+    _run(data, tmp_path, tracker)
+    (record,) = [m for _, m in tracker.metrics if "eval/fid_train" in m]
+    assert record["eval/fid_train"] > 0
+    assert len(set(cache.glob("*.npz")) - before) == 1  # the train split's statistics, cached
+    assert tracker.tags["sislab.protocol.reference_split"] == "train"

@@ -165,3 +165,11 @@ def test_json_schema_has_spade_fields():
     assert schema["required"] == ["name"]
     assert {"ngf", "spade_hidden", "use_vae"} <= set(schema["$defs"]["SpadeConfig"]["properties"])
     assert schema["properties"]["model"]["discriminator"]["propertyName"] == "method"
+
+
+def test_unknown_keys_that_look_like_type_tags_are_named(tmp_path):
+    # pydantic's union tags ('int', 'list[...]') are dropped from locations; a user's own key of
+    # that shape must still be reported (the fuzzer found `{'[': null}` crashing the message).
+    problems = validate_file(write(tmp_path, "name: x\n'[': null\nmodel: {int: 3}\n"))
+    assert any(":2: [: unknown field" in p for p in problems), problems
+    assert any(":3: model.int: unknown field" in p for p in problems), problems

@@ -69,13 +69,19 @@ def did_you_mean(word: str, candidates: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def clean_loc(loc: tuple, method: str) -> Path:
-    """Drop the union tags pydantic puts into locations (``model.spade.ngf`` -> ``model.ngf``)."""
+def clean_loc(loc: tuple, method: str, user_key_last: bool = False) -> Path:
+    """Drop the union tags pydantic puts into locations (``model.spade.ngf`` -> ``model.ngf``).
+
+    With ``user_key_last`` (unknown-field errors) the last element is the user's own key, kept
+    even when it looks like a tag (a key ``[`` or ``int`` must still be named in the message).
+    """
     path = list(loc)
+    last = [path.pop()] if user_key_last and path else []
     if len(path) >= 2 and path[0] == "model" and path[1] in METHODS:
         del path[1]
     # Smart-mode union members appear as type names ('int', 'function-after[...]'); drop them.
-    return tuple(p for p in path if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
+    kept = [p for p in path if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS))]
+    return (*kept, *last)
 
 
 _TYPE_TAGS = {"int", "float", "str", "bool", "list", "dict", "tuple", "none", "is-instance"}
@@ -124,7 +130,7 @@ def validation_problems(
     """
     by_path: dict[Path, list[str]] = {}
     for error in exc.errors():
-        path = clean_loc(error["loc"], method)
+        path = clean_loc(error["loc"], method, error["type"] == "extra_forbidden")
         message = readable(error, spec_cls, path, method)
         messages = by_path.setdefault(path, [])
         if message not in messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ray.tune.search import Searcher
@@ -73,3 +74,24 @@ def test_asha_on_epochs_with_first_metric():
     asha = scheduler(spec)
     assert asha._time_attr == "epoch" and asha.metric == "train/loss_g"
     assert asha._max_t == 9
+
+
+def test_trial_processes_are_reused_only_without_a_scheduler():
+    from sislab.orchestrator.sweep import reuse_trial_actors
+
+    plain = spec_from_dict({"name": "x", "search": {"space": {"train.lr_g": {"grid": [1, 2]}}}})
+    asha = spec_from_dict(
+        {"name": "x", "train": {"epochs": 3}, "search": {"scheduler": {"asha": {}}}}
+    )
+    assert reuse_trial_actors(plain) and not reuse_trial_actors(asha)
+
+
+def test_train_poll_default_keeps_a_users_value(monkeypatch):
+    from sislab.orchestrator.sweep import TRAIN_POLL_ENV, TRAIN_POLL_S, ray_train_settings
+
+    monkeypatch.delenv(TRAIN_POLL_ENV, raising=False)
+    ray_train_settings()
+    assert os.environ[TRAIN_POLL_ENV] == TRAIN_POLL_S
+    monkeypatch.setenv(TRAIN_POLL_ENV, "3")
+    ray_train_settings()
+    assert os.environ[TRAIN_POLL_ENV] == "3"

@@ -20,7 +20,13 @@ from rich.console import Console
 from sislab.cluster.connect import connect
 from sislab.errors import SpecError
 from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir
-from sislab.orchestrator.sweep import SweepOutcome, finish, make_trainable, storage_target
+from sislab.orchestrator.sweep import (
+    SweepOutcome,
+    finish,
+    make_trainable,
+    ray_train_settings,
+    storage_target,
+)
 from sislab.orchestrator.trial import SweepContext
 from sislab.spec.loader import load_spec
 
@@ -63,6 +69,7 @@ def resume_sweep(
             f"the sweep in {run_dir.root} already ended ({state.status})",
             fix="start a new sweep with `sislab run SPEC`",
         )
+    ray_train_settings()
     connect(address, run_dir.ray_log, num_cpus)
     _, storage_fs = storage_target(spec, run_dir)
     path = experiment_path(state.storage_path)

@@ -11,9 +11,23 @@ import pytest
 # thread per process avoids oversubscription, which made CPU tests several times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# Fixed per-trial latencies of Ray Train, set before any Ray starts (the session's, and those of the
+# subprocesses the cluster and resume tests launch, which inherit this environment):
+# - the controller's poll of its workers (sislab's default 0.5 s, Ray's 2 s): every report after
+#   a trial's first and every trial's end wait for the next poll;
+# - the preemption watcher, one more actor process per trial that watches for node drains, which
+#   no test makes.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
+os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+# The `mlflow server`s tests start (reliability, cluster) would each also start MLflow's job
+# runner, eight processes of its own for GenAI jobs no test uses: seconds of CPU per start.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
 # Tests never download: torch hub and the weights registry resolve into empty folders.
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="sislab-test-torch-home-")
 os.environ["SISLAB_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="sislab-test-weights-")
+# FID reference statistics are cached here; a user's cache must not leak into tests.
+os.environ["SISLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="sislab-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sislab.orchestrator.mlflow_store import prepare_sqlite_store
+
 READY_TIMEOUT_S = 120.0  # Ray and MLflow start in seconds, slower on a loaded 2-core machine
 BIN = Path(sys.executable).parent
 
@@ -104,14 +106,12 @@ class Lab:
 
     def stop(self) -> None:
         """Stop every process this lab started (by process group), then stragglers by temp dir."""
+        # SIGKILL at once: nothing of this lab is kept (its folders are removed below), and a
+        # `ray start --block` node given SIGTERM takes up to half a minute to stop.
         for proc in reversed(self.processes):
-            _kill_group(proc, signal.SIGTERM)
+            _kill_group(proc, signal.SIGKILL)
         for proc in reversed(self.processes):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc, signal.SIGKILL)
-                proc.wait(timeout=10)
+            proc.wait(timeout=30)
         for pid in _pids_mentioning(str(self.temp_dir)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -168,6 +168,8 @@ def start_lab(base: Path, s3_endpoint: str) -> Lab:
         temp_dir=temp_dir,
     )
     try:
+        # An already-migrated store: a new sqlite store's migrations take seconds at first start.
+        prepare_sqlite_store(base / "mlflow.db")
         lab.start(
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
              f"sqlite:///{base / 'mlflow.db'}", "--artifacts-destination", "s3://mlflow/artifacts",

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sislab.orchestrator.mlflow_store import prepare_sqlite_store
+
 START_TIMEOUT_S = 120
 
 
@@ -37,6 +39,8 @@ class MlflowServer:
     def start(self) -> float:
         """Start the server and wait until it answers; returns the seconds that took."""
         begin = time.monotonic()
+        # An already-migrated store: a new sqlite store's migrations take seconds at first start.
+        prepare_sqlite_store(self.root / "mlflow.db")
         mlflow = Path(sys.executable).with_name("mlflow")
         log = (self.root / "server.log").open("ab")
         self.proc = subprocess.Popen(

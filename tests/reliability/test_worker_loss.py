@@ -21,7 +21,9 @@ from sislab.spec.loader import load_spec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-EPOCHS, ITERS_PER_EPOCH = 4, 2
+# Enough epochs after the first checkpoint that the kill lands mid-training: an epoch of this
+# tiny model takes a fraction of a second once reports no longer wait for Ray's 2 s poll.
+EPOCHS, ITERS_PER_EPOCH = 8, 2
 CHECKPOINT_ITERS = ITERS_PER_EPOCH  # checkpoint_every_epochs: 1
 SPEC = f"""\
 name: e2e-kill-resume
@@ -89,7 +91,7 @@ def test_killed_worker_resumes_from_checkpoint(ray_cluster, tmp_path: Path) -> N
     while not _checkpoint_committed(run_dir.root):
         assert thread.is_alive(), "sweep ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.2)
+        time.sleep(0.05)
     raylet = ray_cluster._private.worker._global_node.all_processes["raylet"][0].process.pid
     victims = _train_worker_pids(raylet)
     assert victims, "no Ray Train worker process found"

@@ -16,6 +16,7 @@ from torch import nn
 
 from sislab.metrics.segmentation import IGNORE_INDEX
 from sislab.metrics.segmenters.base import Normalisation
+from sislab.metrics.segmenters.blocks import Bottleneck
 
 NUM_CLASSES = 19
 NORMALISATION = Normalisation(
@@ -43,38 +44,9 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> li
     return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-class _Bottleneck(nn.Module):
-    """ResNet bottleneck whose 3x3 convolution carries the stride and the dilation."""
-
-    def __init__(self, cin: int, planes: int, stride: int, dilation: int) -> None:
-        super().__init__()
-        cout = planes * 4
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(
-            planes, planes, 3, stride, padding=dilation, dilation=dilation, bias=False
-        )
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
-
-
 def _res_stage(cin: int, planes: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
-    layers = [_Bottleneck(cin, planes, stride, dilation)]
-    layers += [_Bottleneck(planes * 4, planes, 1, dilation) for _ in range(blocks - 1)]
+    layers = [Bottleneck(cin, planes, stride, dilation)]
+    layers += [Bottleneck(planes * 4, planes, 1, dilation) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 

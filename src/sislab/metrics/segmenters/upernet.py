@@ -16,6 +16,7 @@ from torch import nn
 
 from sislab.metrics.segmentation import IGNORE_INDEX
 from sislab.metrics.segmenters.base import Normalisation
+from sislab.metrics.segmenters.blocks import Bottleneck
 
 NUM_CLASSES = 150
 DATASET_CLASSES = 151  # sislab's ADE20K training ids: 0..149 plus the don't-care 150
@@ -37,35 +38,9 @@ def _cbr(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
     )
 
 
-class _Bottleneck(nn.Module):
-    """torchvision-style bottleneck (stride in the 3x3 convolution)."""
-
-    def __init__(self, cin: int, planes: int, stride: int) -> None:
-        super().__init__()
-        cout = planes * 4
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-
 def _stage(cin: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
-    layers = [_Bottleneck(cin, planes, stride)]
-    layers += [_Bottleneck(planes * 4, planes, 1) for _ in range(blocks - 1)]
+    layers = [Bottleneck(cin, planes, stride)]
+    layers += [Bottleneck(planes * 4, planes, 1) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 

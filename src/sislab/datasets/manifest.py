@@ -99,6 +99,19 @@ class Manifest(_Model):
             self.dontcare_id is not None and self.dontcare_id not in {c.id for c in self.classes}
         )
 
+    def split(self, name: str, uri: str, fix: str) -> SplitInfo:
+        """The split ``name``.
+
+        Raises:
+            DataError: The manifest has no such split; the message names ``uri`` and the splits
+                it has, with ``fix``.
+        """
+        if name not in self.splits:
+            raise DataError(
+                f"dataset {uri} has no split {name!r} (it has {sorted(self.splits)})", fix=fix
+            )
+        return self.splits[name]
+
     def training_ids(self) -> np.ndarray:
         """Lookup (256,) int16: stored id -> training id; -1 marks ids not in the table."""
         lut = np.full(256, -1, dtype=np.int16)

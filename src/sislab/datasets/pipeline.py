@@ -90,12 +90,7 @@ def manifest_geometry(dataset_spec: DatasetSpec, height: int, width: int) -> Dat
 
 
 def _split(manifest: Manifest, split: str, uri: str):
-    if split not in manifest.splits:
-        raise DataError(
-            f"dataset {uri} has no split {split!r} (it has {sorted(manifest.splits)})",
-            fix="set dataset.train_split / dataset.val_split to one of those",
-        )
-    return manifest.splits[split]
+    return manifest.split(split, uri, "set dataset.train_split / dataset.val_split to one of those")
 
 
 def _is_transient(err: DataError) -> bool:

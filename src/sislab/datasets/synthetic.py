@@ -47,6 +47,16 @@ class SyntheticParams:
     seed: int = 0
     variation: float = 0.5
 
+    def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image and label map of sample ``index`` of this dataset (see ``render_sample``)."""
+        return render_sample(
+            index,
+            num_classes=self.classes,
+            size=self.size,
+            seed=self.seed,
+            variation=self.variation,
+        )
+
     def split_range(self, split: str) -> range:
         """Sample indices of a split (``train`` or ``val``)."""
         if split == "train":

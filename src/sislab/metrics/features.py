@@ -27,7 +27,7 @@ from sislab.datasets.manifest import Manifest, load_manifest
 from sislab.datasets.preprocess import decode_image, resize_image
 from sislab.datasets.shards import read_shard
 from sislab.datasets.storage import Location, StorageOptions, resolve
-from sislab.datasets.synthetic import SyntheticParams, parse_synthetic_uri, render_sample
+from sislab.datasets.synthetic import SyntheticParams, parse_synthetic_uri
 from sislab.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -132,13 +132,7 @@ class ImageSource:
         return load_manifest(location), location, None
 
     def _split_info(self, manifest: Manifest):
-        if self.split not in manifest.splits:
-            raise DataError(
-                f"dataset {self.location} has no split {self.split!r} "
-                f"(it has {sorted(manifest.splits)})",
-                fix="pass --split with one of those",
-            )
-        return manifest.splits[self.split]
+        return manifest.split(self.split, self.location, "pass --split with one of those")
 
     def count(self) -> int:
         """Number of images the source holds."""
@@ -161,14 +155,7 @@ class ImageSource:
         manifest, location, params = self.open_dataset()
         if params is not None:
             for index in params.split_range(self.split or "val")[:remaining]:
-                image, _ = render_sample(
-                    index,
-                    num_classes=params.classes,
-                    size=params.size,
-                    seed=params.seed,
-                    variation=params.variation,
-                )
-                yield image
+                yield params.render(index)[0]
             return
         for shard in self._split_info(manifest).shards:
             table = read_shard(location, shard)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sislab.datasets.synthetic import SyntheticParams, render_sample
+from sislab.datasets.synthetic import SyntheticParams
 
 
 class EpochSource(Protocol):
@@ -91,13 +91,7 @@ class SyntheticSource:
             self.num_batches = min(self.num_batches, max_batches)
 
     def _render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return render_sample(
-            index,
-            num_classes=self.params.classes,
-            size=self.params.size,
-            seed=self.params.seed,
-            variation=self.params.variation,
-        )
+        return self.params.render(index)
 
     def batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, epoch])

@@ -17,7 +17,7 @@ from sislab.datasets.manifest import Manifest, load_manifest
 from sislab.datasets.preprocess import decode_image, decode_label, resize_image, resize_map
 from sislab.datasets.shards import read_shard
 from sislab.datasets.storage import resolve
-from sislab.datasets.synthetic import SyntheticParams, parse_synthetic_uri, render_sample
+from sislab.datasets.synthetic import SyntheticParams, parse_synthetic_uri
 from sislab.datasets.synthetic_writer import synthetic_manifest
 from sislab.errors import DataError
 
@@ -76,18 +76,9 @@ def split_keys(uri: str, split: str) -> list[str]:
         return [f"{i:08d}" for i in params.split_range(split)]
     location = resolve(uri)
     keys: list[str] = []
-    for shard in _split(manifest, split, uri).shards:
+    for shard in manifest.split(split, uri, "pass one of those splits").shards:
         keys += read_shard(location, shard).column("key").to_pylist()
     return keys
-
-
-def _split(manifest: Manifest, split: str, uri: str):
-    if split not in manifest.splits:
-        raise DataError(
-            f"dataset {uri} has no split {split!r} (it has {sorted(manifest.splits)})",
-            fix="pass one of those splits",
-        )
-    return manifest.splits[split]
 
 
 def iter_split(
@@ -140,19 +131,13 @@ def load_split(uri: str, split: str, size: tuple[int, int]) -> Batch:
 
 def _synthetic_rows(params: SyntheticParams, split: str):
     for index in params.split_range(split):
-        image, label = render_sample(
-            index,
-            num_classes=params.classes,
-            size=params.size,
-            seed=params.seed,
-            variation=params.variation,
-        )
+        image, label = params.render(index)
         yield f"{index:08d}", image, label
 
 
 def _shard_rows(manifest: Manifest, uri: str, split: str):
     location = resolve(uri)
-    for shard in _split(manifest, split, uri).shards:
+    for shard in manifest.split(split, uri, "pass one of those splits").shards:
         table = read_shard(location, shard)
         columns = (table.column(c).to_pylist() for c in ("key", "image", "label"))
         for key, image, label in zip(*columns, strict=True):

@@ -284,7 +284,7 @@ def load_fid_inception(
         )
     model = FIDInceptionV3()
     try:
-        path = weights_registry.locate(
+        path, digest = weights_registry.locate_checked(
             source, dict(paths or {}), allow_download, dict(sha256 or {})
         )
     except WeightsError as err:
@@ -300,4 +300,4 @@ def load_fid_inception(
     else:
         state = _pt_inception_state(path, target)
     model.load_state_dict(state, strict=True)
-    return model.to(device), WeightsInfo(source, weights_registry.sha256_of(path))
+    return model.to(device), WeightsInfo(source, digest)

@@ -21,7 +21,7 @@ from torch import nn
 
 from sislab.errors import SpecError, WeightsError
 from sislab.metrics.provenance import WeightsInfo
-from sislab.metrics.weights import REGISTRY, locate, sha256_of
+from sislab.metrics.weights import REGISTRY, locate_checked
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def load_lpips(
         raise SpecError(f"unknown LPIPS net {net!r}", fix="use alex or vgg")
     name = _BACKBONE_WEIGHTS[net]
     try:
-        path = locate(name, paths or {}, allow_download, sha256)
+        path, digest = locate_checked(name, paths or {}, allow_download, sha256)
     except WeightsError as err:
         if not (allow_substitute and "not found" in err.message):
             raise
@@ -130,7 +130,7 @@ def load_lpips(
             f"{name} weights at {path} do not fit the LPIPS {_BACKBONE_TITLE[net]} trunk: {err}",
             fix=f"use torchvision's {REGISTRY[name].filename}",
         ) from err
-    return model.to(device), WeightsInfo(name, sha256_of(path))
+    return model.to(device), WeightsInfo(name, digest)
 
 
 def _device(model: nn.Module) -> torch.device:

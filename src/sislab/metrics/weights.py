@@ -161,13 +161,13 @@ def _fetch_s3(uri: str, target: Path) -> None:
         shutil.copyfileobj(src, dst)
 
 
-def locate(
+def locate_checked(
     name: str,
     paths: dict[str, str],
     allow_download: bool = False,
     sha256: dict[str, str] | None = None,
-) -> Path:
-    """Return a local, hash-checked copy of the weights registered as ``name``.
+) -> tuple[Path, str]:
+    """A local, hash-checked copy of the weights registered as ``name``, and its full sha256.
 
     Args:
         name: Registry name.
@@ -244,7 +244,17 @@ def locate(
     if fetched:
         candidate.replace(cache)
         candidate = cache
-    return candidate
+    return candidate, actual
+
+
+def locate(
+    name: str,
+    paths: dict[str, str],
+    allow_download: bool = False,
+    sha256: dict[str, str] | None = None,
+) -> Path:
+    """Like ``locate_checked``, the path only."""
+    return locate_checked(name, paths, allow_download, sha256)[0]
 
 
 def load_state_dict(

@@ -170,10 +170,10 @@ def _load_part(
             substitute=True,
             note=f"random {weights_name} weights: segmentation scores are not comparable",
         )
-    path = registry.locate(weights_name, paths, allow_download, sha256)
+    path, digest = registry.locate_checked(weights_name, paths, allow_download, sha256)
     state = torch.load(path, map_location="cpu", weights_only=True)
     load_strict(module, _unwrap(state), f"{weights_name} ({path})")
-    return WeightsInfo(weights_name, registry.sha256_of(path))
+    return WeightsInfo(weights_name, digest)
 
 
 def _available(weights_name: str, paths: Mapping[str, str], allow_download: bool) -> bool:

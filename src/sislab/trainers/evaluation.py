@@ -116,7 +116,10 @@ class Evaluator:
         self.seed = seed
         self.train_reference = train_reference
         self.protocol = protocol
-        self._real: np.ndarray | None = None  # val features: the same rows every evaluation
+        self._real: np.ndarray | None = None  # val features (rank 0): the same rows every time
+        # Every rank sends its real-image features once; without this flag the ranks other than
+        # 0 (which never hold ``_real``) would extract them again at every evaluation.
+        self._real_sent = False
         self.images_evaluated = 0
 
     @property
@@ -137,14 +140,14 @@ class Evaluator:
     def evaluate(self, procedure, source: EpochSource, ctx: TrainContext) -> dict[str, float]:
         """Evaluate on every rank (collective); returns the metrics on rank 0, ``{}`` elsewhere."""
         fake_feats, real_feats = [], []
-        sums = torch.zeros(4, dtype=torch.float64)  # lpips sum, diversity sum, pairs, images
+        sums = torch.zeros(3, dtype=torch.float64)  # lpips sum, diversity sum, images
         meter = None
         if self.wanted & _SEGMENTATION_METRICS:
             from sislab.metrics.segmentation import ConfusionMeter
 
             seg = self.nets.segmenter
             meter = ConfusionMeter(seg.num_classes, seg.ignore_index, ctx.device)
-        need_real = self._real is None and bool(self.wanted & {"fid", "kid"})
+        need_real = not self._real_sent and bool(self.wanted & {"fid", "kid"})
         with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
             torch.manual_seed(self.seed + 7_919 * ctx.rank)
             for batch in source.eval_batches(
@@ -173,6 +176,7 @@ class Evaluator:
             ),
             ctx,
         )
+        self._real_sent = self._real_sent or need_real
         sums = _sum_over_ranks(sums, ctx)
         if meter is not None:
             meter.all_reduce()

@@ -77,15 +77,6 @@ def loop_config(
     )
 
 
-def val_rows(spec: Spec) -> int:
-    """Rows of the dataset's val split."""
-    if spec.dataset.uri.startswith("synthetic://"):
-        return parse_synthetic_uri(spec.dataset.uri).val
-    from sislab.datasets.pipeline import split_rows
-
-    return split_rows(spec.dataset, spec.dataset.val_split)
-
-
 def evaluator(
     spec: Spec, geometry: DatasetGeometry, device: torch.device, is_main: bool
 ) -> Evaluator | None:
@@ -98,8 +89,11 @@ def evaluator(
     """
     if not spec.eval.metrics:
         return None
+    from sislab.datasets.pipeline import split_rows
+
     nets = load_networks(spec.eval, spec.weights, geometry.num_classes, device)
-    record = run_protocol(spec.eval, nets, spec.dataset.image_size, val_rows(spec))
+    val_rows = split_rows(spec.dataset, spec.dataset.val_split)
+    record = run_protocol(spec.eval, nets, spec.dataset.image_size, val_rows)
     if spec.eval.protocol:
         check_protocol(record, spec.eval.protocol)
     reference = None

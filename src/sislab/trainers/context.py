@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+import torch.distributed as dist
 
 
 class TrainContext(Protocol):
@@ -107,6 +108,18 @@ def copy_checkpoint_files(src: Path, dst: Path, filesystem=None) -> None:
             source_filesystem=pafs.LocalFileSystem(),
             destination_filesystem=filesystem,
         )
+
+
+def sum_over_ranks(values: torch.Tensor, ctx: TrainContext) -> torch.Tensor:
+    """``values`` summed over all ranks (collective), on the device they came from.
+
+    Without a process group (one rank, or tests) the values come back unchanged.
+    """
+    if ctx.world_size == 1 or not dist.is_initialized():
+        return values
+    moved = values.to(ctx.device)
+    dist.all_reduce(moved)
+    return moved.to(values.device)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from sislab.metrics.provenance import WeightsInfo
 from sislab.spec.models import EVAL_METRIC_MODES, EvalSpec, WeightsSpec
 from sislab.trainers.batches import EpochSource
-from sislab.trainers.context import TrainContext
+from sislab.trainers.context import TrainContext, sum_over_ranks
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class Evaluator:
             ctx,
         )
         self._real_sent = self._real_sent or need_real
-        sums = _sum_over_ranks(sums, ctx)
+        sums = sum_over_ranks(sums, ctx)
         if meter is not None:
             meter.all_reduce()
         if not ctx.is_main:
@@ -232,14 +232,6 @@ def _gather_to_main(obj, ctx: TrainContext) -> list:
     out: list = [None] * ctx.world_size
     dist.all_gather_object(out, obj)
     return out
-
-
-def _sum_over_ranks(values: torch.Tensor, ctx: TrainContext) -> torch.Tensor:
-    if ctx.world_size == 1 or not dist.is_initialized():
-        return values
-    moved = values.to(ctx.device)
-    dist.all_reduce(moved)
-    return moved.cpu()
 
 
 def run_protocol(cfg: EvalSpec, nets: EvalNetworks, image_size: tuple[int, int], val_rows: int):

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 from sislab.errors import TrainingError
 from sislab.trainers.batches import EpochSource
@@ -27,7 +26,7 @@ from sislab.trainers.checkpoint import (
     save_meta,
     set_rng_state,
 )
-from sislab.trainers.context import TrainContext, scratch_dir
+from sislab.trainers.context import TrainContext, scratch_dir, sum_over_ranks
 from sislab.trainers.evaluation import Evaluator, improves
 from sislab.trainers.nonfinite import StepGuard
 from sislab.trainers.procedures.base import Procedure
@@ -106,17 +105,8 @@ def peak_memory_mb(device: torch.device) -> float:
 def _mean_over_ranks(values: dict[str, torch.Tensor], ctx: TrainContext) -> dict[str, float]:
     keys = sorted(values)
     stacked = torch.stack([values[k].detach().float().reshape(()) for k in keys]).to(ctx.device)
-    if ctx.world_size > 1 and dist.is_initialized():
-        dist.all_reduce(stacked)
-        stacked /= ctx.world_size
+    stacked = sum_over_ranks(stacked, ctx) / ctx.world_size
     return {f"train/{k}": float(v) for k, v in zip(keys, stacked.cpu().tolist(), strict=True)}
-
-
-def _sum_over_ranks(value: int, ctx: TrainContext) -> int:
-    total = torch.tensor([float(value)], device=ctx.device)
-    if ctx.world_size > 1 and dist.is_initialized():
-        dist.all_reduce(total)
-    return int(total.item())
 
 
 def restore(procedure: Procedure, ctx: TrainContext, method: str) -> LoopState:
@@ -242,7 +232,7 @@ def _train_epochs(
         # What Tune's searchers and schedulers see: epoch means over all ranks.
         metrics = {"epoch": float(state.epoch), "iteration": float(state.iteration)}
         metrics.update(cfg.report_constants or {})
-        skipped = _sum_over_ranks(source.skipped_rows, ctx)
+        skipped = int(sum_over_ranks(torch.tensor([float(source.skipped_rows)]), ctx).item())
         if skipped:
             metrics["data/skipped_rows"] = float(skipped)
             tracker.log_metrics({"data/skipped_rows": float(skipped)}, step=state.iteration)

@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from sislab.orchestrator.pbt import trial_config
 from sislab.orchestrator.summary import score_columns
 
 SHOWN_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
@@ -69,8 +70,10 @@ class LiveView(Callback):
 
     def _row(self, trial) -> TrialRow:
         if trial.trial_id not in self.rows:
-            self.rows[trial.trial_id] = TrialRow(trial.trial_id, dict(trial.config))
-        return self.rows[trial.trial_id]
+            self.rows[trial.trial_id] = TrialRow(trial.trial_id, {})
+        row = self.rows[trial.trial_id]
+        row.overrides = trial_config(trial.config)  # PBT changes a trial's config as it goes
+        return row
 
     def shown_metrics(self) -> list[str]:
         """Training metrics, then the evaluation scores any trial has reported."""

@@ -5,7 +5,8 @@ grid/random: :class:`SpaceSearcher` hands out the configurations of
 seed repeats expanded by sislab, not by Tune's variant generator, so what ``sislab validate`` and
 ``sislab search show`` saw is what runs). optuna: TPE with a define-by-run space
 (:class:`OptunaSpace`): only active parameters are suggested; a list of metrics makes it
-multi-objective. Schedulers: ASHA on the epoch axis, or none. Runs on the Tune driver.
+multi-objective. Schedulers: ASHA or PBT (``orchestrator.pbt``) on the epoch axis, or none. Runs
+on the Tune driver.
 """
 
 from __future__ import annotations
@@ -153,14 +154,34 @@ def search_alg(spec: Spec, space: SearchSpace) -> tuple[Searcher, int]:
     return SpaceSearcher(configs, metrics[0], modes[0]), len(configs)
 
 
+def tune_search(spec: Spec, space: SearchSpace) -> tuple[Searcher | None, int, dict[str, Any]]:
+    """The Tuner's search algorithm, ``num_samples`` and ``param_space``.
+
+    With PBT, Tune's own variant generator walks the configurations (one grid axis of dicts),
+    since Ray refuses a search algorithm next to PBT; otherwise sislab's searcher does.
+    """
+    if spec.search.scheduler.pbt is not None:
+        from ray import tune
+
+        from sislab.orchestrator.pbt import POPULATION_KEY, population
+
+        return None, 1, {POPULATION_KEY: tune.grid_search(population(spec, space))}
+    searcher, num_samples = search_alg(spec, space)
+    return searcher, num_samples, {}
+
+
 def scheduler(spec: Spec):
-    """ASHA on the epoch axis, or None (FIFO)."""
+    """ASHA or PBT on the epoch axis, or None (FIFO)."""
+    metrics, modes = objectives(spec)
+    if spec.search.scheduler.pbt is not None:
+        from sislab.orchestrator.pbt import scheduler as pbt_scheduler
+
+        return pbt_scheduler(spec, metrics[0], modes[0])
     asha = spec.search.scheduler.asha
     if asha is None:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    metrics, modes = objectives(spec)
     # The epoch, not Tune's training_iteration: iterations restart at 1 after a restore (ray #44256).
     return ASHAScheduler(
         time_attr="epoch",
@@ -174,7 +195,9 @@ def scheduler(spec: Spec):
 
 def search_driver(config: dict[str, Any], context: SweepContext, space: SearchSpace) -> None:
     """Tune trainable: map the trial's config to overrides, switch its method, train it."""
-    method, overrides = split_method(overrides_of(config, space))
+    from sislab.orchestrator.pbt import trial_config
+
+    method, overrides = split_method(overrides_of(trial_config(config), space))
     if method is not None and method != context.spec_data.get("method"):
         context = dataclasses.replace(context, spec_data=switch_method(context.spec_data, method))
     train_driver(overrides, context)

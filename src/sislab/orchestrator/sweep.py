@@ -30,7 +30,7 @@ from sislab.orchestrator.credentials import stop_tune_credential_propagation
 from sislab.orchestrator.live_view import LiveView
 from sislab.orchestrator.mlflow_store import prepare_sqlite_store
 from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
-from sislab.orchestrator.search_algs import objectives, search_alg, search_driver
+from sislab.orchestrator.search_algs import objectives, search_driver, tune_search
 from sislab.orchestrator.search_algs import scheduler as make_scheduler
 from sislab.orchestrator.trial import SweepContext
 from sislab.search_spaces.validate import space_of
@@ -71,9 +71,11 @@ def reuse_trial_actors(spec: Spec) -> bool:
 
     A trial's process (its Train driver) imports torch and Ray Train and unpickles the trainable:
     seconds per trial that reuse saves. Only without a scheduler: a trial that ASHA stops early is
-    still inside ``TorchTrainer.fit``, and its Train run ends only when Tune kills its process.
+    still inside ``TorchTrainer.fit``, and its Train run ends only when Tune kills its process
+    (likewise a trial PBT pauses or restarts from a donor).
     """
-    return spec.search.scheduler.asha is None
+    scheduler = spec.search.scheduler
+    return scheduler.asha is None and scheduler.pbt is None
 
 
 def storage_target(spec: Spec, run_dir: RunDir) -> tuple[str, object | None]:
@@ -184,9 +186,10 @@ def run_sweep(
     if worker_fn is not None:
         context = dataclasses.replace(context, worker_fn=worker_fn)
     view = LiveView(spec.train.epochs, console)
-    searcher, num_samples = search_alg(spec, space_of(spec))
+    searcher, num_samples, param_space = tune_search(spec, space_of(spec))
     tuner = tune.Tuner(
         make_trainable(spec, context),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             num_samples=num_samples,
             search_alg=searcher,

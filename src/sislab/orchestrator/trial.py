@@ -1,10 +1,10 @@
 """One Tune trial = one Ray Train run: the function trainable that builds and fits a TorchTrainer.
 
 Runs in the Tune trial actor (the Train driver), not on the Tune driver; it imports no MLflow (rank 0
-opens the trial's run, the Tune driver closes it). Follows Ray's documented
-Train-in-Tune pattern: a deterministic Train run name derived from the trial id (so a restarted trial
-resumes its Train run), and ``TuneReportCallback`` so Tune's searchers and schedulers see the
-metrics that rank 0 reports.
+opens the trial's run, the Tune driver closes it). Follows Ray's documented Train-in-Tune pattern: a
+deterministic Train run name derived from the trial id (so a restarted trial resumes its Train
+run), and every rank-0 report forwarded to Tune (``orchestrator.tune_report``), here with a Tune
+checkpoint pointing at the Train checkpoint so that PBT can clone a trial.
 """
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from typing import Any
 import ray.train
 import ray.tune
 from ray.train.torch import TorchTrainer
-from ray.tune.integration.ray_train import TuneReportCallback
+from ray.util.queue import Queue
 
+from sislab.orchestrator.tune_report import (
+    ReportToTrialDriver,
+    TrainCheckpointPointer,
+    fit_reporting_to_tune,
+    read_pointer,
+)
 from sislab.spec.overrides import resolve
 from sislab.spec.spec import Spec
-from sislab.trainers.worker import TrialPayload, train_fn_per_worker
+from sislab.trainers.worker import DonorCheckpoint, TrialPayload, train_fn_per_worker
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +71,35 @@ def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
     )
 
 
+def train_run(
+    trial_id: str, pointer: TrainCheckpointPointer | None
+) -> tuple[str, DonorCheckpoint | None]:
+    """The Train run a trial (re)starts, and the donor checkpoint it starts from, if any.
+
+    A trial's own Tune checkpoint (a restart, a resumed sweep, a PBT pause) continues the Train
+    run it points to; Train restores that run's latest checkpoint. Another trial's (a PBT
+    exploit) starts a new Train run from the donor's checkpoint, named after donor and epoch so
+    that a restart of the same exploit finds it again.
+    """
+    if pointer is None:
+        return f"train-{trial_id}", None
+    if pointer.trial_id == trial_id:
+        return pointer.run_name, None
+    name = f"train-{trial_id}-from-{pointer.trial_id}-e{pointer.epoch}"
+    donor = DonorCheckpoint(
+        trial_id=pointer.trial_id,
+        path=pointer.path,
+        epoch=pointer.epoch,
+        iteration=pointer.iteration,
+    )
+    return name, donor
+
+
 def train_driver(config: dict[str, Any], context: SweepContext) -> None:
     """Tune trainable: resolve this trial's spec and fit its TorchTrainer."""
     trial_id = ray.tune.get_context().get_trial_id()
     spec = resolve(Spec.model_validate(context.spec_data), config)
+    run_name, donor = train_run(trial_id, read_pointer(ray.tune.get_checkpoint()))
     payload = TrialPayload(
         spec=spec.model_dump(mode="json"),
         trial_id=trial_id,
@@ -76,6 +107,7 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
         tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id,
         parent_run_id=context.parent_run_id,
+        donor=donor,
     )
     datasets, dataset_config = None, None
     if not spec.dataset.uri.startswith("synthetic://"):
@@ -85,6 +117,7 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
 
         datasets = build_ray_datasets(spec.dataset, spec.dataset.image_size, spec.train.seed)
         dataset_config = ray.train.DataConfig(datasets_to_split=["train"])
+    queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = TorchTrainer(
         context.worker_fn,
         train_loop_config=payload.model_dump(),
@@ -92,14 +125,14 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
         datasets=datasets,
         dataset_config=dataset_config,
         run_config=ray.train.RunConfig(
-            name=f"train-{trial_id}",
+            name=run_name,
             storage_path=context.storage_path,
             storage_filesystem=context.storage_filesystem,
-            callbacks=[TuneReportCallback()],
+            callbacks=[ReportToTrialDriver(queue)],
             failure_config=ray.train.FailureConfig(max_failures=spec.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=spec.train.num_checkpoints_to_keep
             ),
         ),
     )
-    trainer.fit()
+    fit_reporting_to_tune(trainer.fit, queue, trial_id, run_name)

@@ -165,6 +165,93 @@ def metric_problems(spec: Spec) -> list[Problem]:
     return problems
 
 
+def pbt_mutable(key: str) -> bool:
+    """Whether PBT may change ``key`` mid-training: learning rates and loss weights.
+
+    A checkpoint trained under one value loads under another (no tensor changes shape): the
+    procedures read loss weights at every step, and a restore rebases the optimisers' learning
+    rates on the spec's (``trainers.checkpoint.rebase_hyperparameters``).
+    """
+    parts = key.split(".")
+    if key in ("train.lr_g", "train.lr_d") or (parts[0] == "losses" and len(parts) == 2):
+        return True
+    return parts[0] == "model" and len(parts) == 2 and parts[1].endswith("_weight")
+
+
+def pbt_problems(spec: Spec) -> list[Problem]:
+    """Problems of ``search.scheduler.pbt``: what it mutates, and how its interval meets the
+    checkpoints, evaluations and search it depends on."""
+    pbt = spec.search.scheduler.pbt
+    if pbt is None:
+        return []
+    here = ("search", "scheduler", "pbt")
+    train = spec.train
+    problems: list[Problem] = []
+    if spec.search.algorithm == "optuna" or isinstance(spec.search.metric, list):
+        problems.append(
+            (
+                ("search", "algorithm"),
+                "PBT picks the next configurations itself (Ray refuses a search algorithm with it) "
+                "and optimises one metric: use algorithm grid or random and a single metric",
+            )
+        )
+    if pbt.perturbation_interval % train.checkpoint_every_epochs:
+        problems.append(
+            (
+                (*here, "perturbation_interval"),
+                f"{pbt.perturbation_interval} is not a multiple of train.checkpoint_every_epochs "
+                f"({train.checkpoint_every_epochs}): a trial could only clone a donor at an epoch "
+                "that has a checkpoint",
+            )
+        )
+    if pbt.burn_in_period + pbt.perturbation_interval >= train.epochs:
+        problems.append(
+            (
+                (*here, "perturbation_interval"),
+                f"burn_in_period + perturbation_interval ({pbt.burn_in_period} + "
+                f"{pbt.perturbation_interval}) reaches train.epochs ({train.epochs}): no trial "
+                "would ever be perturbed",
+            )
+        )
+    metric = spec.search.metric if isinstance(spec.search.metric, str) else ""
+    if metric.startswith("eval/") and pbt.perturbation_interval % spec.eval.every_epochs:
+        problems.append(
+            (
+                (*here, "perturbation_interval"),
+                f"{metric} is computed every {spec.eval.every_epochs} epochs: make the interval "
+                "a multiple of eval.every_epochs so that trials are ranked on fresh scores",
+            )
+        )
+    if train.num_checkpoints_to_keep is not None and train.num_checkpoints_to_keep < 2:
+        problems.append(
+            (
+                ("train", "num_checkpoints_to_keep"),
+                "PBT needs 2 or more (or null): a donor's checkpoint must outlive its next one "
+                "while another trial loads it",
+            )
+        )
+    methods = list(spec.search.methods) or [spec.method]
+    for key, raw in pbt.mutations.items():
+        path = (*here, "mutations", key)
+        if not pbt_mutable(key):
+            problems.append(
+                (
+                    path,
+                    f"{key} cannot change mid-training; PBT perturbs learning rates (train.lr_g, "
+                    "train.lr_d) and loss weights (losses.*, model.*_weight)",
+                )
+            )
+            continue
+        reason = next((r for m in methods if (r := search_key_problem(key, m)) is not None), None)
+        if reason is not None:
+            problems.append((path, reason))
+            continue
+        for value in sample_values(parse_domain(raw)):
+            for where, message in _override_problems(spec, key, value):
+                problems.append((path, f"value {value!r} is invalid: {dotted(where)}: {message}"))
+    return problems
+
+
 def check_spec(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]:
     """All cross-field and search-space problems of ``spec`` (empty: the spec is usable).
 
@@ -176,4 +263,6 @@ def check_spec(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]
     problems = cross_field_problems(spec, skip) + search_problems(spec, skip)
     if not _touches(("search", "metric"), skip) and not _touches(("eval",), skip):
         problems += metric_problems(spec)
+    if not _touches(("search",), skip) and not _touches(("train",), skip):
+        problems += pbt_problems(spec)
     return problems

@@ -275,10 +275,83 @@ class AshaSpec(StrictModel):
     )
 
 
+class PbtSpec(StrictModel):
+    """Population-based training on the epoch axis (Ray Tune's PopulationBasedTraining)."""
+
+    perturbation_interval: PositiveInt = Field(
+        4,
+        description="Epochs between two exploit/explore steps of a trial; a multiple of "
+        "train.checkpoint_every_epochs (a trial exploits its donor's latest checkpoint).",
+    )
+    mutations: dict[str, Any] = Field(
+        ...,
+        min_length=1,
+        description="Dotted field -> domain that explore perturbs: learning rates (train.lr_g, "
+        "train.lr_d) and loss weights (losses.*, model.*_weight). {uniform|loguniform: [lo, hi]} "
+        "(lo > 0): multiplied by a perturbation factor or resampled, kept within [lo, hi]; "
+        "{choice: [..]}: moved to a neighbouring value or resampled. A field that search.space "
+        "does not set starts at a value drawn from its domain.",
+    )
+    quantile_fraction: Annotated[float, Field(gt=0.0, le=0.5)] = Field(
+        0.25,
+        description="Fraction of trials in the bottom quantile (they clone a top-quantile trial).",
+    )
+    resample_probability: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.25, description="Probability that explore redraws a value instead of perturbing it."
+    )
+    perturbation_factors: tuple[PositiveFloat, PositiveFloat] = Field(
+        (1.2, 0.8), description="Factors a continuous value is multiplied by (one drawn)."
+    )
+    burn_in_period: NonNegativeInt = Field(
+        0, description="Epochs before the first perturbation of any trial."
+    )
+    synch: bool = Field(
+        False,
+        description="Wait until every trial reaches the interval before exploiting (Ray's "
+        "synchronous PBT; slower, since trials pause) instead of exploiting as each arrives.",
+    )
+
+    @field_validator("mutations")
+    @classmethod
+    def _mutation_domains(cls, mutations: dict[str, Any]) -> dict[str, Any]:
+        from sislab.search_spaces.dsl import Choice, LogUniform, Uniform
+
+        errors = []
+        for key, raw in mutations.items():
+            try:
+                domain = parse_domain(raw)
+                if isinstance(domain, Uniform | LogUniform) and domain.low <= 0:
+                    raise ValueError("a perturbed value needs a range above 0 (lo > 0)")
+                if isinstance(domain, Choice) and not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in domain.values
+                ):
+                    raise ValueError("choice values of a mutation must be numbers")
+                if not isinstance(domain, Uniform | LogUniform | Choice):
+                    raise ValueError(
+                        f"{domain.kind} cannot be perturbed; use uniform, loguniform or choice"
+                    )
+            except ValueError as exc:
+                errors.append(
+                    {"type": "value_error", "loc": (key,), "input": raw, "ctx": {"error": exc}}
+                )
+        if errors:
+            raise ValidationError.from_exception_data("search.scheduler.pbt.mutations", errors)
+        return mutations
+
+
 class SchedulerSpec(StrictModel):
     """Trial scheduler; at most one is set."""
 
     asha: AshaSpec | None = Field(None, description="Early stopping by ASHA.")
+    pbt: PbtSpec | None = Field(
+        None, description="Population-based training: exploit with weight transfer, explore."
+    )
+
+    @model_validator(mode="after")
+    def _one_scheduler(self):
+        if self.asha is not None and self.pbt is not None:
+            raise ValueError("set one scheduler: asha or pbt, not both")
+        return self
 
 
 class SearchSpec(StrictModel):

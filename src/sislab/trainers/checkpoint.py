@@ -135,3 +135,54 @@ def load_checkpoint(
             fix="resume from an earlier checkpoint of the trial.",
         ) from None
     return meta, state
+
+
+def rebase_hyperparameters(saved: Any, fresh: Any) -> Any:
+    """A saved procedure state with the optimiser settings of a freshly built procedure.
+
+    An optimiser's or LR scheduler's state dict carries its learning rates and betas, so loading
+    a checkpoint would bring back the values it was trained with. After a PBT exploit the trial
+    trains on with perturbed ones: every optimiser keeps its moments and step counts and its
+    position in the schedule (the ratio of current to base rate), but takes the base rate and
+    betas of ``fresh`` (built from the trial's spec). Where they are equal nothing changes, so
+    a plain resume loads exactly what was saved.
+
+    Args:
+        saved: ``Procedure.state_dict()`` of the checkpoint (nested dicts).
+        fresh: ``Procedure.state_dict()`` of the procedure built from this trial's spec.
+    """
+    if not isinstance(saved, dict) or not isinstance(fresh, dict):
+        return saved
+    if "param_groups" in saved and "state" in saved:
+        groups = []
+        for old, new in zip(saved["param_groups"], fresh["param_groups"], strict=True):
+            group = dict(old)
+            old_base = old.get("initial_lr", old["lr"])
+            new_base = new.get("initial_lr", new["lr"])
+            if new_base != old_base:
+                group["lr"] = new_base * (old["lr"] / old_base)
+                if "initial_lr" in old:
+                    group["initial_lr"] = new_base
+            if "betas" in new:
+                group["betas"] = new["betas"]
+            groups.append(group)
+        return {**saved, "param_groups": groups}
+    if "base_lrs" in saved and "base_lrs" in fresh:
+        out = dict(saved)
+        out["base_lrs"] = list(fresh["base_lrs"])
+        if "_last_lr" in saved:
+            out["_last_lr"] = [
+                last * new / old if new != old else last
+                for last, old, new in zip(
+                    saved["_last_lr"], saved["base_lrs"], fresh["base_lrs"], strict=True
+                )
+            ]
+        return out
+    # Only optimiser and scheduler entries change: every other mapping (a module's state dict
+    # with its version _metadata) is returned as it was.
+    changed = {}
+    for key, value in saved.items():
+        rebased = rebase_hyperparameters(value, fresh.get(key))
+        if rebased is not value:
+            changed[key] = rebased
+    return {**saved, **changed} if changed else saved

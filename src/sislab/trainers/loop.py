@@ -21,6 +21,7 @@ from sislab.trainers.batches import EpochSource
 from sislab.trainers.checkpoint import (
     CheckpointMeta,
     load_checkpoint,
+    rebase_hyperparameters,
     rng_state,
     save_checkpoint,
     save_meta,
@@ -115,7 +116,9 @@ def restore(procedure: Procedure, ctx: TrainContext, method: str) -> LoopState:
         if folder is None:
             return LoopState()
         meta, state = load_checkpoint(folder, method, map_location=ctx.device)
-        procedure.load_state_dict(state["procedure"])
+        procedure.load_state_dict(
+            rebase_hyperparameters(state["procedure"], procedure.state_dict())
+        )
         if ctx.is_main:
             set_rng_state(state["rng"])
         logger.info("resumed from %s at epoch %d, iteration %d", folder, meta.epoch, meta.iteration)

@@ -29,6 +29,22 @@ from sislab.trainers.tracking import NullTracker, Tracker
 logger = logging.getLogger(__name__)
 
 
+class DonorCheckpoint(BaseModel):
+    """The checkpoint of another trial that a PBT exploit starts this Train run from.
+
+    Args:
+        trial_id: The donor trial.
+        path: Its Train checkpoint folder, in the sweep's storage filesystem.
+        epoch: Epochs the checkpoint has trained.
+        iteration: Iterations the checkpoint has trained.
+    """
+
+    trial_id: str
+    path: str
+    epoch: int
+    iteration: int
+
+
 class TrialPayload(BaseModel):
     """What the trial driver hands to every worker (``train_loop_config``).
 
@@ -39,6 +55,7 @@ class TrialPayload(BaseModel):
         tracking_uri: MLflow tracking URI (None: no tracking).
         experiment_id: MLflow experiment of the sweep.
         parent_run_id: The sweep's parent run, under which rank 0 opens the trial's run.
+        donor: With PBT, the checkpoint this Train run starts from when it has none of its own.
     """
 
     spec: dict[str, Any]
@@ -47,12 +64,18 @@ class TrialPayload(BaseModel):
     tracking_uri: str | None = None
     experiment_id: str | None = None
     parent_run_id: str | None = None
+    donor: DonorCheckpoint | None = None
 
 
 class RayContext:
-    """``TrainContext`` over ``ray.train``'s context of the current worker."""
+    """``TrainContext`` over ``ray.train``'s context of the current worker.
 
-    def __init__(self) -> None:
+    Args:
+        donor: A PBT exploit's donor checkpoint, restored while the Train run has none.
+    """
+
+    def __init__(self, donor: DonorCheckpoint | None = None) -> None:
+        self.donor = donor
         context = ray.train.get_context()
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
@@ -86,9 +109,26 @@ class RayContext:
         filesystem, target = self._best_target()
         copy_checkpoint_files(checkpoint_dir, target, filesystem)
 
+    def _donor_checkpoint(self) -> ray.train.Checkpoint:
+        from pyarrow.fs import FileType
+
+        from sislab.errors import CheckpointError
+
+        donor = self.donor
+        filesystem = ray.train.get_context().get_storage().storage_filesystem
+        if filesystem.get_file_info(donor.path).type == FileType.NotFound:
+            raise CheckpointError(
+                f"PBT: the checkpoint of trial {donor.trial_id} at epoch {donor.epoch} "
+                f"({donor.path}) was deleted before this trial could clone it",
+                fix="raise train.num_checkpoints_to_keep (or set it to null)",
+            )
+        return ray.train.Checkpoint(donor.path, filesystem=filesystem)
+
     @contextlib.contextmanager
     def latest_checkpoint(self) -> Iterator[Path | None]:
         checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None and self.donor is not None:
+            checkpoint = self._donor_checkpoint()
         if checkpoint is None:
             yield None
             return
@@ -223,19 +263,47 @@ def _log_summary(tracker: Tracker, spec: Spec, geometry) -> None:
     tracker.log_metrics(numbers, step=0)
 
 
+def _log_pbt_start(tracker: Tracker, spec: Spec, donor: DonorCheckpoint | None) -> None:
+    """Record the values PBT mutates as ``pbt/<field>`` (one point per Train run) and, after an
+    exploit, the donor as the tag ``sislab.pbt.exploit.eNNNN``."""
+    mutated = list(spec.search.scheduler.pbt.mutations)
+    data = spec.model_dump(mode="json")
+    values: dict[str, float] = {}
+    for key in mutated:
+        node = data
+        for part in key.split("."):
+            node = node[part]
+        values[key] = float(node)
+    tracker.log_metrics(
+        {f"pbt/{k}": v for k, v in values.items()}, step=donor.iteration if donor else 0
+    )
+    if donor is not None:
+        record = {
+            "donor_trial": donor.trial_id,
+            "donor_checkpoint": donor.path,
+            "epoch": donor.epoch,
+            "hyperparameters": values,
+        }
+        tracker.set_tags({f"sislab.pbt.exploit.e{donor.epoch:04d}": json.dumps(record)})
+
+
 def train_fn_per_worker(config: dict[str, Any]) -> None:
     """Train one trial on this worker; called by Ray Train in every worker process."""
     payload = TrialPayload.model_validate(config)
     spec = Spec.model_validate(payload.spec)
-    ctx = RayContext()
+    ctx = RayContext(payload.donor)
     geometry = build.dataset_geometry(spec)
     wrap = make_wrap(ctx.device, ctx.world_size, spec.train.sync_bn)
     procedure, notes = build.build_procedure(spec, geometry, ctx.device, ctx.world_size, wrap)
     tracker, run_id = _tracker(payload, ctx.is_main)
     if ctx.is_main:
         tracker.set_tags(notes)
+        # A Train run restarting from its own checkpoint has recorded all of this already.
         if ray.train.get_checkpoint() is None:
-            _log_summary(tracker, spec, geometry)
+            if payload.donor is None:
+                _log_summary(tracker, spec, geometry)
+            if spec.search.scheduler.pbt is not None:
+                _log_pbt_start(tracker, spec, payload.donor)
     if spec.dataset.uri.startswith("synthetic://"):
         source = build.synthetic_source(spec, ctx.rank, ctx.world_size)
     else:

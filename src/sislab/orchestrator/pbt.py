@@ -1,0 +1,119 @@
+"""Population-based training: Ray Tune's PBT scheduler over sislab's configurations.
+
+Ray refuses a search algorithm next to PBT, so a PBT sweep hands Tune its configurations (the
+grid/random ones ``sislab search show`` lists) as one grid axis of dicts under
+:data:`POPULATION_KEY`; PBT's mutations act on the same dict. Exploits clone a donor's Tune
+checkpoint, a pointer to its Train checkpoint (``orchestrator.tune_report``), and the trial driver
+starts a new Train run from it (``orchestrator.trial.train_run``). Runs on the Tune driver.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+
+from sislab.search_spaces.dsl import Choice, LogUniform, Uniform, parse_domain, to_tune
+from sislab.search_spaces.space import configurations, sample_domain
+from sislab.spec.models import PbtSpec
+from sislab.spec.spec import Spec
+
+POPULATION_KEY = "sislab"
+
+
+def trial_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's configuration (dotted keys) from its Tune config, with or without PBT."""
+    inner = config.get(POPULATION_KEY)
+    return dict(inner) if isinstance(inner, dict) else dict(config)
+
+
+def population(spec: Spec, space) -> list[dict[str, Any]]:
+    """The initial configurations: the search's, each mutated field not set by the space drawn
+    from its mutation domain (seeded by ``train.seed``)."""
+    pbt = spec.search.scheduler.pbt
+    rng = random.Random(spec.train.seed + 1)
+    configs = configurations(space, spec.search.num_samples, spec.train.seed)
+    out = []
+    for config in configs:
+        config = dict(config)
+        for key, raw in pbt.mutations.items():
+            if key not in config:
+                config[key] = sample_domain(parse_domain(raw), rng)
+        out.append(config)
+    return out
+
+
+class ClipToDomains:
+    """PBT's custom explore step: keep perturbed values inside their mutation ranges.
+
+    Ray multiplies a value by a perturbation factor without bounds; a learning rate could leave
+    the range the spec was validated for. A class, not a closure: Tune pickles the scheduler.
+    """
+
+    def __init__(self, mutations: dict[str, Any]) -> None:
+        self.bounds = {}
+        for key, raw in mutations.items():
+            domain = parse_domain(raw)
+            if isinstance(domain, Uniform | LogUniform):
+                self.bounds[key] = (domain.low, domain.high)
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        inner = dict(config[POPULATION_KEY])
+        for key, (low, high) in self.bounds.items():
+            inner[key] = min(max(inner[key], low), high)
+        return {**config, POPULATION_KEY: inner}
+
+
+def mutations(pbt: PbtSpec) -> dict[str, Any]:
+    """PBT's ``hyperparam_mutations``: Tune domains for ranges, value lists for choices."""
+    out: dict[str, Any] = {}
+    for key, raw in pbt.mutations.items():
+        domain = parse_domain(raw)
+        out[key] = (
+            list(domain.values) if isinstance(domain, Choice) else to_tune({key: domain})[key]
+        )
+    return {POPULATION_KEY: out}
+
+
+class EpochPBT(PopulationBasedTraining):
+    """Ray's PBT, except at a trial's last epoch.
+
+    Ray would still pause a trial there (synchronous mode) or clone a donor into it: the
+    restarted trial has nothing left to train, and its final result would become the donor's.
+
+    Args:
+        last_epoch: ``train.epochs``.
+    """
+
+    def __init__(self, last_epoch: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.last_epoch = last_epoch
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get("epoch", 0) >= self.last_epoch:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+def scheduler(spec: Spec, metric: str, mode: str) -> EpochPBT:
+    """PBT on the epoch axis, from ``search.scheduler.pbt``."""
+    pbt = spec.search.scheduler.pbt
+    return EpochPBT(
+        last_epoch=spec.train.epochs,
+        # The epoch, not Tune's training_iteration: a trial restarted from a donor's checkpoint
+        # continues at the donor's epoch.
+        time_attr="epoch",
+        metric=metric,
+        mode=mode,
+        perturbation_interval=pbt.perturbation_interval,
+        burn_in_period=pbt.burn_in_period,
+        hyperparam_mutations=mutations(pbt),
+        quantile_fraction=pbt.quantile_fraction,
+        resample_probability=pbt.resample_probability,
+        perturbation_factors=tuple(pbt.perturbation_factors),
+        custom_explore_fn=ClipToDomains(pbt.mutations),
+        synch=pbt.synch,
+        # Eval metrics appear only from the first evaluation on.
+        require_attrs=False,
+    )

@@ -1,0 +1,115 @@
+"""PBT on the session's Ray: a real (tiny) SPADE sweep whose worse trial clones the better one.
+
+Synchronous PBT with two trials and ``quantile_fraction: 0.5`` exploits exactly once per
+interval: at epoch 1 the bottom trial takes the top trial's checkpoint and a perturbed learning
+rate, and trains its last epoch in a new Train run started from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from rich.console import Console
+
+from sislab.orchestrator.run_dir import RunDir
+from sislab.orchestrator.sweep import run_sweep
+from sislab.spec.loader import load_spec
+from sislab.trainers.checkpoint import read_meta
+
+pytestmark = pytest.mark.e2e
+
+SPEC = """\
+name: e2e-pbt
+method: spade
+dataset:
+  uri: synthetic://shapes?size=32&classes=4&num=8&val=2
+  image_size: [32, 32]
+model: {ngf: 8, ndf: 8}
+train:
+  epochs: 2
+  lr_decay_epochs: 0
+  batch_size: 2
+  max_iters_per_epoch: 1
+  log_every_iters: 1
+eval: {num_grid_samples: 1, every_epochs: 100, metrics: []}
+resources: {num_workers: 1, cpus_per_worker: 0.25}
+search:
+  algorithm: grid
+  max_concurrent_trials: 2
+  metric: train/loss_g
+  space:
+    train.lr_g: {grid: [1.0e-4, 5.0e-4]}
+  scheduler:
+    pbt:
+      perturbation_interval: 1
+      quantile_fraction: 0.5
+      resample_probability: 0.0
+      synch: true
+      mutations:
+        train.lr_g: {loguniform: [1.0e-5, 1.0e-3]}
+        losses.feat_match: {uniform: [1.0, 20.0]}
+"""
+
+
+def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    spec = load_spec(path)
+    run_dir = RunDir.create(tmp_path, spec.name, tmp_path / "run")
+    outcome = run_sweep(spec, path, run_dir=run_dir, console=Console(quiet=True))
+    assert outcome.num_trials == 2 and outcome.num_errors == 0
+
+    client = MlflowClient(outcome.state.tracking_uri)
+    runs = client.search_runs(
+        [outcome.state.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{outcome.state.parent_run_id}'",
+    )
+    assert len(runs) == 2  # one MLflow run per trial, the exploit included
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    by_trial = {r.data.tags["sislab.trial_id"]: r for r in runs}
+    exploited = [r for r in runs if "sislab.pbt.exploit.e0001" in r.data.tags]
+    assert len(exploited) == 1  # two trials, quantile 0.5: exactly one clones the other
+    recipient = exploited[0]
+    record = json.loads(recipient.data.tags["sislab.pbt.exploit.e0001"])
+    donor_id = record["donor_trial"]
+    assert donor_id != recipient.data.tags["sislab.trial_id"] and donor_id in by_trial
+    storage = Path(outcome.state.storage_path)
+    donor_checkpoint = Path(record["donor_checkpoint"])
+    assert donor_checkpoint.parent == storage / f"train-{donor_id}"
+    assert read_meta(donor_checkpoint).epoch == 1
+
+    # Explore: the donor's learning rate times 1.2 or 0.8, inside the mutation range.
+    donor_lr = float(by_trial[donor_id].data.params["train.lr_g"])
+    rid = recipient.info.run_id
+    history = {m.step: m.value for m in client.get_metric_history(rid, "pbt/train.lr_g")}
+    assert history[0] == pytest.approx(float(recipient.data.params["train.lr_g"]))
+    new_lr = history[1]  # logged at the donor's iteration (1)
+    assert new_lr == pytest.approx(donor_lr * 1.2) or new_lr == pytest.approx(donor_lr * 0.8)
+    assert record["hyperparameters"]["train.lr_g"] == pytest.approx(new_lr)
+    feat = {m.step: m.value for m in client.get_metric_history(rid, "pbt/losses.feat_match")}
+    assert 1.0 <= feat[1] <= 20.0
+    # The optimiser trained on with the new rate, from the donor's epoch.
+    lr_g = {m.step: m.value for m in client.get_metric_history(rid, "lr/g")}
+    assert lr_g[2] == pytest.approx(new_lr)
+    resumed = client.get_metric_history(rid, "train/resumed_from_epoch")
+    assert [m.value for m in resumed] == [1.0]
+
+    # The recipient's new Train run: its checkpoint continues the donor's weights.
+    recipient_id = recipient.data.tags["sislab.trial_id"]
+    runs_dir = storage / f"train-{recipient_id}-from-{donor_id}-e1"
+    final = sorted(p for p in runs_dir.glob("checkpoint_*") if p.is_dir())[-1]
+    meta = read_meta(final)
+    assert (meta.epoch, meta.iteration) == (2, 2)
+    donor_state = torch.load(donor_checkpoint / "state.pt", weights_only=True)
+    recipient_state = torch.load(final / "state.pt", weights_only=True)
+    # One step of Adam moves every trained tensor by at most ~lr: close to the donor, far from
+    # an independent initialisation.
+    for name, tensor in donor_state["procedure"]["generator"].items():
+        if not name.endswith(("weight", "bias", "weight_orig")):
+            continue  # BatchNorm statistics and spectral-norm vectors move otherwise
+            after = recipient_state["procedure"]["generator"][name]
+            assert (after - tensor).abs().max() <= 10 * new_lr + 1e-6, name

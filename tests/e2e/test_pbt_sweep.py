@@ -1,4 +1,5 @@
-"""PBT on the session's Ray: a real (tiny) SPADE sweep whose worse trial clones the better one.
+"""PBT on the session's Ray: examples/spade_pbt.yaml, a real (tiny) SPADE sweep whose worse trial
+clones the better one.
 
 Synchronous PBT with two trials and ``quantile_fraction: 0.5`` exploits exactly once per
 interval: at epoch 1 the bottom trial takes the top trial's checkpoint and a perturbed learning
@@ -22,42 +23,12 @@ from sislab.trainers.checkpoint import read_meta
 
 pytestmark = pytest.mark.e2e
 
-SPEC = """\
-name: e2e-pbt
-method: spade
-dataset:
-  uri: synthetic://shapes?size=32&classes=4&num=8&val=2
-  image_size: [32, 32]
-model: {ngf: 8, ndf: 8}
-train:
-  epochs: 2
-  lr_decay_epochs: 0
-  batch_size: 2
-  max_iters_per_epoch: 1
-  log_every_iters: 1
-eval: {num_grid_samples: 1, every_epochs: 100, metrics: []}
-resources: {num_workers: 1, cpus_per_worker: 0.25}
-search:
-  algorithm: grid
-  max_concurrent_trials: 2
-  metric: train/loss_g
-  space:
-    train.lr_g: {grid: [1.0e-4, 5.0e-4]}
-  scheduler:
-    pbt:
-      perturbation_interval: 1
-      quantile_fraction: 0.5
-      resample_probability: 0.0
-      synch: true
-      mutations:
-        train.lr_g: {loguniform: [1.0e-5, 1.0e-3]}
-        losses.feat_match: {uniform: [1.0, 20.0]}
-"""
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "spade_pbt.yaml"
 
 
 def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
-    path.write_text(SPEC)
+    path.write_text(EXAMPLE.read_text())
     spec = load_spec(path)
     run_dir = RunDir.create(tmp_path, spec.name, tmp_path / "run")
     outcome = run_sweep(spec, path, run_dir=run_dir, console=Console(quiet=True))

@@ -141,3 +141,87 @@ def test_eval_spec_selection_metric_must_be_evaluated(metrics):
     }
     with pytest.raises(SpecError, match=r"select_best_by 'miou' is not one of eval\.metrics"):
         spec_from_dict(data)
+
+
+PBT = """\
+name: p
+train: {{epochs: 10, checkpoint_every_epochs: 2, num_checkpoints_to_keep: {keep}}}
+search:
+  algorithm: {algorithm}
+  num_samples: 4
+  space: {{train.lr_g: {{loguniform: [1.0e-5, 1.0e-3]}}}}
+  scheduler:
+    pbt:
+      perturbation_interval: {interval}
+      mutations:
+        {key}: {domain}
+"""
+
+
+def _pbt_problems(tmp_path, **fields):
+    values = {
+        "keep": 2,
+        "algorithm": "random",
+        "interval": 4,
+        "key": "train.lr_g",
+        "domain": "{loguniform: [1.0e-5, 1.0e-3]}",
+    }
+    values.update(fields)
+    path = tmp_path / "s.yaml"
+    path.write_text(PBT.format(**values))
+    return [p.removeprefix(f"{path}:") for p in validate_file(path)]
+
+
+def test_pbt_spec_valid(tmp_path):
+    assert _pbt_problems(tmp_path) == []
+    assert _pbt_problems(tmp_path, key="losses.feat_match", domain="{uniform: [1.0, 20.0]}") == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"key": "model.ngf", "domain": "{choice: [16, 32]}"},
+            "11: search.scheduler.pbt.mutations.model.ngf: model.ngf cannot change mid-training",
+        ),
+        (
+            {"key": "losses.gann", "domain": "{uniform: [0.5, 2.0]}"},
+            "11: search.scheduler.pbt.mutations.losses.gann: unknown field; did you mean "
+            "'losses.gan'?",
+        ),
+        (
+            {"key": "train.lr_g", "domain": "{grid: [1.0e-4]}"},
+            "11: search.scheduler.pbt.mutations.train.lr_g: grid cannot be perturbed",
+        ),
+        (
+            {"interval": 3},
+            "9: search.scheduler.pbt.perturbation_interval: 3 is not a multiple of "
+            "train.checkpoint_every_epochs (2)",
+        ),
+        (
+            {"interval": 10},
+            "9: search.scheduler.pbt.perturbation_interval: burn_in_period + "
+            "perturbation_interval (0 + 10) reaches train.epochs (10)",
+        ),
+        ({"keep": 1}, "2: train.num_checkpoints_to_keep: PBT needs 2 or more (or null)"),
+        ({"algorithm": "optuna"}, "4: search.algorithm: PBT picks the next configurations"),
+    ],
+)
+def test_pbt_spec_problems_at_their_lines(tmp_path, fields, expected):
+    problems = _pbt_problems(tmp_path, **fields)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_pbt_and_asha_are_exclusive():
+    with pytest.raises(SpecError, match="set one scheduler: asha or pbt"):
+        spec_from_dict(
+            {
+                "name": "x",
+                "search": {
+                    "scheduler": {
+                        "asha": {},
+                        "pbt": {"mutations": {"train.lr_g": {"uniform": [1e-4, 2e-4]}}},
+                    }
+                },
+            }
+        )

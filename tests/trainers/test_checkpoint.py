@@ -65,3 +65,62 @@ def test_pickled_objects_are_not_loaded(tmp_path: Path) -> None:
 def test_missing_meta(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"has no meta\.json"):
         load_checkpoint(tmp_path, "spade")
+
+
+def _optimised(lr: float, betas: tuple[float, float], steps: int, epochs_done: int):
+    """A net, its Adam and SPADE's linear decay after some steps and epochs."""
+    from sislab.trainers.procedures.schedule import linear_decay
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+    sched = linear_decay(opt, epochs=4, decay_epochs=2)
+    for _ in range(steps):
+        opt.zero_grad()
+        net(torch.ones(1, 3)).sum().backward()
+        opt.step()
+    for _ in range(epochs_done):
+        sched.step()
+    return net, opt, sched
+
+
+def _state(net, opt, sched) -> dict:
+    return {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}
+
+
+def test_rebase_takes_new_rates_and_keeps_moments_and_schedule_position() -> None:
+    from sislab.trainers.checkpoint import rebase_hyperparameters
+
+    # Trained 3 epochs at 2e-4: the decay factor is 0.5, the rate 1e-4.
+    saved = _state(*_optimised(2e-4, (0.0, 0.999), steps=5, epochs_done=3))
+    assert saved["opt"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    fresh_parts = _optimised(3e-4, (0.5, 0.9), steps=0, epochs_done=0)
+    net, opt, sched = fresh_parts
+    net.load_state_dict(saved["net"])
+    rebased = rebase_hyperparameters(saved, _state(*fresh_parts))
+    opt.load_state_dict(rebased["opt"])
+    sched.load_state_dict(rebased["sched"])
+    group = opt.param_groups[0]
+    assert group["lr"] == pytest.approx(1.5e-4)  # new base 3e-4 at the same factor 0.5
+    assert group["initial_lr"] == pytest.approx(3e-4) and group["betas"] == (0.5, 0.9)
+    assert sched.base_lrs == [pytest.approx(3e-4)] and sched.last_epoch == 3
+    for p, moments in opt.state.items():
+        torch.testing.assert_close(
+            moments["exp_avg"], saved["opt"]["state"][0 if p is net.weight else 1]["exp_avg"]
+        )
+        assert float(moments["step"]) == 5
+    sched.step()  # epoch 4: factor 0 at the end of the decay
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
+    # The saved state is not modified, and a module's state dict comes back as it was.
+    assert saved["opt"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    assert rebased["net"] is saved["net"]
+
+
+def test_rebase_with_the_same_settings_changes_nothing() -> None:
+    from sislab.trainers.checkpoint import rebase_hyperparameters
+
+    saved = _state(*_optimised(2e-4, (0.0, 0.999), steps=2, epochs_done=3))
+    fresh = _state(*_optimised(2e-4, (0.0, 0.999), steps=0, epochs_done=0))
+    rebased = rebase_hyperparameters(saved, fresh)
+    assert rebased["opt"]["param_groups"] == saved["opt"]["param_groups"]
+    assert rebased["sched"] == saved["sched"]

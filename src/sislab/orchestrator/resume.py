@@ -5,8 +5,8 @@ finished, interrupted and errored ones start again, and each restarted trial's T
 name ``train-{trial_id}``) continues from its last reported checkpoint. The trainable is rebuilt
 from the run folder's ``spec.yaml`` and ``sweep.json``, so trials keep the same spec, MLflow
 parent and storage. What Ray does not restore (documented in docs/search.md): the scheduler's
-state (ASHA's rungs start empty, so a resumed trial is judged only against results reported after
-the resume) and progress inside an epoch after the last checkpoint.
+state (ASHA's rungs and PBT's population start empty, so a resumed trial is judged only against
+results reported after the resume) and progress inside an epoch after the last checkpoint.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 NOT_RESTORED = (
     "Ray restores the trials and the search algorithm, not the scheduler's state: ASHA's rungs "
-    "start empty, so trials resumed mid-way are compared only with results reported after the "
-    "resume; work after a trial's last checkpoint is trained again."
+    "and PBT's population start empty, so trials resumed mid-way are compared only with results "
+    "reported after the resume; work after a trial's last checkpoint is trained again."
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,37 @@ def test_bf16_autocast_trains_with_finite_losses(tmp_path: Path) -> None:
     assert state.iteration == 2
     losses = tracker.metrics[-1][1]
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+
+
+def test_restore_from_a_donor_keeps_weights_and_scores_not_its_best(tmp_path: Path) -> None:
+    """A checkpoint another MLflow run wrote (a PBT donor's): weights, optimiser state and
+    latest scores load, the best checkpoint stays the donor's, and the rates are this spec's."""
+    from sislab.trainers.checkpoint import read_meta, save_meta
+    from sislab.trainers.loop import restore
+
+    _run(SPEC, tmp_path / "donor", MemoryTracker())
+    folder = sorted((tmp_path / "donor").glob("checkpoint_*"))[0]  # after epoch 1 of 2
+    meta = read_meta(folder)
+    best = {"metric": "kid", "value": 0.1, "epoch": 1, "uri": "s3://b/train-d/best_checkpoint"}
+    save_meta(folder, meta.model_copy(update={"mlflow_run_id": "donor", "best": best,
+                                              "eval_metrics": {"eval/kid": 0.1}}))  # fmt: skip
+    spec = spec_from_dict(dict(SPEC, train=dict(SPEC["train"], lr_g=3e-4)))
+    geometry = build.dataset_geometry(spec)
+
+    def restored(run_id: str):
+        root = tmp_path / f"restored-by-{run_id}"
+        shutil.copytree(folder, root / "checkpoint_000001")
+        ctx = LocalContext(root)
+        procedure, _ = build.build_procedure(spec, geometry, ctx.device, 1, lambda m: m)
+        return restore(procedure, ctx, build.loop_config(spec, geometry, run_id)), procedure
+
+    state, procedure = restored("recipient")
+    assert (state.epoch, state.iteration, state.eval_metrics) == (1, 2, {"eval/kid": 0.1})
+    assert state.best is None  # the donor's best checkpoint is not this run's
+    saved = torch.load(folder / "state.pt", weights_only=True)["procedure"]["generator"]
+    for name, tensor in procedure.generator.state_dict().items():
+        torch.testing.assert_close(tensor, saved[name])
+    # The new base rate at the donor's place in the schedule (decay starts after epoch 1 of 2).
+    assert procedure.learning_rates()["g"] == pytest.approx(3e-4)
+    assert procedure.learning_rates()["d"] == pytest.approx(4e-4)
+    assert restored("donor")[0].best == best  # the run's own checkpoint keeps its best

@@ -195,15 +195,17 @@ def pbt_problems(spec: Spec) -> list[Problem]:
                 "and optimises one metric: use algorithm grid or random and a single metric",
             )
         )
-    if pbt.perturbation_interval % train.checkpoint_every_epochs:
-        problems.append(
-            (
-                (*here, "perturbation_interval"),
-                f"{pbt.perturbation_interval} is not a multiple of train.checkpoint_every_epochs "
-                f"({train.checkpoint_every_epochs}): a trial could only clone a donor at an epoch "
-                "that has a checkpoint",
+    for name in ("perturbation_interval", "burn_in_period"):
+        value = getattr(pbt, name)
+        if value % train.checkpoint_every_epochs:
+            problems.append(
+                (
+                    (*here, name),
+                    f"{value} is not a multiple of train.checkpoint_every_epochs "
+                    f"({train.checkpoint_every_epochs}): trials are cloned at perturbation "
+                    "epochs, and only an epoch with a checkpoint can be cloned",
+                )
             )
-        )
     if pbt.burn_in_period + pbt.perturbation_interval >= train.epochs:
         problems.append(
             (

@@ -303,7 +303,9 @@ class PbtSpec(StrictModel):
         (1.2, 0.8), description="Factors a continuous value is multiplied by (one drawn)."
     )
     burn_in_period: NonNegativeInt = Field(
-        0, description="Epochs before the first perturbation of any trial."
+        0,
+        description="Epochs before the first perturbation of any trial; a multiple of "
+        "train.checkpoint_every_epochs.",
     )
     synch: bool = Field(
         False,

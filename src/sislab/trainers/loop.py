@@ -110,12 +110,16 @@ def _mean_over_ranks(values: dict[str, torch.Tensor], ctx: TrainContext) -> dict
     return {f"train/{k}": float(v) for k, v in zip(keys, stacked.cpu().tolist(), strict=True)}
 
 
-def restore(procedure: Procedure, ctx: TrainContext, method: str) -> LoopState:
-    """Load the latest reported checkpoint into the procedure, if any; return where to continue."""
+def restore(procedure: Procedure, ctx: TrainContext, cfg: LoopConfig) -> LoopState:
+    """Load the latest reported checkpoint into the procedure, if any; return where to continue.
+
+    A checkpoint of another MLflow run (a PBT donor's) brings its weights and latest scores, but
+    not its best checkpoint: that belongs to the donor's run, so this run's best starts again.
+    """
     with ctx.latest_checkpoint() as folder:
         if folder is None:
             return LoopState()
-        meta, state = load_checkpoint(folder, method, map_location=ctx.device)
+        meta, state = load_checkpoint(folder, cfg.method, map_location=ctx.device)
         procedure.load_state_dict(
             rebase_hyperparameters(state["procedure"], procedure.state_dict())
         )
@@ -127,7 +131,7 @@ def restore(procedure: Procedure, ctx: TrainContext, method: str) -> LoopState:
             meta.iteration,
             meta.images_seen,
             eval_metrics=dict(meta.eval_metrics or {}),
-            best=meta.best,
+            best=meta.best if meta.mlflow_run_id == cfg.mlflow_run_id else None,
         )
 
 
@@ -151,7 +155,7 @@ def run_training(
     Raises:
         TrainingError: A loss or gradient became non-finite and ``cfg.on_nonfinite`` is stop.
     """
-    state = restore(procedure, ctx, cfg.method)
+    state = restore(procedure, ctx, cfg)
     guard = StepGuard(procedure)
     try:
         _train_epochs(cfg, ctx, source, tracker, procedure, state, guard, evaluator)

@@ -20,9 +20,10 @@ from sislab.orchestrator.pbt import (
 )
 from sislab.orchestrator.search_algs import tune_search
 from sislab.orchestrator.trial import train_run
-from sislab.orchestrator.tune_report import POINTER_FILE, TrainCheckpointPointer, read_pointer
+from sislab.orchestrator.tune_report import POINTER_FILE, read_pointer
 from sislab.search_spaces.validate import space_of
 from sislab.spec.loader import spec_from_dict
+from sislab.trainers.checkpoint import CheckpointPointer
 
 MUTATIONS = {
     "train.lr_g": {"loguniform": [1e-5, 1e-3]},
@@ -82,25 +83,18 @@ def test_no_perturbation_at_the_last_epoch():
 
 def test_train_run_from_pointer():
     assert train_run("t1", None) == ("train-t1", None)
-    own = TrainCheckpointPointer(
+    own = CheckpointPointer(
         trial_id="t1", run_name="train-t1-from-t2-e4", path="/s/x", epoch=6, iteration=60
     )
     assert train_run("t1", own) == ("train-t1-from-t2-e4", None)  # continues its own run
-    donor = TrainCheckpointPointer(
+    donor = CheckpointPointer(
         trial_id="t2", run_name="train-t2", path="/s/train-t2/checkpoint_3", epoch=8, iteration=80
     )
-    name, start = train_run("t1", donor)
-    assert name == "train-t1-from-t2-e8"
-    assert (start.trial_id, start.path, start.epoch, start.iteration) == (
-        "t2",
-        "/s/train-t2/checkpoint_3",
-        8,
-        80,
-    )
+    assert train_run("t1", donor) == ("train-t1-from-t2-e8", donor)  # a new run from the donor
 
 
 def test_pointer_round_trip(tmp_path: Path):
-    pointer = TrainCheckpointPointer(
+    pointer = CheckpointPointer(
         trial_id="t2", run_name="train-t2", path="bucket/p/checkpoint_1", epoch=2, iteration=20
     )
     (tmp_path / POINTER_FILE).write_text(pointer.model_dump_json())

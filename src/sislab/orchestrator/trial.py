@@ -19,15 +19,11 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.util.queue import Queue
 
-from sislab.orchestrator.tune_report import (
-    ReportToTrialDriver,
-    TrainCheckpointPointer,
-    fit_reporting_to_tune,
-    read_pointer,
-)
+from sislab.orchestrator.tune_report import ReportToTrialDriver, fit_reporting_to_tune, read_pointer
 from sislab.spec.overrides import resolve
 from sislab.spec.spec import Spec
-from sislab.trainers.worker import DonorCheckpoint, TrialPayload, train_fn_per_worker
+from sislab.trainers.checkpoint import CheckpointPointer
+from sislab.trainers.worker import TrialPayload, train_fn_per_worker
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +68,8 @@ def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
 
 
 def train_run(
-    trial_id: str, pointer: TrainCheckpointPointer | None
-) -> tuple[str, DonorCheckpoint | None]:
+    trial_id: str, pointer: CheckpointPointer | None
+) -> tuple[str, CheckpointPointer | None]:
     """The Train run a trial (re)starts, and the donor checkpoint it starts from, if any.
 
     A trial's own Tune checkpoint (a restart, a resumed sweep, a PBT pause) continues the Train
@@ -85,14 +81,7 @@ def train_run(
         return f"train-{trial_id}", None
     if pointer.trial_id == trial_id:
         return pointer.run_name, None
-    name = f"train-{trial_id}-from-{pointer.trial_id}-e{pointer.epoch}"
-    donor = DonorCheckpoint(
-        trial_id=pointer.trial_id,
-        path=pointer.path,
-        epoch=pointer.epoch,
-        iteration=pointer.iteration,
-    )
-    return name, donor
+    return f"train-{trial_id}-from-{pointer.trial_id}-e{pointer.epoch}", pointer
 
 
 def train_driver(config: dict[str, Any], context: SweepContext) -> None:

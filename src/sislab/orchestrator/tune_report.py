@@ -4,7 +4,7 @@ Ray's ``TuneReportCallback`` (Train V2) hands Tune only rank 0's metrics plus a
 ``checkpoint_path`` metric: Tune holds no checkpoint of the trial, so PBT's exploit has nothing
 to copy and a paused trial nothing to restore. Here the Train controller's callback sends each
 report to the trial driver, which reports it to Tune with a small Tune checkpoint: a pointer
-(:class:`TrainCheckpointPointer`) to the Train checkpoint in the sweep's storage. No weights are
+(``trainers.checkpoint.CheckpointPointer``) to the Train checkpoint in the sweep's storage. No weights are
 copied; a trial that starts from another trial's pointer starts a new Train run from that
 checkpoint (``orchestrator.trial``).
 """
@@ -18,35 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import ray.tune
-from pydantic import BaseModel
 from ray.train import Checkpoint
 from ray.train.v2.api.callback import UserCallback
 from ray.util.queue import Queue
+
+from sislab.trainers.checkpoint import CheckpointPointer
 
 POINTER_FILE = "sislab_train_checkpoint.json"
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the metric TuneReportCallback adds, kept for readers
 _FINISHED = "__sislab_train_finished__"
 
 
-class TrainCheckpointPointer(BaseModel):
-    """Where a trial's Train checkpoint lies: the content of its Tune checkpoint.
-
-    Args:
-        trial_id: Tune trial that reported it.
-        run_name: Its Train run (folder under the sweep's storage).
-        path: The Train checkpoint folder, in the sweep's storage filesystem.
-        epoch: Epochs the checkpoint has trained.
-        iteration: Iterations the checkpoint has trained.
-    """
-
-    trial_id: str
-    run_name: str
-    path: str
-    epoch: int
-    iteration: int
-
-
-def read_pointer(checkpoint: Checkpoint | None) -> TrainCheckpointPointer | None:
+def read_pointer(checkpoint: Checkpoint | None) -> CheckpointPointer | None:
     """The pointer in a trial's Tune checkpoint (None: no checkpoint, or not sislab's)."""
     if checkpoint is None:
         return None
@@ -54,7 +37,7 @@ def read_pointer(checkpoint: Checkpoint | None) -> TrainCheckpointPointer | None
         path = Path(folder) / POINTER_FILE
         if not path.exists():
             return None
-        return TrainCheckpointPointer.model_validate_json(path.read_text())
+        return CheckpointPointer.model_validate_json(path.read_text())
 
 
 class ReportToTrialDriver(UserCallback):
@@ -102,7 +85,7 @@ def fit_reporting_to_tune(
         if path is None:
             ray.tune.report(item)
             continue
-        pointer = TrainCheckpointPointer(
+        pointer = CheckpointPointer(
             trial_id=trial_id,
             run_name=run_name,
             path=path,

@@ -26,6 +26,25 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
+def check_domains(title: str, domains: dict[str, Any], check=parse_domain) -> dict[str, Any]:
+    """Run ``check`` on every domain of a ``field -> domain`` mapping.
+
+    Raising one ValidationError for all of them nests each error under its key, so a bad domain
+    is reported at the line of ``<mapping>.<key>`` rather than at the mapping's.
+    """
+    errors = []
+    for key, raw in domains.items():
+        try:
+            check(raw)
+        except ValueError as exc:
+            errors.append(
+                {"type": "value_error", "loc": (key,), "input": raw, "ctx": {"error": exc}}
+            )
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+    return domains
+
+
 def no_credentials(value: str | None) -> str | None:
     """Refuse ``scheme://user:secret@host`` URIs: a spec is copied into run folders, MLflow
     params, checkpoints and Ray results, so credentials must come from the environment, profiles
@@ -275,6 +294,20 @@ class AshaSpec(StrictModel):
     )
 
 
+def _perturbable(raw: Any) -> None:
+    from sislab.search_spaces.dsl import Choice, LogUniform, Uniform
+
+    domain = parse_domain(raw)
+    if isinstance(domain, Uniform | LogUniform) and domain.low <= 0:
+        raise ValueError("a perturbed value needs a range above 0 (lo > 0)")
+    if isinstance(domain, Choice) and not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in domain.values
+    ):
+        raise ValueError("choice values of a mutation must be numbers")
+    if not isinstance(domain, Uniform | LogUniform | Choice):
+        raise ValueError(f"{domain.kind} cannot be perturbed; use uniform, loguniform or choice")
+
+
 class PbtSpec(StrictModel):
     """Population-based training on the epoch axis (Ray Tune's PopulationBasedTraining)."""
 
@@ -316,29 +349,7 @@ class PbtSpec(StrictModel):
     @field_validator("mutations")
     @classmethod
     def _mutation_domains(cls, mutations: dict[str, Any]) -> dict[str, Any]:
-        from sislab.search_spaces.dsl import Choice, LogUniform, Uniform
-
-        errors = []
-        for key, raw in mutations.items():
-            try:
-                domain = parse_domain(raw)
-                if isinstance(domain, Uniform | LogUniform) and domain.low <= 0:
-                    raise ValueError("a perturbed value needs a range above 0 (lo > 0)")
-                if isinstance(domain, Choice) and not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) for v in domain.values
-                ):
-                    raise ValueError("choice values of a mutation must be numbers")
-                if not isinstance(domain, Uniform | LogUniform | Choice):
-                    raise ValueError(
-                        f"{domain.kind} cannot be perturbed; use uniform, loguniform or choice"
-                    )
-            except ValueError as exc:
-                errors.append(
-                    {"type": "value_error", "loc": (key,), "input": raw, "ctx": {"error": exc}}
-                )
-        if errors:
-            raise ValidationError.from_exception_data("search.scheduler.pbt.mutations", errors)
-        return mutations
+        return check_domains("search.scheduler.pbt.mutations", mutations, _perturbable)
 
 
 class SchedulerSpec(StrictModel):
@@ -403,19 +414,7 @@ class SearchSpec(StrictModel):
     @field_validator("space")
     @classmethod
     def _domains_parse(cls, space: dict[str, Any]) -> dict[str, Any]:
-        # Raising a ValidationError here nests each error under its key, so a bad domain is
-        # reported at the line of `search.space.<key>` rather than at `space:`.
-        errors = []
-        for key, raw in space.items():
-            try:
-                parse_domain(raw)
-            except ValueError as exc:
-                errors.append(
-                    {"type": "value_error", "loc": (key,), "input": raw, "ctx": {"error": exc}}
-                )
-        if errors:
-            raise ValidationError.from_exception_data("search.space", errors)
-        return space
+        return check_domains("search.space", space)
 
     @field_validator("methods")
     @classmethod

@@ -38,6 +38,27 @@ class CheckpointMeta(BaseModel):
     best: dict[str, Any] | None = None  # metric, value, epoch, uri of the best checkpoint so far
 
 
+class CheckpointPointer(BaseModel):
+    """Where a trial's Train checkpoint lies in the sweep's storage.
+
+    The content of the Tune checkpoint a trial reports with each Train checkpoint, and what a PBT
+    exploit hands to the workers of the Train run it starts (the donor's checkpoint).
+
+    Args:
+        trial_id: Tune trial that reported it.
+        run_name: Its Train run (folder under the sweep's storage).
+        path: The Train checkpoint folder, in the sweep's storage filesystem.
+        epoch: Epochs the checkpoint has trained.
+        iteration: Iterations the checkpoint has trained.
+    """
+
+    trial_id: str
+    run_name: str
+    path: str
+    epoch: int
+    iteration: int
+
+
 def rng_state() -> dict[str, Any]:
     """Snapshot of the torch, CUDA, numpy and Python generators as tensors/lists (weights-only safe)."""
     np_state = np.random.get_state()

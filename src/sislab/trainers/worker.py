@@ -22,27 +22,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sislab.spec.spec import Spec
 from sislab.trainers import build
+from sislab.trainers.checkpoint import CheckpointPointer
 from sislab.trainers.loop import run_training
 from sislab.trainers.sync_batchnorm import convert_sync_batchnorm
 from sislab.trainers.tracking import NullTracker, Tracker
 
 logger = logging.getLogger(__name__)
-
-
-class DonorCheckpoint(BaseModel):
-    """The checkpoint of another trial that a PBT exploit starts this Train run from.
-
-    Args:
-        trial_id: The donor trial.
-        path: Its Train checkpoint folder, in the sweep's storage filesystem.
-        epoch: Epochs the checkpoint has trained.
-        iteration: Iterations the checkpoint has trained.
-    """
-
-    trial_id: str
-    path: str
-    epoch: int
-    iteration: int
 
 
 class TrialPayload(BaseModel):
@@ -64,7 +49,7 @@ class TrialPayload(BaseModel):
     tracking_uri: str | None = None
     experiment_id: str | None = None
     parent_run_id: str | None = None
-    donor: DonorCheckpoint | None = None
+    donor: CheckpointPointer | None = None
 
 
 class RayContext:
@@ -74,7 +59,7 @@ class RayContext:
         donor: A PBT exploit's donor checkpoint, restored while the Train run has none.
     """
 
-    def __init__(self, donor: DonorCheckpoint | None = None) -> None:
+    def __init__(self, donor: CheckpointPointer | None = None) -> None:
         self.donor = donor
         context = ray.train.get_context()
         self.rank = context.get_world_rank()
@@ -263,7 +248,7 @@ def _log_summary(tracker: Tracker, spec: Spec, geometry) -> None:
     tracker.log_metrics(numbers, step=0)
 
 
-def _log_pbt_start(tracker: Tracker, spec: Spec, donor: DonorCheckpoint | None) -> None:
+def _log_pbt_start(tracker: Tracker, spec: Spec, donor: CheckpointPointer | None) -> None:
     """Record the values PBT mutates as ``pbt/<field>`` (one point per Train run) and, after an
     exploit, the donor as the tag ``sislab.pbt.exploit.eNNNN``."""
     mutated = list(spec.search.scheduler.pbt.mutations)

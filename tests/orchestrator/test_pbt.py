@@ -102,3 +102,16 @@ def test_pointer_round_trip(tmp_path: Path):
     assert read_pointer(None) is None
     (tmp_path / POINTER_FILE).unlink()
     assert read_pointer(Checkpoint.from_directory(str(tmp_path))) is None
+
+
+def test_search_show_prints_the_population_the_sweep_starts_from():
+    from sislab.cli.search import show_data
+    from sislab.spec.loader import load_spec
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "spade_pbt.yaml"
+    data = show_data(str(example), None)["pbt"]
+    spec = load_spec(example)
+    assert data["population"] == population(spec, space_of(spec))
+    assert [c["train.lr_g"] for c in data["population"]] == [1e-4, 5e-4]
+    assert data["mutations"]["losses.feat_match"] == {"uniform": [1.0, 20.0]}
+    assert (data["perturbation_interval"], data["synch"]) == (1, True)

@@ -99,6 +99,18 @@ def show_data(spec_path: str | None, suite_name: str | None) -> dict[str, Any]:
         data["count"] = len(configs) * spec.search.num_samples
         data["sampled"] = space.has_random
         data["configurations"] = [{k: _domain_text(v) for k, v in c.items()} for c in configs]
+    pbt = spec.search.scheduler.pbt
+    if pbt is not None:
+        from sislab.search_spaces.dsl import parse_domain
+        from sislab.search_spaces.space import pbt_population
+
+        domains = {k: parse_domain(raw) for k, raw in pbt.mutations.items()}
+        data["pbt"] = {
+            **pbt.model_dump(mode="json", exclude={"mutations"}),
+            "mutations": {k: _domain_text(d) for k, d in domains.items()},
+            # What the sweep starts from: the configurations above, mutated fields drawn.
+            "population": pbt_population(space, spec.search.num_samples, spec.train.seed, domains),
+        }
     return data
 
 
@@ -126,6 +138,18 @@ def _show(args: argparse.Namespace) -> int:
             f"{data['count']} trials{sampled}"
         )
         for i, config in enumerate(data["configurations"]):
+            print(f"  {i:4d}  {_line(config)}")
+    if "pbt" in data:
+        pbt = data["pbt"]
+        print(
+            f"PBT every {pbt['perturbation_interval']} epochs (burn-in "
+            f"{pbt['burn_in_period']}), bottom {pbt['quantile_fraction']:g} clone the top, "
+            f"{'synchronous' if pbt['synch'] else 'asynchronous'}; mutations:"
+        )
+        for key, domain in pbt["mutations"].items():
+            print(f"  {key}: {domain}")
+        print("initial population:")
+        for i, config in enumerate(pbt["population"]):
             print(f"  {i:4d}  {_line(config)}")
     return 0
 

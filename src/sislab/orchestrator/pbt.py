@@ -9,13 +9,12 @@ starts a new Train run from it (``orchestrator.trial.train_run``). Runs on the T
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from sislab.search_spaces.dsl import Choice, LogUniform, Uniform, parse_domain, to_tune
-from sislab.search_spaces.space import configurations, sample_domain
+from sislab.search_spaces.space import SearchSpace, pbt_population
 from sislab.spec.models import PbtSpec
 from sislab.spec.spec import Spec
 
@@ -28,20 +27,11 @@ def trial_config(config: dict[str, Any]) -> dict[str, Any]:
     return dict(inner) if isinstance(inner, dict) else dict(config)
 
 
-def population(spec: Spec, space) -> list[dict[str, Any]]:
-    """The initial configurations: the search's, each mutated field not set by the space drawn
-    from its mutation domain (seeded by ``train.seed``)."""
+def population(spec: Spec, space: SearchSpace) -> list[dict[str, Any]]:
+    """The initial configurations (``search_spaces.space.pbt_population``) of a PBT spec."""
     pbt = spec.search.scheduler.pbt
-    rng = random.Random(spec.train.seed + 1)
-    configs = configurations(space, spec.search.num_samples, spec.train.seed)
-    out = []
-    for config in configs:
-        config = dict(config)
-        for key, raw in pbt.mutations.items():
-            if key not in config:
-                config[key] = sample_domain(parse_domain(raw), rng)
-        out.append(config)
-    return out
+    domains = {key: parse_domain(raw) for key, raw in pbt.mutations.items()}
+    return pbt_population(space, spec.search.num_samples, spec.train.seed, domains)
 
 
 class ClipToDomains:

@@ -205,6 +205,22 @@ def configurations(space: SearchSpace, num_samples: int, seed: int) -> list[dict
     return out
 
 
+def pbt_population(
+    space: SearchSpace, num_samples: int, seed: int, mutations: dict[str, Domain]
+) -> list[dict[str, Any]]:
+    """A PBT sweep's initial configurations: the grid/random ones, and each mutated field the
+    space does not set drawn from its mutation domain (seeded, separately from the space)."""
+    rng = random.Random(seed + 1)
+    out = []
+    for config in configurations(space, num_samples, seed):
+        config = dict(config)
+        for key, domain in mutations.items():
+            if key not in config:
+                config[key] = sample_domain(domain, rng)
+        out.append(config)
+    return out
+
+
 def validation_configurations(space: SearchSpace, limit: int) -> tuple[list[dict], bool]:
     """Configurations that cover every value a search can produce (range ends for sampled ones).
 

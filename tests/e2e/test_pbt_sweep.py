@@ -84,3 +84,13 @@ def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, tmp_path: Path) -> N
             continue  # BatchNorm statistics and spectral-norm vectors move otherwise
             after = recipient_state["procedure"]["generator"][name]
             assert (after - tensor).abs().max() <= 10 * new_lr + 1e-6, name
+
+    # The parent run's record of what trained each trial's final weights.
+    local = client.download_artifacts(
+        outcome.state.parent_run_id, "pbt_schedules.json", str(tmp_path)
+    )
+    schedules = json.loads(Path(local).read_text())["trials"]
+    segments = [(s["from_epoch"], s["trial"]) for s in schedules[recipient_id]["schedule"]]
+    assert segments == [(0, donor_id), (1, recipient_id)]
+    assert schedules[recipient_id]["schedule"][1]["hyperparameters"]["train.lr_g"] == new_lr
+    assert [s["trial"] for s in schedules[donor_id]["schedule"]] == [donor_id]

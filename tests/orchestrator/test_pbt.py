@@ -115,3 +115,29 @@ def test_search_show_prints_the_population_the_sweep_starts_from():
     assert [c["train.lr_g"] for c in data["population"]] == [1e-4, 5e-4]
     assert data["mutations"]["losses.feat_match"] == {"uniform": [1.0, 20.0]}
     assert (data["perturbation_interval"], data["synch"]) == (1, True)
+
+
+def test_effective_schedule_runs_through_the_donors():
+    from sislab.orchestrator.pbt_lineage import Lineage, schedule
+
+    def exploit(epoch, donor, lr):
+        return {"epoch": epoch, "donor_trial": donor, "hyperparameters": {"lr": lr}}
+
+    trials = {
+        # a cloned b at 4 (b had cloned c at 2), then c at 8
+        "a": Lineage("ra", {"lr": 1.0}, [exploit(4, "b", 0.5), exploit(8, "c", 0.25)]),
+        "b": Lineage("rb", {"lr": 2.0}, [exploit(2, "c", 3.0), exploit(6, "a", 9.0)]),
+        "c": Lineage("rc", {"lr": 4.0}, []),
+    }
+    assert schedule(trials, "c") == [
+        {"from_epoch": 0, "trial": "c", "hyperparameters": {"lr": 4.0}}
+    ]
+    segments = [
+        (s["from_epoch"], s["trial"], s["hyperparameters"]["lr"]) for s in schedule(trials, "a")
+    ]
+    assert segments == [(0, "c", 4.0), (8, "a", 0.25)]  # a's weights are c's from epoch 8 on
+    # b's weights: a's up to 6, and a's up to 6 are b's up to 4, which are c's up to 2.
+    segments = [
+        (s["from_epoch"], s["trial"], s["hyperparameters"]["lr"]) for s in schedule(trials, "b")
+    ]
+    assert segments == [(0, "c", 4.0), (2, "b", 3.0), (4, "a", 0.5), (6, "b", 9.0)]

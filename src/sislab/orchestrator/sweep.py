@@ -215,7 +215,8 @@ def run_sweep(
 
 
 def finish(spec: Spec, run_dir: RunDir, state: SweepState, results) -> SweepOutcome:
-    """Close the parent run (with the Pareto front of a multi-objective search)."""
+    """Close the parent run (with the Pareto front of a multi-objective search, the schedules of
+    a PBT sweep)."""
     errors = sum(1 for r in results if r.error is not None)
     status = "FAILED" if errors == len(results) and errors else "FINISHED"
     client = MlflowClient(state.tracking_uri)
@@ -226,6 +227,11 @@ def finish(spec: Spec, run_dir: RunDir, state: SweepState, results) -> SweepOutc
 
         trials = [dict(r.metrics or {}) for r in results]  # last report, with trial_id
         front = log_pareto_front(client, state, metrics, modes, trials)
+    pbt = spec.search.scheduler.pbt
+    if pbt is not None:
+        from sislab.orchestrator.pbt_lineage import log_pbt_schedules
+
+        log_pbt_schedules(client, state.experiment_id, state.parent_run_id, list(pbt.mutations))
     client.set_terminated(state.parent_run_id, status=status)
     state = state.model_copy(update={"status": status})
     run_dir.save_state(state)

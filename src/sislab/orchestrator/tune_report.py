@@ -4,9 +4,9 @@ Ray's ``TuneReportCallback`` (Train V2) hands Tune only rank 0's metrics plus a
 ``checkpoint_path`` metric: Tune holds no checkpoint of the trial, so PBT's exploit has nothing
 to copy and a paused trial nothing to restore. Here the Train controller's callback sends each
 report to the trial driver, which reports it to Tune with a small Tune checkpoint: a pointer
-(``trainers.checkpoint.CheckpointPointer``) to the Train checkpoint in the sweep's storage. No weights are
-copied; a trial that starts from another trial's pointer starts a new Train run from that
-checkpoint (``orchestrator.trial``).
+(``trainers.checkpoint.CheckpointPointer``) to the Train checkpoint in the sweep's storage. No
+weights are copied; a trial that starts from another trial's pointer starts a new Train run from
+that checkpoint (``orchestrator.trial``).
 """
 
 from __future__ import annotations

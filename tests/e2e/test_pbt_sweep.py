@@ -1,5 +1,5 @@
 """PBT on the session's Ray: examples/spade_pbt.yaml, a real (tiny) SPADE sweep whose worse trial
-clones the better one.
+clones the better one, with the sweep's storage on S3 (moto on 127.0.0.1), as on a cluster.
 
 Synchronous PBT with two trials and ``quantile_fraction: 0.5`` exploits exactly once per
 interval: at epoch 1 the bottom trial takes the top trial's checkpoint and a perturbed learning
@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from pyarrow import fs as pafs
 from rich.console import Console
 
+from sislab.datasets.storage import StorageOptions, s3_filesystem
 from sislab.orchestrator.run_dir import RunDir
 from sislab.orchestrator.sweep import run_sweep
 from sislab.spec.loader import load_spec
@@ -26,10 +28,36 @@ pytestmark = pytest.mark.e2e
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "spade_pbt.yaml"
 
 
-def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, tmp_path: Path) -> None:
+@pytest.fixture
+def bucket():
+    """A bucket on a moto S3 server on 127.0.0.1: its endpoint."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket="sweeps"
+    )
+    yield endpoint
+    server.stop()
+
+
+def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, bucket: str, tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
-    path.write_text(EXAMPLE.read_text())
+    storage_yaml = f"storage: {{uri: s3://sweeps/pbt, endpoint_override: {bucket}}}\n"
+    path.write_text(EXAMPLE.read_text() + storage_yaml)
     spec = load_spec(path)
+    s3 = s3_filesystem(StorageOptions(bucket, "us-east-1"))
+
+    def fetch(folder: str) -> Path:
+        local = tmp_path / "fetched" / folder.rsplit("/", 1)[-1]
+        local.mkdir(parents=True)
+        pafs.copy_files(folder, str(local), source_filesystem=s3)
+        return local
+
     run_dir = RunDir.create(tmp_path, spec.name, tmp_path / "run")
     outcome = run_sweep(spec, path, run_dir=run_dir, console=Console(quiet=True))
     assert outcome.num_trials == 2 and outcome.num_errors == 0
@@ -48,9 +76,10 @@ def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, tmp_path: Path) -> N
     record = json.loads(recipient.data.tags["sislab.pbt.exploit.e0001"])
     donor_id = record["donor_trial"]
     assert donor_id != recipient.data.tags["sislab.trial_id"] and donor_id in by_trial
-    storage = Path(outcome.state.storage_path)
-    donor_checkpoint = Path(record["donor_checkpoint"])
-    assert donor_checkpoint.parent == storage / f"train-{donor_id}"
+    storage = outcome.state.storage_path
+    assert storage == "sweeps/pbt"
+    assert record["donor_checkpoint"].rsplit("/", 1)[0] == f"{storage}/train-{donor_id}"
+    donor_checkpoint = fetch(record["donor_checkpoint"])
     assert read_meta(donor_checkpoint).epoch == 1
 
     # Explore: the donor's learning rate times 1.2 or 0.8, inside the mutation range.
@@ -71,8 +100,13 @@ def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, tmp_path: Path) -> N
 
     # The recipient's new Train run: its checkpoint continues the donor's weights.
     recipient_id = recipient.data.tags["sislab.trial_id"]
-    runs_dir = storage / f"train-{recipient_id}-from-{donor_id}-e1"
-    final = sorted(p for p in runs_dir.glob("checkpoint_*") if p.is_dir())[-1]
+    runs_dir = pafs.FileSelector(f"{storage}/train-{recipient_id}-from-{donor_id}-e1")
+    checkpoints = [
+        info.path
+        for info in s3.get_file_info(runs_dir)
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    ]
+    final = fetch(sorted(checkpoints)[-1])
     meta = read_meta(final)
     assert (meta.epoch, meta.iteration) == (2, 2)
     donor_state = torch.load(donor_checkpoint / "state.pt", weights_only=True)

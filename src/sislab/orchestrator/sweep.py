@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import shutil
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,8 @@ def run_sweep(
         context = dataclasses.replace(context, worker_fn=worker_fn)
     view = LiveView(spec.train.epochs, console)
     searcher, num_samples, param_space = tune_search(spec, space_of(spec))
+    # Ray suggests reuse_actors with PBT; sislab leaves it off (see reuse_trial_actors).
+    warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
     tuner = tune.Tuner(
         make_trainable(spec, context),
         param_space=param_space,

@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
+from sislab.datasets.split_reader import split_keys
 from sislab.errors import DataError, WeightsError
 from sislab.metrics.segmenters import load_segmenter, train_segmenter
 from sislab.metrics.segmenters.builtin import TrainResult
-from sislab.metrics.segmenters.data import load_split, split_keys
+from sislab.metrics.segmenters.data import load_split
 from sislab.metrics.segmenters.evaluate import match_images, score_folder, score_split
 from sislab.metrics.weights import sha256_of
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from sislab.datasets.epochs import EpochBatches, iter_epoch_batches
-from sislab.datasets.manifest import Manifest, ShardInfo, load_manifest
+from sislab.datasets.manifest import Manifest, ShardInfo
 from sislab.datasets.preprocess import (
     Preprocess,
     decode_image,
@@ -30,13 +30,12 @@ from sislab.datasets.preprocess import (
     decode_label,
 )
 from sislab.datasets.shards import read_shard
-from sislab.datasets.storage import Location, StorageOptions, resolve
+from sislab.datasets.split_reader import open_uri
+from sislab.datasets.storage import Location, StorageOptions
 from sislab.datasets.synthetic import (
     SyntheticParams,
-    parse_synthetic_uri,
     render_sample_with_instances,
 )
-from sislab.datasets.synthetic_writer import synthetic_manifest
 from sislab.errors import DataError
 from sislab.models.geometry import DatasetGeometry
 from sislab.spec.models import DatasetSpec
@@ -55,11 +54,7 @@ log = logging.getLogger(__name__)
 
 def open_dataset(spec: DatasetSpec) -> tuple[Manifest, Location | None, SyntheticParams | None]:
     """The manifest of ``spec.uri`` plus where its shards are (or its synthetic parameters)."""
-    if spec.uri.startswith("synthetic://"):
-        params = parse_synthetic_uri(spec.uri)
-        return synthetic_manifest(params), None, params
-    location = resolve(spec.uri, StorageOptions(spec.endpoint_override, spec.region))
-    return load_manifest(location), location, None
+    return open_uri(spec.uri, StorageOptions(spec.endpoint_override, spec.region))
 
 
 def split_rows(spec: DatasetSpec, split: str) -> int:

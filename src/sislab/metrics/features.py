@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sislab.datasets.manifest import Manifest, load_manifest
-from sislab.datasets.preprocess import decode_image, resize_image
-from sislab.datasets.shards import read_shard
-from sislab.datasets.storage import Location, StorageOptions, resolve
-from sislab.datasets.synthetic import SyntheticParams, parse_synthetic_uri
+from sislab.datasets.manifest import Manifest
+from sislab.datasets.preprocess import resize_image
+from sislab.datasets.split_reader import iter_rows, open_uri, split_count
+from sislab.datasets.storage import Location, StorageOptions
+from sislab.datasets.synthetic import SyntheticParams
 from sislab.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -126,22 +126,13 @@ class ImageSource:
         """The manifest and shard location, or the synthetic parameters (folders: all None)."""
         if self.kind == "folder":
             return None, None, None
-        if self.location.startswith("synthetic://"):
-            return None, None, parse_synthetic_uri(self.location)
-        location = resolve(self.location, self.storage)
-        return load_manifest(location), location, None
-
-    def _split_info(self, manifest: Manifest):
-        return manifest.split(self.split, self.location, "pass --split with one of those")
+        return open_uri(self.location, self.storage)
 
     def count(self) -> int:
         """Number of images the source holds."""
         if self.kind == "folder":
             return len(list_images(Path(self.location)))
-        manifest, _, params = self.open_dataset()
-        if params is not None:
-            return len(params.split_range(self.split or "val"))
-        return self._split_info(manifest).rows
+        return split_count(self.location, self.split or "val", self.storage)
 
     def iter_images(self, limit: int | None = None) -> Iterator[np.ndarray]:
         """uint8 ``(H, W, 3)`` RGB images in a fixed order, the first ``limit`` only if given."""
@@ -152,26 +143,12 @@ class ImageSource:
             for path in list_images(Path(self.location))[:remaining]:
                 yield _read_image_file(path)
             return
-        manifest, location, params = self.open_dataset()
-        if params is not None:
-            for index in params.split_range(self.split or "val")[:remaining]:
-                yield params.render(index)[0]
-            return
-        for shard in self._split_info(manifest).shards:
-            table = read_shard(location, shard)
-            for key, data in zip(
-                table.column("key").to_pylist(), table.column("image").to_pylist(), strict=True
-            ):
-                try:
-                    yield decode_image(data)
-                except Exception as err:  # any decode failure is a corrupt row
-                    raise DataError(
-                        f"cannot decode image {key!r} in {location.display(shard.path)}: {err}",
-                        fix="re-run `sislab data convert` for this dataset",
-                    ) from None
-                remaining -= 1
-                if remaining == 0:
-                    return
+        rows = iter_rows(self.location, self.split or "val", labels=False, storage=self.storage)
+        for _, image, _ in rows:
+            yield image
+            remaining -= 1
+            if remaining == 0:
+                return
 
     def batches(
         self,

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sislab.datasets.split_reader import split_keys
 from sislab.errors import DataError
 from sislab.metrics.provenance import WeightsInfo
 from sislab.metrics.segmentation import ConfusionMeter, Present, SegmentationScores
 from sislab.metrics.segmenters.base import Segmenter
-from sislab.metrics.segmenters.data import Batch, iter_split, split_keys
+from sislab.metrics.segmenters.data import Batch, iter_split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 

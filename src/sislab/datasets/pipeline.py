@@ -30,7 +30,7 @@ from sislab.datasets.preprocess import (
     decode_label,
 )
 from sislab.datasets.shards import read_shard
-from sislab.datasets.split_reader import open_uri
+from sislab.datasets.split_reader import open_uri, split_count
 from sislab.datasets.storage import Location, StorageOptions
 from sislab.datasets.synthetic import (
     SyntheticParams,
@@ -51,6 +51,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+SPEC_SPLIT_FIX = "set dataset.train_split / dataset.val_split to one of those"
+
 
 def open_dataset(spec: DatasetSpec) -> tuple[Manifest, Location | None, SyntheticParams | None]:
     """The manifest of ``spec.uri`` plus where its shards are (or its synthetic parameters)."""
@@ -59,10 +61,8 @@ def open_dataset(spec: DatasetSpec) -> tuple[Manifest, Location | None, Syntheti
 
 def split_rows(spec: DatasetSpec, split: str) -> int:
     """Rows of a split, read from the manifest only (for epoch lengths)."""
-    manifest, _, params = open_dataset(spec)
-    if params is not None:
-        return len(params.split_range(split))
-    return _split(manifest, split, spec.uri).rows
+    storage = StorageOptions(spec.endpoint_override, spec.region)
+    return split_count(spec.uri, split, storage, SPEC_SPLIT_FIX)
 
 
 def manifest_geometry(dataset_spec: DatasetSpec, height: int, width: int) -> DatasetGeometry:
@@ -85,7 +85,7 @@ def manifest_geometry(dataset_spec: DatasetSpec, height: int, width: int) -> Dat
 
 
 def _split(manifest: Manifest, split: str, uri: str):
-    return manifest.split(split, uri, "set dataset.train_split / dataset.val_split to one of those")
+    return manifest.split(split, uri, SPEC_SPLIT_FIX)
 
 
 def _is_transient(err: DataError) -> bool:

@@ -39,12 +39,14 @@ def open_uri(
     return load_manifest(location), location, None
 
 
-def split_count(uri: str, split: str, storage: StorageOptions | None = None) -> int:
-    """Rows of a split, from the manifest only."""
+def split_count(
+    uri: str, split: str, storage: StorageOptions | None = None, fix: str = SPLIT_FIX
+) -> int:
+    """Rows of a split, from the manifest only (``fix``: what an unknown split's error says)."""
     manifest, _, params = open_uri(uri, storage)
     if params is not None:
         return len(params.split_range(split))
-    return manifest.split(split, uri, SPLIT_FIX).rows
+    return manifest.split(split, uri, fix).rows
 
 
 def split_keys(uri: str, split: str, storage: StorageOptions | None = None) -> list[str]:

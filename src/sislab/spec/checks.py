@@ -111,6 +111,19 @@ def _override_problems(spec: Spec, key: str, value: Any) -> list[Problem]:
         return validation_problems(exc, Spec, spec.method)
 
 
+def domain_value_problems(
+    spec: Spec, key: str, raw: Any, path: Path, known: set[Problem]
+) -> list[Problem]:
+    """Problems, at ``path``, of the values a domain can give ``key`` (grid/choice values, range
+    ends); problems the spec has anyway (``known``) are reported at their own field instead."""
+    problems: list[Problem] = []
+    for value in sample_values(parse_domain(raw)):
+        for where, message in _override_problems(spec, key, value):
+            if (where, message) not in known:
+                problems.append((path, f"value {value!r} is invalid: {dotted(where)}: {message}"))
+    return problems
+
+
 def search_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Problem]:
     """Problems of ``spec.search.space``, each at its key's path ``("search", "space", key)``.
 
@@ -138,11 +151,7 @@ def search_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> list[Pro
             continue
         if _touches(tuple(key.split(".")), skip):
             continue
-        for value in sample_values(parse_domain(raw)):
-            for where, message in _override_problems(spec, key, value):
-                if (where, message) in known:
-                    continue
-                problems.append((path, f"value {value!r} is invalid: {dotted(where)}: {message}"))
+        problems += domain_value_problems(spec, key, raw, path, known)
     return problems
 
 
@@ -233,6 +242,7 @@ def pbt_problems(spec: Spec) -> list[Problem]:
             )
         )
     methods = list(spec.search.methods) or [spec.method]
+    known = set(cross_field_problems(spec))
     for key, raw in pbt.mutations.items():
         path = (*here, "mutations", key)
         if not pbt_mutable(key):
@@ -248,9 +258,7 @@ def pbt_problems(spec: Spec) -> list[Problem]:
         if reason is not None:
             problems.append((path, reason))
             continue
-        for value in sample_values(parse_domain(raw)):
-            for where, message in _override_problems(spec, key, value):
-                problems.append((path, f"value {value!r} is invalid: {dotted(where)}: {message}"))
+        problems += domain_value_problems(spec, key, raw, path, known)
     return problems
 
 

@@ -63,7 +63,7 @@ def test_population_keeps_searched_values_and_draws_the_others_seeded():
 def test_mutations_and_explore_bounds():
     muts = mutations(_spec().search.scheduler.pbt)[POPULATION_KEY]
     assert isinstance(muts["train.lr_g"], Float) and muts["losses.kl"] == [0.01, 0.05, 0.1]
-    clip = ClipToDomains(MUTATIONS)
+    clip = ClipToDomains(_spec().search.scheduler.pbt.domains())
     config = {POPULATION_KEY: {"train.lr_g": 2e-3, "losses.feat_match": 0.8, "losses.kl": 0.1}}
     clipped = clip(config)[POPULATION_KEY]
     assert clipped == {"train.lr_g": 1e-3, "losses.feat_match": 1.0, "losses.kl": 0.1}

@@ -101,10 +101,9 @@ def show_data(spec_path: str | None, suite_name: str | None) -> dict[str, Any]:
         data["configurations"] = [{k: _domain_text(v) for k, v in c.items()} for c in configs]
     pbt = spec.search.scheduler.pbt
     if pbt is not None:
-        from sislab.search_spaces.dsl import parse_domain
         from sislab.search_spaces.space import pbt_population
 
-        domains = {k: parse_domain(raw) for k, raw in pbt.mutations.items()}
+        domains = pbt.domains()
         data["pbt"] = {
             **pbt.model_dump(mode="json", exclude={"mutations"}),
             "mutations": {k: _domain_text(d) for k, d in domains.items()},

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-from sislab.search_spaces.dsl import Choice, LogUniform, Uniform, parse_domain, to_tune
+from sislab.search_spaces.dsl import Choice, Domain, LogUniform, Uniform, to_tune
 from sislab.search_spaces.space import SearchSpace, pbt_population
 from sislab.spec.models import PbtSpec
 from sislab.spec.spec import Spec
@@ -29,8 +29,7 @@ def trial_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def population(spec: Spec, space: SearchSpace) -> list[dict[str, Any]]:
     """The initial configurations (``search_spaces.space.pbt_population``) of a PBT spec."""
-    pbt = spec.search.scheduler.pbt
-    domains = {key: parse_domain(raw) for key, raw in pbt.mutations.items()}
+    domains = spec.search.scheduler.pbt.domains()
     return pbt_population(space, spec.search.num_samples, spec.train.seed, domains)
 
 
@@ -41,12 +40,12 @@ class ClipToDomains:
     the range the spec was validated for. A class, not a closure: Tune pickles the scheduler.
     """
 
-    def __init__(self, mutations: dict[str, Any]) -> None:
-        self.bounds = {}
-        for key, raw in mutations.items():
-            domain = parse_domain(raw)
-            if isinstance(domain, Uniform | LogUniform):
-                self.bounds[key] = (domain.low, domain.high)
+    def __init__(self, domains: dict[str, Domain]) -> None:
+        self.bounds = {
+            key: (d.low, d.high)
+            for key, d in domains.items()
+            if isinstance(d, Uniform | LogUniform)
+        }
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         inner = dict(config[POPULATION_KEY])
@@ -58,8 +57,7 @@ class ClipToDomains:
 def mutations(pbt: PbtSpec) -> dict[str, Any]:
     """PBT's ``hyperparam_mutations``: Tune domains for ranges, value lists for choices."""
     out: dict[str, Any] = {}
-    for key, raw in pbt.mutations.items():
-        domain = parse_domain(raw)
+    for key, domain in pbt.domains().items():
         out[key] = (
             list(domain.values) if isinstance(domain, Choice) else to_tune({key: domain})[key]
         )
@@ -102,7 +100,7 @@ def scheduler(spec: Spec, metric: str, mode: str) -> EpochPBT:
         quantile_fraction=pbt.quantile_fraction,
         resample_probability=pbt.resample_probability,
         perturbation_factors=tuple(pbt.perturbation_factors),
-        custom_explore_fn=ClipToDomains(pbt.mutations),
+        custom_explore_fn=ClipToDomains(pbt.domains()),
         synch=pbt.synch,
         # Eval metrics appear only from the first evaluation on.
         require_attrs=False,

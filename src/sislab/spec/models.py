@@ -351,6 +351,10 @@ class PbtSpec(StrictModel):
     def _mutation_domains(cls, mutations: dict[str, Any]) -> dict[str, Any]:
         return check_domains("search.scheduler.pbt.mutations", mutations, _perturbable)
 
+    def domains(self) -> dict[str, Any]:
+        """``mutations`` parsed: dotted field -> ``search_spaces.dsl`` domain."""
+        return {key: parse_domain(raw) for key, raw in self.mutations.items()}
+
 
 class SchedulerSpec(StrictModel):
     """Trial scheduler; at most one is set."""

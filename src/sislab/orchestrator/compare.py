@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from sislab.errors import SpecError
@@ -57,33 +59,40 @@ class Comparison:
     protocols: dict[str, int] = field(default_factory=dict)
 
 
-def load_runs(
+def iter_trial_runs(
     client: MlflowClient, experiment_id: str, parent_run_id: str | None = None
-) -> pd.DataFrame:
-    """Every trial run of the experiment (of one parent run when given), one row each."""
+) -> Iterator[Run]:
+    """Every trial run of the experiment (of one parent run when given), read in pages."""
     filters = [f"tags.`{KIND_TAG}` != 'sweep'"]
     if parent_run_id:
         filters.append(f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
-    rows: list[dict[str, Any]] = []
     token = None
     while True:
         page = client.search_runs(
             [experiment_id], " and ".join(filters), max_results=PAGE, page_token=token
         )
-        for run in page:
-            row: dict[str, Any] = {
-                "run_id": run.info.run_id,
-                "status": run.info.status,
-                "parent": run.data.tags.get(PARENT_TAG, ""),
-                "trial_id": run.data.tags.get(TRIAL_TAG, ""),
-                PROTOCOL: run.data.tags.get(PROTOCOL_ID_TAG, ""),
-            }
-            row.update({f"p.{k}": v for k, v in run.data.params.items()})
-            row.update({f"m.{k}": v for k, v in run.data.metrics.items()})
-            rows.append(row)
+        yield from page
         token = page.token
         if not token:
-            break
+            return
+
+
+def load_runs(
+    client: MlflowClient, experiment_id: str, parent_run_id: str | None = None
+) -> pd.DataFrame:
+    """Every trial run of the experiment (of one parent run when given), one row each."""
+    rows: list[dict[str, Any]] = []
+    for run in iter_trial_runs(client, experiment_id, parent_run_id):
+        row: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "parent": run.data.tags.get(PARENT_TAG, ""),
+            "trial_id": run.data.tags.get(TRIAL_TAG, ""),
+            PROTOCOL: run.data.tags.get(PROTOCOL_ID_TAG, ""),
+        }
+        row.update({f"p.{k}": v for k, v in run.data.params.items()})
+        row.update({f"m.{k}": v for k, v in run.data.metrics.items()})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

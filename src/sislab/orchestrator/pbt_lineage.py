@@ -18,7 +18,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from sislab.trainers.mlflow_tracker import PARENT_TAG, TRIAL_TAG
+from sislab.orchestrator.compare import iter_trial_runs
+from sislab.trainers.mlflow_tracker import TRIAL_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -74,30 +75,20 @@ def read_lineages(
 ) -> dict[str, Lineage]:
     """Every trial's lineage, from the trial runs under the parent run."""
     trials: dict[str, Lineage] = {}
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-            max_results=1000,
-            page_token=token,
-        )
-        for run in page:
-            trial_id = run.data.tags.get(TRIAL_TAG)
-            if not trial_id:
-                continue
-            params = run.data.params
-            initial = {k: float(params[k]) for k in mutated if k in params}
-            exploits = [
-                json.loads(value)
-                for key, value in run.data.tags.items()
-                if key.startswith(EXPLOIT_TAG_PREFIX)
-            ]
-            exploits.sort(key=lambda x: x["epoch"])
-            trials[trial_id] = Lineage(run.info.run_id, initial, exploits)
-        token = page.token
-        if not token:
-            return trials
+    for run in iter_trial_runs(client, experiment_id, parent_run_id):
+        trial_id = run.data.tags.get(TRIAL_TAG)
+        if not trial_id:
+            continue
+        params = run.data.params
+        initial = {k: float(params[k]) for k in mutated if k in params}
+        exploits = [
+            json.loads(value)
+            for key, value in run.data.tags.items()
+            if key.startswith(EXPLOIT_TAG_PREFIX)
+        ]
+        exploits.sort(key=lambda x: x["epoch"])
+        trials[trial_id] = Lineage(run.info.run_id, initial, exploits)
+    return trials
 
 
 def log_pbt_schedules(

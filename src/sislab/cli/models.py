@@ -36,8 +36,12 @@ def _list(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     from sislab.datasets.presets import preset_geometry
     from sislab.metrics.summary import inference_speed, summarize
+    from sislab.models.presets import preset_in_use
+    from sislab.models.registry import get_method
 
     geometry = preset_geometry(args.dataset)
+    # The method's defaults, with its dataset preset (GroupDNet's `auto`) resolved for the dataset.
+    preset = preset_in_use(get_method(args.method).config(), geometry)
     summary = summarize(args.method, None, geometry)
     if args.fps:
         speed = inference_speed(
@@ -45,11 +49,12 @@ def _summary(args: argparse.Namespace) -> int:
         )
         summary = summary.model_copy(update={"speed": speed})
     data = {"dataset": args.dataset, "height": geometry.height, "width": geometry.width,
-            **summary.model_dump()}  # fmt: skip
+            "preset": preset, **summary.model_dump()}  # fmt: skip
     if args.json:
         print(json.dumps(data))
         return 0
-    print(f"{args.method} on {args.dataset} ({geometry.height}x{geometry.width})")
+    using = f", preset {preset}" if preset else ""
+    print(f"{args.method} on {args.dataset} ({geometry.height}x{geometry.width}{using})")
     print(f"  generator      {summary.generator_params / 1e6:8.2f} M params, "
           f"{summary.generator_gflops:.2f} GMACs")  # fmt: skip
     print(f"  discriminator  {summary.discriminator_params / 1e6:8.2f} M params")

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from sislab.errors import SpecError
 from sislab.models.discriminators.multiscale import MultiscaleDiscriminator
 from sislab.models.encoders.group import GroupEncoder
 from sislab.models.generators.groupdnet import GroupDGenerator, num_stages
@@ -22,7 +23,7 @@ from sislab.models.methods.groupdnet_layout import Layout, check_decoder, check_
 from sislab.models.norms.cg_norm import CgMlpStyle
 from sislab.spec.models import StrictModel
 
-GroupDNetPreset = Literal["deepfashion", "cityscapes", "ade20k"]
+GroupDNetPreset = Literal["auto", "deepfashion", "cityscapes", "ade20k"]
 GroupDNetVariant = Literal["groupdnet", "mulnet", "groupnet", "groupenc", "groupdec", "vspade"]
 
 
@@ -46,6 +47,9 @@ PRESETS: dict[str, _Preset] = {
         64, 604, (151, 16, 16, 8, 4, 2, 1), "ade20k", (2416, 2416, 2048, 1024, 1024, 512, 256, 128)
     ),
 }
+# One-hot classes of the dataset each preset was made for (SMIS label_nc + don't-care): what
+# ``preset: auto`` matches a dataset against.
+PRESET_CLASSES: dict[str, int] = {"deepfashion": 8, "cityscapes": 35, "ade20k": 151}
 # Table 1 baselines on DeepFashion: the paper balances their parameter counts but gives no widths;
 # these decoder ngf values bring encoder + decoder within 1.5% of Table 1 (vspade: see docs).
 BASELINE_NGF: dict[str, int] = {
@@ -66,9 +70,11 @@ class GroupDNetConfig(StrictModel):
 
     method: Literal["groupdnet"] = "groupdnet"
     preset: GroupDNetPreset = Field(
-        "deepfashion",
+        "auto",
         description="Table 4 configuration (widths, group schedule, CG-Norm MLP layout): "
-        "deepfashion (8 classes), cityscapes (35), ade20k (151).",
+        "deepfashion (8 classes), cityscapes (35), ade20k (151); auto: the one made for the "
+        "dataset's class count, else the closest one whose group numbers fit it (`sislab "
+        "validate` and `sislab run` print the preset in use).",
     )
     variant: GroupDNetVariant = Field(
         "groupdnet",
@@ -135,21 +141,55 @@ class GroupDNetConfig(StrictModel):
 
     @model_validator(mode="after")
     def _schedule_fits_widths(self) -> GroupDNetConfig:
-        if self.decoder_groups is not None:
-            check_decoder(
-                _widths(self), self.decoder_groups, self.num_upsampling_layers, ValueError
-            )
+        if self.decoder_groups is None:
+            return self
+        # With preset auto the widths depend on the dataset: the schedule must fit one preset's
+        # (the layout is checked again for the dataset when it is resolved).
+        presets = list(PRESETS) if self.preset == "auto" else [self.preset]
+        errors = []
+        for name in presets:
+            try:
+                check_decoder(
+                    _widths(self, name), self.decoder_groups, self.num_upsampling_layers, ValueError
+                )
+            except ValueError as exc:
+                errors.append(exc)
+        if len(errors) == len(presets):
+            raise errors[0]
         return self
 
 
-def _widths(cfg: GroupDNetConfig) -> list[int]:
-    preset = PRESETS[cfg.preset]
+def resolved_preset(cfg: GroupDNetConfig, geometry: DatasetGeometry) -> str:
+    """The preset a config uses on a dataset: ``cfg.preset``, or for ``auto`` the preset made
+    for the dataset's class count, else the closest one (by class count) whose layout fits.
+
+    Args:
+        cfg: The spec's ``model:`` section.
+        geometry: The dataset's label channels and resolution.
+
+    Returns:
+        A key of ``PRESETS``.
+    """
+    if cfg.preset != "auto":
+        return cfg.preset
+    by_distance = sorted(PRESETS, key=lambda p: abs(PRESET_CLASSES[p] - geometry.num_classes))
+    for name in by_distance:
+        try:
+            _layout(cfg, name, geometry)
+        except SpecError:
+            continue
+        return name
+    return by_distance[0]  # none fits: its layout error names the offending stage
+
+
+def _widths(cfg: GroupDNetConfig, preset_name: str) -> list[int]:
+    preset = PRESETS[preset_name]
     if cfg.decoder_widths is not None:
         return list(cfg.decoder_widths)
     if cfg.ngf is None and preset.decoder_widths is not None:
         return list(preset.decoder_widths)
     ngf = cfg.ngf or preset.ngf
-    if cfg.ngf is None and cfg.preset == "deepfashion":
+    if cfg.ngf is None and preset_name == "deepfashion":
         ngf = BASELINE_NGF.get(cfg.variant, ngf)
     # SPADE generator widths: fc/head 16 ngf ... up_3 1 ngf (up_4 ngf // 2 with 'most').
     widths = [m * ngf for m in (16, 16, 16, 16, 8, 4, 2, 1)]
@@ -165,7 +205,11 @@ def resolve_layout(cfg: GroupDNetConfig, geometry: DatasetGeometry) -> Layout:
         SpecError: A group number does not divide its stage's channels (the message names the
             stage, the groups and the channels).
     """
-    preset = PRESETS[cfg.preset]
+    return _layout(cfg, resolved_preset(cfg, geometry), geometry)
+
+
+def _layout(cfg: GroupDNetConfig, preset_name: str, geometry: DatasetGeometry) -> Layout:
+    preset = PRESETS[preset_name]
     c = geometry.num_classes
     stages = num_stages(cfg.num_upsampling_layers)
     h, _w = latent_size(geometry.height, geometry.width, cfg.num_upsampling_layers)
@@ -180,7 +224,7 @@ def resolve_layout(cfg: GroupDNetConfig, geometry: DatasetGeometry) -> Layout:
     }[cfg.variant]
     grouped_encoder = cfg.variant not in ("groupdec", "vspade")
     layout = Layout(
-        decoder_widths=_widths(cfg),
+        decoder_widths=_widths(cfg, preset_name),
         decoder_groups=list(cfg.decoder_groups or default_decoder),
         encoder_ndf=cfg.encoder_ndf
         or (preset.encoder_ndf if grouped_encoder else UNGROUPED_ENCODER_NDF),

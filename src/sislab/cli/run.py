@@ -81,6 +81,7 @@ def _print_summary(console: Console, outcome, elapsed_s: float) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sislab.orchestrator.preflight import check_before_run
     from sislab.orchestrator.run_dir import RunDir
     from sislab.orchestrator.sweep import run_sweep
     from sislab.spec.loader import load_spec
@@ -88,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     spec_path = Path(args.spec).resolve()
     spec = load_spec(spec_path)
+    spec = check_before_run(spec, spec_path, address=args.address, num_cpus=args.num_cpus)
     run_dir = RunDir.create(args.runs_root, spec.name, args.run_dir)
     if args.job:
         os.chdir(run_dir.root)

@@ -10,15 +10,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the spec commands."""
     validate = sub.add_parser("validate", help="check a spec; print ok or one line per problem")
     validate.add_argument("spec", help="YAML spec file")
+    validate.add_argument(
+        "--offline",
+        action="store_true",
+        help="skip network checks (reading an s3:// dataset's manifest)",
+    )
+    validate.add_argument(
+        "--num-cpus",
+        type=int,
+        default=None,
+        help="CPUs of the local Ray to check the resources against (default: this machine's)",
+    )
+    validate.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="check the spec file only: no networks built, dataset read or resources compared",
+    )
     validate.set_defaults(handler=_validate)
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec")
     schema.set_defaults(handler=_schema)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sislab.spec.loader import validate_file
+    from sislab.spec.loader import load_spec, locate_problems, validate_file
 
     problems = validate_file(args.spec)
+    if not problems and not args.no_preflight:
+        # The spec is valid: what else is knowable before a job starts (networks at the spec's
+        # resolution for every trial configuration, the dataset, this machine's resources).
+        from sislab.orchestrator import preflight, preflight_resources
+
+        report = preflight.preflight(
+            load_spec(args.spec),
+            offline=args.offline,
+            totals=preflight_resources.local_totals(args.num_cpus),
+            where=preflight.local_where(args.num_cpus),
+        )
+        for note in report.notes:
+            print(f"preflight: {note}")
+        problems = locate_problems(args.spec, report.problems)
     if not problems:
         print("ok")
         return 0

@@ -61,10 +61,13 @@ def _warnings(spec) -> list[str]:
 def _submit(args: argparse.Namespace) -> int:
     from sislab.cli.jobs import require_address
     from sislab.cluster import jobs
+    from sislab.orchestrator.preflight import check_before_run
     from sislab.spec.loader import load_spec
 
     address = require_address(args.address)
     spec = load_spec(args.spec)  # fail here, not minutes later on the cluster
+    # The cluster's resources and a local dataset path are checked by `sislab run` on it.
+    check_before_run(spec, args.spec, address=address, read_local_dataset=False)
     for note in _warnings(spec):
         print(f"warning: {note}")
     with jobs.staging_folder() as staging:

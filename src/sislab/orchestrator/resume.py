@@ -19,6 +19,7 @@ from rich.console import Console
 
 from sislab.cluster.connect import connect
 from sislab.errors import SpecError
+from sislab.orchestrator.preflight import check_before_run
 from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir
 from sislab.orchestrator.sweep import (
     SweepOutcome,
@@ -69,6 +70,7 @@ def resume_sweep(
             f"the sweep in {run_dir.root} already ended ({state.status})",
             fix="start a new sweep with `sislab run SPEC`",
         )
+    check_before_run(spec, run_dir.spec_path, address=address, num_cpus=num_cpus)
     ray_train_settings()
     connect(address, run_dir.ray_log, num_cpus)
     _, storage_fs = storage_target(spec, run_dir)

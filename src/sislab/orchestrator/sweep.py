@@ -30,6 +30,8 @@ from sislab.orchestrator import tracking
 from sislab.orchestrator.credentials import stop_tune_credential_propagation
 from sislab.orchestrator.live_view import LiveView
 from sislab.orchestrator.mlflow_store import prepare_sqlite_store
+from sislab.orchestrator.preflight import check_cluster_resources
+from sislab.orchestrator.resource_wait import ResourceWait
 from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
 from sislab.orchestrator.search_algs import objectives, search_driver, tune_search
 from sislab.orchestrator.search_algs import scheduler as make_scheduler
@@ -167,6 +169,7 @@ def run_sweep(
         pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
         connect(address, run_dir.ray_log, num_cpus)
         if not is_local_address(address):
+            check_cluster_resources(spec, spec_path)
             check_reachable_from_workers(
                 spec.tracking.uri or run_dir.default_tracking_uri,
                 spec.storage.uri,
@@ -206,6 +209,7 @@ def run_sweep(
             storage_filesystem=storage_fs,
             callbacks=[
                 view,
+                ResourceWait(spec, console),
                 tracking.TrialRunStatus(
                     state.tracking_uri, state.experiment_id, state.parent_run_id
                 ),

@@ -120,6 +120,21 @@ def validate_file(path: str | FilePath) -> list[str]:
     return _check_file(path)[1]
 
 
+def locate_problems(path: str | FilePath, problems: list[Problem]) -> list[str]:
+    """``FILE:LINE: field.path: message`` lines for problems found outside this module (the
+    preflight), located in the spec file at ``path`` and sorted by line.
+
+    Args:
+        path: The YAML spec file the problems' field paths refer to.
+        problems: ``(field path, message)`` pairs.
+    """
+    try:
+        doc = parse_yaml(FilePath(path).read_bytes())
+    except (OSError, YamlSourceError):
+        doc = None
+    return _format(str(path), problems, doc)
+
+
 def _raise(source: str, lines: list[str]) -> None:
     count = f"{len(lines)} problem{'s' if len(lines) != 1 else ''}"
     raise SpecError(

@@ -449,6 +449,13 @@ class ResourcesSpec(StrictModel):
         description="GPU type every worker needs, as Ray names it (e.g. A100, H100, L4); "
         "null: any GPU.",
     )
+    autoscaling: bool = Field(
+        False,
+        description="The Ray cluster adds nodes on demand (KubeRay or `ray up` autoscaler): a "
+        "trial asking for more CPUs/GPUs than the cluster has now is not refused before the "
+        "sweep starts, and `sislab run` prints what is pending while it waits; false: such a "
+        "spec is refused (`sislab validate`, `sislab run`).",
+    )
     worker_resources: dict[str, NonNegativeFloat] = Field(
         default_factory=dict,
         description="Custom Ray resources per worker on top of CPU/GPU, e.g. {spot: 0.01} to "

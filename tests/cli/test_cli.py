@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BAD_SPEC = """\
 name: three-mistakes
 method: spade
@@ -64,3 +66,15 @@ def test_unknown_dataset_is_a_clear_error() -> None:
     result = sislab("models", "summary", "spade", "--dataset", "citiscapes")
     assert result.returncode == 2
     assert "cityscapes" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("dataset", ["cityscapes", "ade20k"])
+def test_groupdnet_summary_follows_the_dataset_without_a_preset(
+    dataset: str, capsys: pytest.CaptureFixture
+) -> None:
+    from sislab.cli.main import main
+
+    assert main(["models", "summary", "groupdnet", "--dataset", dataset, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["preset"] == dataset  # preset auto: the one made for the dataset's classes
+    assert summary["generator_params"] > 0

@@ -135,6 +135,8 @@ def _dataset(spec: Spec, offline: bool, read_local: bool) -> tuple[DatasetFacts 
         return preflight_data.dataset_facts(spec), []
     except (DataError, SpecError) as exc:
         return None, [(("dataset", "uri"), str(exc).replace("\n  Fix: ", "; fix: "))]
+    except (OSError, ValueError) as exc:  # e.g. a URI pyarrow cannot parse
+        return None, [(("dataset", "uri"), f"cannot read {uri}: {exc}; check dataset.uri")]
 
 
 def preflight(

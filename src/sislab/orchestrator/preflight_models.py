@@ -143,8 +143,9 @@ def shape_failure(check: ModelCheck) -> ShapeFailure | None:
         return None
     except SislabError as exc:
         return ShapeFailure(step[0], str(exc).replace("\n  Fix: ", "; fix: "), is_spec_error=True)
-    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-        return ShapeFailure(step[0], _one_line(exc))
+    except Exception as exc:  # whatever fails here fails the trial at start: report it
+        prefix = "" if isinstance(exc, RuntimeError | ValueError) else f"{type(exc).__name__}: "
+        return ShapeFailure(step[0], prefix + _one_line(exc))
     return None
 
 

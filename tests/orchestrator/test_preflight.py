@@ -1,0 +1,145 @@
+"""The preflight: a spec that validates can run (networks, dataset, resources), located in the file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sislab.cli.main import main
+from sislab.errors import SpecError
+from sislab.orchestrator.preflight import check_before_run, preflight
+from sislab.orchestrator.resource_wait import pending_line
+from sislab.spec.loader import load_spec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+METHODS = ["spade", "scgan", "clade", "clade-icpe", "oasis", "va-spade", "va-clade", "va-oasis",
+           "groupdnet"]  # fmt: skip
+
+NINE_AT_64 = """\
+name: nine-methods
+dataset:
+  uri: synthetic://shapes?size=64&classes=8&num=16
+  image_size: [64, 64]
+train:
+  batch_size: 4
+resources:
+  num_workers: 2
+  cpus_per_worker: 0.4
+search:
+  methods:
+""" + "".join(f"    {m}: {{}}\n" for m in METHODS)
+
+
+def _write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_validate_nine_methods_at_64_names_va_oasis_and_groupdnet(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = _write(tmp_path, NINE_AT_64)
+    assert main(["validate", str(path), "--num-cpus", "2"]) == 2
+    out = capsys.readouterr().out
+    problems = [line for line in out.splitlines() if line.startswith(f"{path}:")]
+    assert len(problems) == 2, out
+    va_oasis, groupdnet = sorted(problems, key=lambda line: "groupdnet" in line)
+    assert re.match(
+        rf"{re.escape(str(path))}:4: dataset.image_size: va-oasis needs image_size >= 128x128; "
+        r"96x96 fails too \(at 64x64 the generator forward of the training step fails: .*Kernel "
+        r"size can't be greater than actual input size\)\. Fix: raise dataset.image_size to "
+        r"\[128, 128\]$",
+        va_oasis,
+    ), va_oasis
+    assert re.match(
+        rf"{re.escape(str(path))}:4: dataset.image_size: groupdnet needs image_size >= 128x128 "
+        r"at num_upsampling_layers more; 96x96 fails too \(at 64x64 the encoder forward of the "
+        r"training step fails: Expected more than 1 spatial element when training.*\)\. Fix: "
+        r"raise dataset.image_size to \[128, 128\] or set model.num_upsampling_layers: normal$",
+        groupdnet,
+    ), groupdnet
+    assert "preflight: groupdnet: preset deepfashion (auto: the dataset has 8 classes)" in out
+
+
+def test_all_methods_example_validates_ok(capsys: pytest.CaptureFixture) -> None:
+    spec = load_spec(EXAMPLES / "all_methods.yaml")
+    assert sorted(spec.search.methods) == sorted(METHODS)
+    assert main(["validate", str(EXAMPLES / "all_methods.yaml"), "--num-cpus", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "ok"
+
+
+def test_a_100_configuration_grid_checks_each_distinct_network_once(tmp_path: Path) -> None:
+    lrs = [f"{1 + i}.0e-4" for i in range(10)]
+    path = _write(
+        tmp_path,
+        "name: grid\nmodel: {ngf: 8, ndf: 8}\ntrain: {batch_size: 2}\n"
+        "resources: {num_workers: 1, cpus_per_worker: 0.5}\n"
+        "search:\n  space:\n"
+        f"    train.lr_g: {{grid: [{', '.join(lrs)}]}}\n"
+        f"    train.lr_d: {{grid: [{', '.join(lrs[:5])}]}}\n"
+        "    dataset.image_size: {grid: [[64, 64], [128, 128]]}\n",
+    )
+    report = preflight(load_spec(path))
+    assert report.problems == []
+    assert report.num_model_checks == 2  # 100 configurations, two image sizes
+
+
+def test_nonexistent_dataset_is_a_problem_at_dataset_uri(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = _write(
+        tmp_path,
+        "name: nodata\ndataset:\n  uri: /nonexistent/dataset\n"
+        "resources: {num_workers: 1, cpus_per_worker: 0.5}\n",
+    )
+    assert main(["validate", str(path)]) == 2
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert line.startswith(f"{path}:3: dataset.uri: cannot read /nonexistent/dataset/dataset.json")
+    assert "fix: point dataset.uri at a folder written by `sislab data convert`" in line
+
+
+def test_resources_that_can_never_be_granted_are_refused(tmp_path: Path) -> None:
+    text = "name: big\ntrain: {batch_size: 64}\nresources:\n  num_workers: 64\n"
+    path = _write(tmp_path, text)
+    with pytest.raises(
+        SpecError,
+        match=r"spec.yaml:4: resources.num_workers: one trial needs 64.1 CPUs \(resources"
+        r".num_workers 64 x resources.cpus_per_worker 1 \+ 0.1 for its driver\) but a local Ray "
+        r"on this machine \(--num-cpus 2; no --address given\) has 2: no trial could ever start"
+        r"\. Fix: lower resources.num_workers to at most 1",
+    ):
+        check_before_run(load_spec(path), path, num_cpus=2, echo=lambda line: None)
+    # An autoscaling cluster may grow: nothing refused up front.
+    scaling = _write(tmp_path, text + "  autoscaling: true\n", "scaling.yaml")
+    check_before_run(load_spec(scaling), scaling, num_cpus=2, echo=lambda line: None)
+
+
+def test_pending_line_names_what_is_missing() -> None:
+    demand = {"CPU": 64.1, "GPU": 2.0}
+    assert pending_line(demand, {"CPU": 4.0, "GPU": 0.0}, 40.2) == (
+        "waiting for resources: 60.1 CPU, 2 GPU pending for 40 s"
+    )
+    assert pending_line(demand, {"CPU": 70.0, "GPU": 2.0}, 5.0) is None
+
+
+def test_unreachable_s3_dataset_names_the_uri_and_offline_skips_it(tmp_path: Path) -> None:
+    from sislab.errors import DataError
+    from sislab.orchestrator.preflight_data import dataset_facts
+
+    path = _write(
+        tmp_path,
+        "name: s3data\ndataset:\n  uri: s3://nowhere/ds\n"
+        "  endpoint_override: http://127.0.0.1:9\n"  # discard port: nothing listens
+        "resources: {num_workers: 1, cpus_per_worker: 0.5}\n",
+    )
+    spec = load_spec(path)
+    with pytest.raises(DataError, match=r"s3://nowhere/ds"):
+        dataset_facts(spec, timeout_s=3.0)
+    report = preflight(spec, offline=True)
+    assert report.problems == []
+    assert report.notes == [
+        "dataset: s3://nowhere/ds not read (--offline): networks and splits unchecked"
+    ]

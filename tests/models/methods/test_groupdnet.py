@@ -110,3 +110,18 @@ def test_resampling_one_class_latent_stays_in_its_groups_until_they_merge() -> N
     assert torch.equal(changed[[0, 2, 3]], torch.zeros(3))
     out, out2 = generator(semantics, z), generator(semantics, z2)
     assert out.shape == (1, 3, 64, 64) and not torch.equal(out, out2)
+
+
+def test_preset_auto_follows_the_dataset() -> None:
+    from sislab.models.methods.groupdnet import resolved_preset
+    from sislab.models.presets import with_resolved_preset
+
+    auto = GroupDNetConfig()
+    assert auto.preset == "auto"
+    for dataset in ("cityscapes", "ade20k", "deepfashion"):
+        assert resolved_preset(auto, preset_geometry(dataset)) == dataset
+    # An explicit preset wins; the resolved config is what a run records.
+    assert resolved_preset(GroupDNetConfig(preset="ade20k"), preset_geometry("cityscapes")) == (
+        "ade20k"
+    )
+    assert with_resolved_preset(auto, preset_geometry("cityscapes")).preset == "cityscapes"

@@ -16,6 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="skip network checks (reading an s3:// dataset's manifest)",
     )
     validate.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to check the resources against (auto, HOST:PORT); default: this machine",
+    )
+    validate.add_argument(
         "--num-cpus",
         type=int,
         default=None,
@@ -40,11 +45,14 @@ def _validate(args: argparse.Namespace) -> int:
         # resolution for every trial configuration, the dataset, this machine's resources).
         from sislab.orchestrator import preflight, preflight_resources
 
+        if args.address:
+            totals = preflight_resources.cluster_totals_at(args.address)
+            where = f"the Ray cluster at {args.address}"
+        else:
+            totals = preflight_resources.local_totals(args.num_cpus)
+            where = preflight.local_where(args.num_cpus)
         report = preflight.preflight(
-            load_spec(args.spec),
-            offline=args.offline,
-            totals=preflight_resources.local_totals(args.num_cpus),
-            where=preflight.local_where(args.num_cpus),
+            load_spec(args.spec), offline=args.offline, totals=totals, where=where
         )
         for note in report.notes:
             print(f"preflight: {note}")

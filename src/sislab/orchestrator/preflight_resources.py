@@ -5,7 +5,7 @@ A trial holds its driver (``trial_driver_cpus``) plus ``num_workers`` workers of
 them. On a fixed cluster, or this machine, a trial that asks for more than the whole cluster has
 would wait forever: it is refused up front. With ``resources.autoscaling`` the cluster may grow,
 so nothing is refused (``sislab run`` prints what is pending instead). ``import ray`` only in
-:func:`cluster_totals`.
+:func:`cluster_totals` and :func:`cluster_totals_at`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ def cluster_totals() -> dict[str, float]:
 
     totals = ray.cluster_resources()
     return {"CPU": float(totals.get("CPU", 0.0)), "GPU": float(totals.get("GPU", 0.0))}
+
+
+def cluster_totals_at(address: str) -> dict[str, float]:
+    """The CPUs and GPUs of the Ray cluster at ``address`` (``sislab validate --address``):
+    connects as a driver, reads them, and leaves."""
+    import ray
+
+    if ray.is_initialized():  # this process is already a driver (its cluster is the one)
+        return cluster_totals()
+    ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    try:
+        return cluster_totals()
+    finally:
+        ray.shutdown()
 
 
 def _number(value: float) -> str:

@@ -10,6 +10,7 @@ a trial can ever be placed (``preflight_resources``). Imports no Ray.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
@@ -215,8 +216,9 @@ def check_before_run(
     """
     from sislab.spec.loader import locate_problems
 
-    # A new local Ray (as cluster.connect.is_local_address, which imports Ray) gets this machine.
-    is_local = address in (None, "", "local")
+    # A new local Ray (as cluster.connect.is_local_address, which imports Ray) gets this machine;
+    # with RAY_ADDRESS set, ray.init() joins that cluster instead.
+    is_local = address in (None, "", "local") and not os.environ.get("RAY_ADDRESS")
     totals = preflight_resources.local_totals(num_cpus) if is_local else None
     report = preflight(
         spec, read_local_dataset=read_local_dataset, totals=totals, where=local_where(num_cpus)

@@ -371,9 +371,10 @@ def table_row(report: dict) -> str:
                 f"{max(last['loss_absdiff_control'].values()):.1e}")
     else:
         free = "-"
-    flags = ", ".join(f for f, on in (("float64", report.get("float64")),
+    flags = ", ".join(f for f, on in (("float64" if report.get("float64") else "float32", True),
                                       ("v-first SN", report.get("patch_sn_order")),
-                                      ("VGG", report.get("vgg"))) if on) or "float32, as shipped"
+                                      ("as shipped", not report.get("patch_sn_order")),
+                                      ("VGG", report.get("vgg"))) if on)
     return (f"| {report.get('config', report.get('preset'))} | {flags} | {len(tf)} | "
             f"{'/'.join(nets)}: {grads} | {loss:.1e} | {len(fr)} | {free} |")
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env python
 """Lock-step check: official GroupDNet (Seanseattle/SMIS ``--model smis``) vs sislab's groupdnet.
 
-    python tools/lockstep/groupdnet/equiv_check.py [--iters 4] [--vgg] [--patch-sn-order]
-        [--float64] [--skip-free] [--out FILE.json]
+    python tools/lockstep/groupdnet/equiv_check.py [--iters 4] [--model groupdnet|vspade]
+        [--vgg] [--patch-sn-order] [--float64] [--skip-free] [--out FILE.json]
+
+``--model vspade``: the repository's VSPADE baseline (``--model pix2pix --netG spadebase --netE
+fc``: SPADE's generator from z, SPADE's image encoder, KL) against sislab's ``spade`` with
+``use_vae: true``, same options otherwise.
 
 Run from the sislab project root with sislab's python; the official tree is imported from
 ``$OFFICIAL_ROOT/smis`` (never copied). Both sides: DeepFashion preset (8 classes, no instance
@@ -43,17 +47,22 @@ CELL = 64
 
 
 def build_sislab(opt, args, vgg_state):
-    """sislab's GroupDNetProcedure with the official run's options."""
+    """sislab's GroupDNetProcedure (or SpadeProcedure with the VAE) with the official options."""
     import torch
 
     from sislab.models.geometry import DatasetGeometry
     from sislab.models.methods.groupdnet import GroupDNetConfig
+    from sislab.models.methods.spade import SpadeConfig
     from sislab.models.registry import get_method
     from sislab.spec.models import LossesSpec, TrainSpec
     from sislab.trainers.procedures.base import ProcedureRuntime
     from sislab.trainers.procedures.groupdnet import GroupDNetProcedure
+    from sislab.trainers.procedures.spade import SpadeProcedure
 
-    cfg = GroupDNetConfig(preset="deepfashion", ngf=NGF, ndf=NDF)
+    if args.model == "vspade":
+        cfg = SpadeConfig(ngf=NGF, ndf=NDF, use_vae=True, num_upsampling_layers="more")
+    else:
+        cfg = GroupDNetConfig(preset="deepfashion", ngf=NGF, ndf=NDF)
     geometry = DatasetGeometry(NUM_CLASSES, False, *SIZE, "more")
     assert not opt.no_TTUR  # the official code then hard-codes betas (0, 0.9)
     train = TrainSpec(lr_g=opt.lr / 2, lr_d=opt.lr * 2, betas=(0.0, 0.9), epochs=2,
@@ -61,12 +70,17 @@ def build_sislab(opt, args, vgg_state):
     losses = LossesSpec(gan=1.0, feat_match=opt.lambda_feat,
                         perceptual=opt.lambda_vgg if args.vgg else 0.0, kl=opt.lambda_kld)
     runtime = ProcedureRuntime(torch.device("cpu"), 1, lambda m: m, vgg_state)
+    if args.model == "vspade":
+        return SpadeProcedure(get_method("spade"), cfg, geometry, train, losses, runtime)
     return GroupDNetProcedure(get_method("groupdnet"), cfg, geometry, train, losses, runtime)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=4)
+    parser.add_argument("--model", choices=("groupdnet", "vspade"), default="groupdnet",
+                        help="vspade: the repo's SPADE + VAE baseline (--model pix2pix --netG "
+                        "spadebase --netE fc) against sislab's spade with use_vae")
     parser.add_argument("--vgg", action="store_true")
     parser.add_argument("--sn-mode", choices=("converged", "copied"), default="converged")
     parser.add_argument("--patch-sn-order", action="store_true")
@@ -75,7 +89,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
-    tag = (f"groupdnet_deepfashion{'_vgg' if args.vgg else ''}_{args.sn_mode}"
+    tag = (f"{args.model}_deepfashion{'_vgg' if args.vgg else ''}_{args.sn_mode}"
            f"{'_sn_order' if args.patch_sn_order else ''}{'_f64' if args.float64 else ''}")
     out_path = os.path.abspath(args.out or os.path.join(cs.WORK, "results", f"equiv_{tag}.json"))
 
@@ -91,7 +105,7 @@ def main() -> int:
     noise = cs.SharedNoise()
     cs.patch_randn_like(noise)
     torch.manual_seed(0)
-    opt, trainer = build_trainer(ngf=NGF, ndf=NDF, batch=BATCH,
+    opt, trainer = build_trainer(ngf=NGF, ndf=NDF, batch=BATCH, model=args.model,
                                  checkpoints_dir=checkpoints_dir(cs.WORK), vgg=args.vgg)
     model = trainer.pix2pix_model_on_one_gpu
     vgg_state = cs.vgg_state_from_slices(model.criterionVGG.vgg) if args.vgg else None
@@ -112,7 +126,7 @@ def main() -> int:
     sync()
     batches = [cs.block_layout_batch(NUM_CLASSES, *SIZE, BATCH, seed=200 + i, cell=CELL)
                for i in range(args.iters)]
-    latent = (BATCH, NUM_CLASSES * 8, 4, 4)
+    latent = (BATCH, opt.z_dim) if args.model == "vspade" else (BATCH, NUM_CLASSES * 8, 4, 4)
     gen = torch.Generator().manual_seed(7)
     eps = [{"g": torch.randn(latent, generator=gen), "d": torch.randn(latent, generator=gen)}
            for _ in batches]
@@ -127,11 +141,16 @@ def main() -> int:
     sem_o, real = model.preprocess_input(official_batch(batches[0]))
     sem_s = procedure._semantics(sislab_batch(batches[0]))
     with torch.no_grad():
-        split_o = model.trans_img(sem_o, real)
-        split_s = procedure.encoder.encoder_input(real, sem_s)
-        mu_o, logvar_o = model.netE(split_o)
-        mu_s, logvar_s = procedure.encoder(real, sem_s)
-    report = {"method": "groupdnet", "preset": "deepfashion", "ngf": NGF, "ndf": NDF,
+        if args.model == "vspade":
+            split_o = split_s = real
+            mu_o, logvar_o = model.netE(real)
+            mu_s, logvar_s = procedure.encoder(real)
+        else:
+            split_o = model.trans_img(sem_o, real)
+            split_s = procedure.encoder.encoder_input(real, sem_s)
+            mu_o, logvar_o = model.netE(split_o)
+            mu_s, logvar_s = procedure.encoder(real, sem_s)
+    report = {"method": args.model, "preset": "deepfashion", "ngf": NGF, "ndf": NDF,
               "size": SIZE, "batch": BATCH, "vgg": args.vgg, "sn_mode": args.sn_mode,
               "patch_sn_order": args.patch_sn_order, "float64": args.float64,
               "entries": {n: len(maps[n]) for n in maps},
@@ -190,7 +209,7 @@ def main() -> int:
         procedure.opt_g.state.clear()
         procedure.opt_d.state.clear()
         torch.manual_seed(0)
-        _, control = build_trainer(ngf=NGF, ndf=NDF, batch=BATCH,
+        _, control = build_trainer(ngf=NGF, ndf=NDF, batch=BATCH, model=args.model,
                                    checkpoints_dir=checkpoints_dir(cs.WORK), vgg=args.vgg)
         cmodel = control.pix2pix_model_on_one_gpu
         if args.vgg:

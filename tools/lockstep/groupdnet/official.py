@@ -16,13 +16,19 @@ import os
 import sys
 
 
-def build_trainer(*, ngf: int, ndf: int, batch: int, checkpoints_dir: str, vgg: bool):
-    """The official ``Pix2PixTrainer`` (``SmisModel``) for DeepFashion at 256x256."""
+# --model smis: GroupDNet; --model pix2pix with SPADE's generator and image encoder: the repo's
+# VSPADE baseline (SPADE + VAE, Table 1), also under its DeepFashion options.
+MODELS = {"groupdnet": ["--model", "smis", "--netG", "deepfashion", "--netE", "conv"],
+          "vspade": ["--model", "pix2pix", "--netG", "spadebase", "--netE", "fc"]}
+
+
+def build_trainer(*, ngf: int, ndf: int, batch: int, checkpoints_dir: str, vgg: bool,
+                  model: str = "groupdnet"):
+    """The official ``Pix2PixTrainer`` (``SmisModel`` or ``Pix2pixModel``), DeepFashion, 256x256."""
     argv = ["train.py", "--name", "lockstep_smis", "--checkpoints_dir", checkpoints_dir,
             "--dataset_mode", "deepfashion", "--gpu_ids", "-1", "--batchSize", str(batch),
-            "--model", "smis", "--netG", "deepfashion", "--netE", "conv",
-            "--no_instance", "--ngf", str(ngf), "--ndf", str(ndf), "--nThreads", "0",
-            "--no_html", "--no_flip"]
+            *MODELS[model], "--no_instance", "--ngf", str(ngf), "--ndf", str(ndf),
+            "--nThreads", "0", "--no_html", "--no_flip"]
     if not vgg:
         argv.append("--no_vgg_loss")
     sys.argv = argv

@@ -27,7 +27,10 @@ def encoder_widths(ndf: int, num_layers: int) -> list[int]:
 def crop_to_box(masked: torch.Tensor) -> torch.Tensor:
     """Crop one class's masked image to its bounding box and resize it back (nearest).
 
-    SMIS ``trans_img``: the box is where the masked image is non-zero; an absent class stays zero.
+    SMIS ``trans_img``: the box spans the rows and columns whose SIGNED sums of the masked image
+    (over the 3 channels, then over the other axis) are non-zero, not those holding a non-zero
+    pixel: a row or column whose values cancel exactly is left out, and a class whose column
+    sums are all 0 is treated as absent (returned uncropped). An absent class stays zero.
 
     Args:
         masked: (3, H, W) image times the class mask.
@@ -35,10 +38,12 @@ def crop_to_box(masked: torch.Tensor) -> torch.Tensor:
     Returns:
         (3, H, W) crop resized to the full size.
     """
-    support = masked.abs().sum(0) > 0
-    rows = support.any(1).nonzero()
-    cols = support.any(0).nonzero()
-    if rows.numel() == 0:
+    # SMIS trans_img: c_sum = seg_image.sum(dim=0); y_seg = c_sum.sum(dim=0) (per column),
+    # x_seg = c_sum.sum(dim=1) (per row); the same reductions, so the same exact zeros
+    channel_sum = masked.sum(0)
+    cols = channel_sum.sum(0).nonzero()
+    rows = channel_sum.sum(1).nonzero()
+    if cols.numel() == 0 or rows.numel() == 0:
         return masked
     crop = masked[:, rows[0, 0] : rows[-1, 0] + 1, cols[0, 0] : cols[-1, 0] + 1]
     return F.interpolate(crop[None], size=masked.shape[1:], mode="nearest")[0]

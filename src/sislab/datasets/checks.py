@@ -136,8 +136,12 @@ def verify_dataset(uri: str, storage: StorageOptions | None = None) -> VerifyRes
     location: Location = resolve(uri, storage)
     manifest = load_manifest(location)
     result = VerifyResult()
+    seen: set[str] = set()  # a shard listed in several splits is checked (and reported) once
     for info in manifest.splits.values():
         for shard in info.shards:
+            if shard.path in seen:
+                continue
+            seen.add(shard.path)
             result.shards_checked += 1
             where = location.display(shard.path)
             try:

@@ -1,4 +1,5 @@
 import io
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from sislab.datasets.manifest import ClassInfo, Manifest, SplitInfo, save_manife
 from sislab.datasets.pipeline import build_ray_datasets, iter_epoch_batches, split_rows
 from sislab.datasets.shards import Row, write_shard
 from sislab.datasets.storage import resolve
+from sislab.errors import DataError
 from sislab.spec.models import DatasetSpec
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -93,3 +95,115 @@ def test_flipped_shard_bytes_stop_the_run_or_skip_the_shard(corrupt_dataset):
     spec = DatasetSpec(uri=str(corrupt_dataset), on_corrupt="skip")
     keys, it = _keys(build_ray_datasets(spec, (8, 8), seed=0)["train"])
     assert sorted(keys) == ["k00", "k01", "k03"] and it.skipped_rows == 5
+
+
+def _jpeg(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _cut_in_pixels(data: bytes, marker: bytes) -> bytes:
+    """``data`` cut halfway into its pixel data (after ``marker``): the header still opens."""
+    start = data.index(marker)
+    cut = data[: start + (len(data) - start) // 2]
+    with Image.open(io.BytesIO(cut)) as img:
+        assert img.size == (12, 12)  # the header decodes; only the pixels are missing
+    return cut
+
+
+# Rows that decode but lie (issue 20 item 6), one per shard position, in a dataset with instances.
+LIES = {
+    "jpeg": "image file is truncated",
+    "png": "image file is truncated",
+    "label": "image is 12x12 but its label map is 12x6: another aspect ratio",
+    "inst": "image is 12x12 but its instance map is 6x12: another aspect ratio",
+}
+LIE_AT = {(0, 1): "jpeg", (0, 2): "label", (1, 0): "inst", (1, 3): "png"}  # (shard, row) -> key
+
+
+@pytest.fixture
+def lying_dataset(tmp_path):
+    """2 shards of 4 rows with instance maps; shard 0 rows 1-2 and shard 1 rows 0 and 3 lie."""
+    rng = np.random.default_rng(1)
+    location = resolve(str(tmp_path))
+    shards = []
+    for s in range(2):
+        rows = []
+        for i in range(4):
+            pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+            image, label_hw, inst_hw = _png(pixels), (12, 12), (12, 12)
+            lie = LIE_AT.get((s, i))
+            if lie == "jpeg":
+                image = _cut_in_pixels(_jpeg(pixels), b"\xff\xda")
+            elif lie == "png":
+                image = _cut_in_pixels(image, b"IDAT")
+            elif lie == "label":
+                label_hw = (6, 12)
+            elif lie == "inst":
+                inst_hw = (12, 6)
+            label = _png(rng.integers(0, 3, label_hw, dtype=np.uint8))
+            instance = _png(rng.integers(0, 5, inst_hw, dtype=np.uint8))
+            rows.append(Row(lie or f"k{s}{i}", image, label, instance, 12, 12))
+        shards.append(write_shard(location, "train", s, rows))
+    classes = [ClassInfo(id=i, name=f"c{i}", colour=voc_colour(i)) for i in range(3)]
+    splits = {"train": SplitInfo(shards=shards), "val": SplitInfo(shards=shards[1:])}
+    save_manifest(location, Manifest(name="t", classes=classes, splits=splits, has_instance=True))
+    return tmp_path
+
+
+def _causes(err: BaseException):
+    seen = []
+    while err is not None and len(seen) < 10:
+        seen.append(err)
+        err = getattr(err, "cause", None) or err.__cause__
+    return seen
+
+
+def test_rows_that_lie_stop_the_run_naming_shard_key_and_fix(lying_dataset):
+    spec = DatasetSpec(uri=str(lying_dataset), on_corrupt="error")
+    # Ray Data decodes blocks in any order: the run stops at whichever lie of the split it meets
+    # first, and names that one.
+    for split in ("train", "val"):
+        # Raised in a Ray Data task: it reaches the worker wrapped (RayTaskError of Ray Data's
+        # UserCodeException), the DataError and its text in the cause chain.
+        with pytest.raises(Exception) as err:
+            _keys(build_ray_datasets(spec, (8, 8), seed=0)[split])
+        assert any(isinstance(e, DataError) for e in _causes(err.value)) or "DataError" in str(
+            err.value
+        )
+        text = str(err.value)
+        expected = [
+            rf"shard train/part-0000{shard}\.parquet row {row} \(key '{key}'\): "
+            + re.escape(LIES[key])
+            for (shard, row), key in LIE_AT.items()
+            if split == "train" or shard == 1
+        ]
+        assert re.search(rf"corrupt sample in (?:{'|'.join(expected)})", text), text
+        assert "Fix: convert the sample again" in text and "on_corrupt: skip" in text
+
+
+def test_rows_that_lie_are_skipped_and_counted(lying_dataset):
+    spec = DatasetSpec(uri=str(lying_dataset), on_corrupt="skip")
+    keys, it = _keys(build_ray_datasets(spec, (8, 8), seed=0)["train"])
+    assert sorted(keys) == ["k00", "k03", "k11", "k12"]
+    # What the training loop logs as data/skipped_rows (summed over ranks) for this epoch.
+    assert it.skipped_rows == len(LIES)
+
+
+def test_data_verify_names_each_lie_with_its_shard_key_and_the_fix(lying_dataset, capsys):
+    from sislab.cli.main import main
+
+    assert main(["data", "verify", str(lying_dataset)]) == 1
+    out = capsys.readouterr().out
+    assert "checked 2 shards, 8 rows" in out
+    for (shard, row), key in {
+        (0, 1): "jpeg",
+        (0, 2): "label",
+        (1, 0): "inst",
+        (1, 3): "png",
+    }.items():
+        line = f"BAD ROW {lying_dataset}/train/part-0000{shard}.parquet row {row} (key '{key}'): "
+        assert re.search(re.escape(line) + re.escape(LIES[key]), out), out
+    assert out.count("BAD ROW") == len(LIES)
+    assert "  Fix: convert the sample again from its source (`sislab data convert`)" in out

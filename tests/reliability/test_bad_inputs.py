@@ -1,7 +1,9 @@
 """Bad input and security, datasets and checkpoints: every fault is a clear error naming the file.
 
-Datasets: label ids beyond the class table, image/label size mismatch, truncated PNGs, a missing
-manifest, a sha256 mismatch, shard paths escaping the root. Checkpoints: truncated, of another
+Datasets: label ids beyond the class table, image/label/instance maps of another aspect ratio, a
+row whose width/height columns lie, truncated PNGs and JPEGs whose headers still decode (also with
+PIL's process-wide LOAD_TRUNCATED_IMAGES turned on), a missing manifest, a sha256 mismatch, shard
+paths escaping the root. Checkpoints: truncated, of another
 method, or holding a pickled object (refused by ``weights_only=True`` without running it).
 """
 
@@ -10,18 +12,26 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 from sislab.datasets.checks import verify_dataset
-from sislab.datasets.manifest import ClassInfo, Manifest, ShardInfo, SplitInfo, load_manifest
+from sislab.datasets.manifest import (
+    ClassInfo,
+    Manifest,
+    ShardInfo,
+    SplitInfo,
+    load_manifest,
+    save_manifest,
+)
 from sislab.datasets.pipeline import _Decode
-from sislab.datasets.preprocess import Preprocess
+from sislab.datasets.preprocess import Preprocess, decode_image
 from sislab.datasets.shards import Row, read_shard, write_shard
 from sislab.datasets.storage import resolve
 from sislab.errors import CheckpointError, DataError
@@ -34,13 +44,58 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _truncated_jpeg(height: int, width: int) -> bytes:
+    """A noise JPEG cut in its scan data: the header still opens, the pixels do not all decode."""
+    buf = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buf, format="JPEG", quality=95)
+    full = buf.getvalue()
+    scan = full.index(b"\xff\xda")  # start of scan: every header segment comes before it
+    data = full[: scan + (len(full) - scan) // 2]
+    with Image.open(io.BytesIO(data)) as img:  # what makes it a lie: it opens, with its size
+        assert img.size == (width, height)
+    return data
+
+
+def _truncated_png(height: int, width: int) -> bytes:
+    """A noise PNG cut inside its pixel data (IDAT): the header still opens, the pixels do not."""
+    noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    full = _png(noise)
+    idat = full.index(b"IDAT")
+    data = full[: idat + (len(full) - idat) // 2]
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.size == (width, height)
+    return data
+
+
 GOOD_IMAGE = _png(np.full((8, 8, 3), 100, np.uint8))
+LABEL = _png(np.ones((8, 8), np.uint8))
+INSTANCE = _png(np.arange(64, dtype=np.uint8).reshape(8, 8))
 ROWS = {
-    "good": Row("good", GOOD_IMAGE, _png(np.ones((8, 8), np.uint8)), None, 8, 8),
+    "good": Row("good", GOOD_IMAGE, LABEL, None, 8, 8),
     "label_id": Row("label_id", GOOD_IMAGE, _png(np.full((8, 8), 9, np.uint8)), None, 8, 8),
     "size": Row("size", GOOD_IMAGE, _png(np.ones((4, 8), np.uint8)), None, 8, 8),
-    "truncated": Row("truncated", GOOD_IMAGE[: len(GOOD_IMAGE) // 2], _png(np.ones((8, 8), np.uint8)), None, 8, 8),
-}  # fmt: skip
+    "truncated": Row("truncated", _truncated_png(8, 8), LABEL, None, 8, 8),
+    "not_an_image": Row("not_an_image", GOOD_IMAGE[:20], LABEL, None, 8, 8),
+    "truncated_jpeg": Row("truncated_jpeg", _truncated_jpeg(8, 8), LABEL, None, 8, 8),
+    "row_size": Row("row_size", GOOD_IMAGE, LABEL, None, 16, 8),
+}
+# With instance maps (a dataset whose manifest has has_instance: true).
+INSTANCE_ROWS = {
+    "good": Row("good", GOOD_IMAGE, LABEL, INSTANCE, 8, 8),
+    "instance_size": Row("instance_size", GOOD_IMAGE, LABEL, _png(np.ones((8, 4), np.uint8)), 8, 8),
+    "no_instance": Row("no_instance", GOOD_IMAGE, LABEL, None, 8, 8),
+}
+BAD_ROW_MESSAGES = {
+    "label_id": r"label ids \[9\] are not in the class table",
+    "size": "image is 8x8 but its label map is 8x4: another aspect ratio",
+    "truncated": "image file is truncated",
+    "not_an_image": "image: not a file PIL can read",
+    "truncated_jpeg": r"image file is truncated \(\d+ bytes not processed\)",
+    "row_size": "image is 8x8 but the row says 16x8",
+    "instance_size": "image is 8x8 but its instance map is 4x8: another aspect ratio",
+    "no_instance": "instance map missing",
+}
 
 
 @pytest.fixture
@@ -59,38 +114,83 @@ def _decode(location, manifest, shard, skip: bool = False):
     table = table.append_column("shard", pa.array([shard.path] * n))
     table = table.append_column("row", pa.array(range(n), pa.int32()))
     table = table.append_column("error", pa.array([""] * n))
-    decode = _Decode(Preprocess("fixed", (8, 8), train=False), manifest.training_ids(), False, skip)
+    decode = _Decode(
+        Preprocess("fixed", (8, 8), train=False),
+        manifest.training_ids(),
+        manifest.has_instance,
+        skip,
+    )
     return decode(table)
 
 
-@pytest.mark.parametrize(
-    ("key", "message"),
-    [
-        ("label_id", r"label ids \[9\] are not in the class table"),
-        ("size", "image is 8x8 but its label map is 8x4"),
-        ("truncated", "(image file is truncated|cannot identify image|broken data stream)"),
-    ],
-)
+@pytest.mark.parametrize(("key", "message"), sorted(BAD_ROW_MESSAGES.items()))
 def test_bad_rows_stop_the_run_naming_shard_row_and_key(tmp_path, key, message) -> None:
     location = resolve(str(tmp_path / "ds"))
-    shard = write_shard(location, "train", 0, [ROWS["good"], ROWS[key]])
+    rows = INSTANCE_ROWS if key in INSTANCE_ROWS else ROWS
+    shard = write_shard(location, "train", 0, [rows["good"], rows[key]])
     classes = [ClassInfo(id=i, name=f"c{i}", colour=(i, i, i)) for i in range(3)]
-    manifest = Manifest(name="bad", classes=classes, splits={"train": SplitInfo(shards=[shard])})
+    manifest = Manifest(
+        name="bad",
+        classes=classes,
+        splits={"train": SplitInfo(shards=[shard])},
+        has_instance=rows is INSTANCE_ROWS,
+    )
     with pytest.raises(DataError, match=message) as err:
         _decode(location, manifest, shard)
     assert (
         f"corrupt sample in shard train/part-00000.parquet row 1 (key '{key}')" in err.value.message
     )
-    assert "on_corrupt: skip" in err.value.fix
+    assert "on_corrupt: skip" in err.value.fix and "sislab data verify" in err.value.fix
 
 
 def test_skip_keeps_good_rows_and_verify_lists_the_bad_ones(dataset) -> None:
     location, manifest, shard = dataset
     out = _decode(location, manifest, shard, skip=True)
-    assert out["valid"].tolist() == [True, False, False, False]  # what survived: the good row
+    # What survived: the good row only.
+    assert out["valid"].tolist() == [True] + [False] * (len(ROWS) - 1)
     result = verify_dataset(str(location.root))
-    bad = "\n".join(result.bad_rows)
-    assert "key 'label_id'" in bad and "key 'truncated'" in bad and not result.bad_shards
+    assert not result.bad_shards and result.rows_checked == len(ROWS)
+    where = f"{location.root}/train/part-00000.parquet"
+    for row, key in enumerate(ROWS):
+        found = [line for line in result.bad_rows if f"(key '{key}')" in line]
+        if key == "good":
+            assert not found
+            continue
+        assert len(found) == 1 and found[0].startswith(f"{where} row {row} (key '{key}'): ")
+        assert re.search(BAD_ROW_MESSAGES[key], found[0]), found[0]
+
+
+def test_truncation_is_caught_even_with_pil_padding_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Any library may turn on PIL's process-wide padding of truncated files; decoding ignores it.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    for key in ("truncated", "truncated_jpeg"):
+        with pytest.raises(OSError, match="image file is truncated"):
+            decode_image(ROWS[key].image)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is left as it was
+    assert decode_image(GOOD_IMAGE).shape == (8, 8, 3)
+
+
+def test_maps_at_another_resolution_of_the_same_aspect_are_resized_into_alignment(
+    tmp_path: Path,
+) -> None:
+    # CelebAMask-HQ stores 1024² images with 512² masks; SPADE resizes each to the output size.
+    left = np.zeros((4, 4), np.uint8)
+    left[:, :2] = 2
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[:, :4] = 255
+    row = Row("half", _png(image), _png(left), _png(left), 8, 8)
+    location = resolve(str(tmp_path / "ds"))
+    shard = write_shard(location, "train", 0, [row])
+    classes = [ClassInfo(id=i, name=f"c{i}", colour=(i, i, i)) for i in range(3)]
+    manifest = Manifest(
+        name="half", classes=classes, splits={"train": SplitInfo(shards=[shard])}, has_instance=True
+    )
+    save_manifest(location, manifest)
+    out = _decode(location, manifest, shard)
+    assert out["valid"].tolist() == [True]
+    assert (out["label"][0][:, :4] == 2).all() and (out["label"][0][:, 4:] == 0).all()
+    assert (out["instance"][0] == out["label"][0]).all()
+    assert verify_dataset(str(location.root)).ok
 
 
 def test_missing_manifest_names_the_file(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from sislab.datasets.checks import verify_dataset
+    from sislab.datasets.checks import CORRUPT_ROW_FIX, CORRUPT_SHARD_FIX, verify_dataset
 
     result = verify_dataset(args.uri, _storage(args))
     print(f"checked {result.shards_checked} shards, {result.rows_checked} rows")
@@ -152,6 +152,10 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"BAD SHARD {line}")
     for line in result.bad_rows:
         print(f"BAD ROW {line}")
+    if result.bad_rows:
+        print(f"  Fix: {CORRUPT_ROW_FIX}")
+    if result.bad_shards:
+        print(f"  Fix: {CORRUPT_SHARD_FIX}")
     return 0 if result.ok else 1
 
 

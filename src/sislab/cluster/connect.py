@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import ray
 
+from sislab.cluster.address import RAY_ADDRESS_ENV, check_reachable, find_cluster
 from sislab.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,18 @@ def route_ray_logs(log_file: Path) -> None:
 
 
 def connect(address: str | None, log_file: Path, num_cpus: int | None = None) -> None:
-    """Start or join Ray: a local instance by default, or the cluster at ``address``.
+    """Start or join Ray: a new local instance by default, or the cluster at ``address``.
+
+    Runs on the sislab driver.
 
     Args:
         address: ``None`` or ``local`` for a new local Ray, ``auto`` or ``HOST:PORT`` or
             ``ray://HOST:10001`` for an existing cluster.
         log_file: Where Ray's driver-side logs go.
         num_cpus: CPUs of a new local Ray (default: all).
+
+    Raises:
+        ClusterError: ``address`` names a cluster that cannot be reached (or ``auto`` finds none).
     """
     # Tune's console reporter and Train's V2 banner are replaced by sislab's own view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -48,10 +54,39 @@ def connect(address: str | None, log_file: Path, num_cpus: int | None = None) ->
     if ray.is_initialized():
         return
     local = is_local_address(address)
+    if local:
+        if os.environ.get(RAY_ADDRESS_ENV):
+            logger.warning(
+                "RAY_ADDRESS=%s is set but not used: sislab starts a new local Ray unless "
+                "given --address (pass --address auto to join that cluster)",
+                os.environ[RAY_ADDRESS_ENV],
+            )
+        _init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        return
+    # Ray's own connect retries a dead address for minutes, printing "Failed to connect to GCS"
+    # (issue 20 item 7): check first, naming the address and where it came from.
+    found = find_cluster(address)
+    check_reachable(found)
+    try:
+        # The caller's own `auto`, not the address found: Ray's token-auth detection applies
+        # only to clusters it finds itself.
+        _init(address=address, num_cpus=None, include_dashboard=None)
+    except (ConnectionError, RuntimeError) as err:
+        raise ClusterError(
+            f"cannot join the Ray cluster at {found.address} ({found.origin}): "
+            f"{str(err).splitlines()[0]}",
+            fix=found.fix,
+        ) from err
+
+
+def _init(address: str, num_cpus: int | None, include_dashboard: bool | None) -> None:
+    # address "local", not None, for a new Ray: None would join whatever RAY_ADDRESS or Ray's
+    # ray_current_cluster file names, and a `ray start` that died uncleanly leaves that file
+    # pointing at nothing.
     ray.init(
-        address=None if local else address,
-        num_cpus=num_cpus if local else None,
-        include_dashboard=False if local else None,
+        address=address,
+        num_cpus=num_cpus,
+        include_dashboard=include_dashboard,
         log_to_driver=False,
         configure_logging=True,
         logging_level=logging.WARNING,

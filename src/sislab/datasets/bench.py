@@ -99,9 +99,9 @@ def bench_data(
         ``{"ray_data_samples_per_s", "dataloader_samples_per_s", "ratio", "rows", "size",
         "cpus", "dataloader_workers"}``; ratio = Ray Data / DataLoader.
     """
-    import ray
     import torch
 
+    from sislab.cluster.connect import connect
     from sislab.datasets.pipeline import build_ray_datasets, iter_epoch_batches
 
     with tempfile.TemporaryDirectory(prefix="sislab-bench-") as tmp:
@@ -114,8 +114,8 @@ def bench_data(
         keys = _export_pngs(uri, split, pngs)
 
         cpus = os.cpu_count() or 1
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False, log_to_driver=False)
+        # A new local Ray (never one a stale ray_current_cluster file names), logs to a file.
+        connect(None, Path(tmp) / "ray.log")
         spec = DatasetSpec(uri=uri, train_split=split, val_split=split, flip=False)
         ds = build_ray_datasets(spec, (size, size), seed=0)["val"]
 

@@ -12,12 +12,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sislab.datasets.manifest import Manifest, load_manifest
-from sislab.datasets.preprocess import decode_image, decode_instance, decode_label
+from sislab.datasets.preprocess import decode_label, decode_sample
 from sislab.datasets.shards import read_shard
 from sislab.datasets.storage import Location, StorageOptions, read_bytes, resolve
 from sislab.errors import DataError
 
 log = logging.getLogger(__name__)
+
+# What to do about a row that does not decode or whose parts disagree (data verify, the pipeline).
+CORRUPT_ROW_FIX = (
+    "convert the sample again from its source (`sislab data convert`), or set "
+    "`dataset.on_corrupt: skip` to train without it (counted in data/skipped_rows); "
+    "`sislab data verify URI` lists every bad row"
+)
+CORRUPT_SHARD_FIX = "re-run `sislab data convert` (it rewrites bad shards) or restore the files"
 
 
 def inspect_dataset(
@@ -96,22 +104,31 @@ class VerifyResult:
 
 def _check_rows(table: pa.Table, manifest: Manifest, where: str, result: VerifyResult) -> None:
     valid = manifest.training_ids() >= 0
-    cols = {n: table.column(n).to_pylist() for n in ("key", "image", "label", "instance")}
+    names = ("key", "image", "label", "instance", "width", "height")
+    cols = {n: table.column(n).to_pylist() for n in names}
     for i, key in enumerate(cols["key"]):
         result.rows_checked += 1
         try:
-            decode_image(cols["image"][i])
-            ids = np.unique(decode_label(cols["label"][i]))
+            _, stored, _ = decode_sample(
+                cols["image"][i],
+                cols["label"][i],
+                cols["instance"][i],
+                manifest.has_instance,
+                (cols["width"][i], cols["height"][i]),
+            )
+            ids = np.unique(stored)
             if not valid[ids].all():
-                raise ValueError(f"label ids {ids[~valid[ids]].tolist()} not in the class table")
-            if manifest.has_instance:
-                decode_instance(cols["instance"][i])
+                raise ValueError(
+                    f"label ids {ids[~valid[ids]].tolist()} are not in the class table"
+                )
         except Exception as err:  # any failure to decode is a bad row
             result.bad_rows.append(f"{where} row {i} (key {key!r}): {err}")
 
 
 def verify_dataset(uri: str, storage: StorageOptions | None = None) -> VerifyResult:
-    """Check every shard's sha256 and that every row decodes (image, label ids, instance map).
+    """Check every shard's sha256 and every row: its image, label and instance map decode in full
+    (a truncated file is bad even when its header reads), have one size, match the row's
+    width/height, and its label ids are in the class table.
 
     Raises:
         DataError: The manifest itself is missing or invalid.
@@ -119,8 +136,12 @@ def verify_dataset(uri: str, storage: StorageOptions | None = None) -> VerifyRes
     location: Location = resolve(uri, storage)
     manifest = load_manifest(location)
     result = VerifyResult()
+    seen: set[str] = set()  # a shard listed in several splits is checked (and reported) once
     for info in manifest.splits.values():
         for shard in info.shards:
+            if shard.path in seen:
+                continue
+            seen.add(shard.path)
             result.shards_checked += 1
             where = location.display(shard.path)
             try:

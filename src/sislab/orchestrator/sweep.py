@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from rich.console import Console
 
+from sislab.cluster.address import check_reachable, find_cluster
 from sislab.cluster.connect import (
     alive_node_count,
     check_reachable_from_workers,
@@ -163,6 +164,9 @@ def run_sweep(
     """
     shutil.copyfile(spec_path, run_dir.spec_path)
     ray_train_settings()
+    if not is_local_address(address):
+        # Before the MLflow parent run exists: a dead address leaves no half-made sweep.
+        check_reachable(find_cluster(address))
     # MLflow's first contact with a new sqlite store migrates its schema (seconds): overlap it
     # with Ray's start-up.
     with ThreadPoolExecutor(1) as pool:

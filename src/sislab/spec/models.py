@@ -7,9 +7,18 @@ Defaults live only here, and every ``Field(description=...)`` is the text of doc
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sislab.search_spaces.dsl import parse_domain
 
@@ -504,6 +513,22 @@ class StorageSpec(StrictModel):
         return {"uri": value} if isinstance(value, str) else value
 
 
+def full_sha256(value: str) -> str:
+    """A weights pin: all 64 hex digits of the file's sha256, lowercased.
+
+    The 8 hex digits torchvision puts in its file names are a name, not a check (a file with
+    the same 8 digits takes ~2^32 tries to make), so a prefix is refused at its spec line.
+    """
+    digest = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(
+            f"not a full sha256: 64 hex digits are needed, {len(digest)} characters given (a "
+            "prefix such as the 8 digits in a torchvision file name does not check the file); "
+            "run `sha256sum FILE` on a copy you trust and pin all 64 digits"
+        )
+    return digest
+
+
 class WeightsSpec(StrictModel):
     """Pretrained weights: registry name -> local path or s3:// URI (sha256 checked on load)."""
 
@@ -511,10 +536,11 @@ class WeightsSpec(StrictModel):
         default_factory=dict,
         description="Registry name (e.g. vgg19) -> local path or s3:// URI of its weights file.",
     )
-    sha256: dict[str, str] = Field(
+    sha256: dict[str, Annotated[str, AfterValidator(full_sha256)]] = Field(
         default_factory=dict,
-        description="Registry name -> sha256 of its file; required for files whose publisher "
-        "gives no hash (the papers' segmenters), optional pinning otherwise.",
+        description="Registry name -> full sha256 (64 hex digits) of its file; required for files "
+        "whose publisher gives no hash (the papers' segmenters), optional otherwise (it must "
+        "then equal the registry's).",
     )
     allow_download: bool = Field(
         False, description="Allow fetching weights from their canonical URL when not found."

@@ -23,7 +23,7 @@ import numpy as np
 
 from sislab.datasets.classes import load_table
 from sislab.datasets.manifest import Manifest, ShardInfo, SplitInfo, save_manifest
-from sislab.datasets.preprocess import decode_image, decode_instance, decode_label
+from sislab.datasets.preprocess import decode_sample
 from sislab.datasets.shards import DEFAULT_TARGET_BYTES, Row, shard_path, write_shard
 from sislab.datasets.storage import Location, StorageOptions, exists, read_bytes, resolve
 from sislab.datasets.storage import write_bytes as _write
@@ -96,17 +96,16 @@ def make_row(fmt: DatasetFormat, sample: Sample, valid_ids: np.ndarray, has_inst
     """Read and check one sample. Raises on anything unreadable or inconsistent."""
     image = _read(sample.image)
     label = fmt.label_bytes(sample) if fmt.label_bytes else _read(sample.label)
-    decoded = decode_image(image)
-    ids = np.unique(decode_label(label))
-    unknown = ids[~valid_ids[ids]]
-    if unknown.size:
-        raise ValueError(f"label ids {unknown.tolist()} are not in the {fmt.table} class table")
     instance = None
     if has_instance:
         if sample.instance is None or not os.path.exists(sample.instance):
             raise ValueError("instance map missing")
         instance = _read(sample.instance)
-        decode_instance(instance)
+    decoded, stored, _ = decode_sample(image, label, instance, has_instance, None)
+    ids = np.unique(stored)
+    unknown = ids[~valid_ids[ids]]
+    if unknown.size:
+        raise ValueError(f"label ids {unknown.tolist()} are not in the {fmt.table} class table")
     return Row(sample.key, image, label, instance, decoded.shape[1], decoded.shape[0])
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from sislab.datasets.converters.base import DatasetFormat, Sample, require_dir
+from sislab.datasets.preprocess import load_strict
 
 # g_mask.py label_list ("list2"): the painting order, which decides overlaps.
 PARTS = (
@@ -48,6 +49,7 @@ def merge_parts(paths: tuple[str, ...]) -> np.ndarray:
         if not Path(path).is_file():
             continue
         with Image.open(path) as img:
+            load_strict(img)  # a truncated mask is an error, never a padded one
             arr = np.asarray(img)
         # g_mask.py reads with cv2 and keeps channel 0; the masks are grey, any channel will do.
         mask = arr[..., 0] if arr.ndim == 3 else arr

@@ -28,14 +28,15 @@ def dataset_entity(spec: DatasetSpec) -> Dataset:
 
     A ``synthetic://`` dataset has no shards: its digest is that of the URI, which fixes it.
     """
-    from sislab.datasets.pipeline import open_dataset
+    from sislab.datasets.split_reader import open_uri
+    from sislab.datasets.storage import StorageOptions
 
-    manifest, _, synthetic = open_dataset(spec)
+    manifest, _, synthetic = open_uri(spec.uri, StorageOptions(spec.endpoint_override, spec.region))
     if synthetic is not None:
         digest, source_type = manifest_digest([spec.uri]), "synthetic"
-        rows = synthetic.num
+        rows = len(synthetic.split_range(spec.train_split))
     else:
-        split = manifest.split(spec.train_split)
+        split = manifest.split(spec.train_split, spec.uri, "set dataset.train_split")
         digest = manifest_digest([s.sha256 for s in split.shards])
         source_type = "s3" if spec.uri.startswith("s3://") else "local"
         rows = split.rows

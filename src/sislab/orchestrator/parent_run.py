@@ -53,7 +53,9 @@ def varied_keys(spec: Spec) -> set[str]:
 def search_space_record(spec: Spec) -> dict[str, Any]:
     """The search as JSON data: space, method sub-spaces, suite, repeats, algorithm, objective."""
     search = spec.model_dump(mode="json")["search"]
-    record = {k: search[k] for k in ("space", "methods", "suite", "repeats") if search[k]}
+    record = {k: search[k] for k in ("space", "methods", "suite") if search[k]}
+    if search["repeats"] > 1:
+        record["repeats"] = search["repeats"]
     pbt = search["scheduler"]["pbt"]
     if pbt:
         record["pbt_mutations"] = pbt["mutations"]

@@ -23,9 +23,10 @@ from sislab.orchestrator.parent_run import (
     varied_keys,
 )
 from sislab.spec.spec import Spec
-from sislab.trainers.mlflow_tracker import KIND_TAG, find_trial_run, log_params, redact
+from sislab.trainers.mlflow_tracker import KIND_TAG, find_trial_run, redact
 from sislab.trainers.run_params import shared_params
 from sislab.trainers.run_source import git_commit, source_tags
+from sislab.trainers.trial_run import log_params
 
 __all__ = ["git_commit"]  # kept importable from here (moved to trainers.run_source)
 

@@ -230,7 +230,8 @@ def _tracker(
         return NullTracker(), None
     from mlflow.tracking import MlflowClient
 
-    from sislab.trainers.mlflow_tracker import MlflowTracker, open_trial_run
+    from sislab.trainers.mlflow_tracker import MlflowTracker
+    from sislab.trainers.trial_run import open_trial_run
 
     client = MlflowClient(payload.tracking_uri)
     run_id = open_trial_run(

@@ -6,12 +6,12 @@ from sislab.orchestrator.parent_run import (
     TrialRow,
     best_row,
     caveats,
-    fields_of_label,
     render_description,
     search_params,
     varied_keys,
 )
 from sislab.spec.loader import spec_from_dict
+from sislab.trainers.run_names import fields_of_label
 
 
 def _row(trial: str, label: str, score: float | None, status="FINISHED", **tags) -> TrialRow:

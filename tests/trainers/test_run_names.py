@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sislab.trainers.run_names import (
+    fields_of_label,
     label_of_run_name,
     short_keys,
     short_value,
@@ -52,6 +53,11 @@ def test_run_name_starts_with_the_method_then_the_varied_fields() -> None:
     name = trial_run_name("f150bb51", overrides, "clade")
     assert name == "method=clade ngf=32 lr_g=2e-4 · f150bb51"
     assert label_of_run_name(name) == "method=clade ngf=32 lr_g=2e-4"
+    assert fields_of_label(label_of_run_name(name)) == {
+        "method": "clade",
+        "ngf": "32",
+        "lr_g": "2e-4",
+    }
 
 
 def test_a_trial_that_varies_nothing_is_named_by_its_id() -> None:

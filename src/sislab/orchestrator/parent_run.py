@@ -23,7 +23,7 @@ from sislab.search_spaces.space import METHOD_KEY, SEED_KEY
 from sislab.search_spaces.validate import space_of
 from sislab.spec.spec import Spec
 from sislab.trainers.mlflow_tracker import NOTE_TAG, TRIAL_TAG
-from sislab.trainers.run_names import SEPARATOR, label_of_run_name
+from sislab.trainers.run_names import SEPARATOR, fields_of_label, label_of_run_name
 from sislab.trainers.run_params import MAX_PARAM_CHARS
 
 logger = logging.getLogger(__name__)
@@ -86,12 +86,6 @@ class TrialRow:
     score: float | None
     tags: dict[str, str]
     metrics: dict[str, float]
-
-
-def fields_of_label(label: str) -> dict[str, str]:
-    """``method=clade lr_g=2e-4`` -> {'method': 'clade', 'lr_g': '2e-4'}."""
-    pairs = [part.split("=", 1) for part in label.split(" ") if "=" in part]
-    return {k: v for k, v in pairs}
 
 
 def trial_rows(runs, metric: str) -> list[TrialRow]:

@@ -77,3 +77,9 @@ def trial_run_name(trial_id: str, overrides: dict[str, Any], method: str | None 
 def label_of_run_name(name: str) -> str:
     """The varied-fields part of a trial's run name ('' for a trial that varies nothing)."""
     return name.rsplit(SEPARATOR, 1)[0] if SEPARATOR in name else ""
+
+
+def fields_of_label(label: str) -> dict[str, str]:
+    """``method=clade lr_g=2e-4`` -> {'method': 'clade', 'lr_g': '2e-4'} (a run name's label)."""
+    pairs = [part.split("=", 1) for part in label.split(" ") if "=" in part]
+    return {k: v for k, v in pairs}

@@ -267,7 +267,9 @@ def _log_summary(tracker: Tracker, spec: Spec, geometry) -> None:
         path = Path(tmp) / "model_summary.json"
         path.write_text(json.dumps(data, indent=2, default=str))
         tracker.log_artifact(path, "")
-    tracker.log_params({f"summary.{k}": f"{v:g}" for k, v in numbers.items()})
+    tracker.log_params(
+        {f"summary.{k}": str(int(v)) if v.is_integer() else f"{v:.6g}" for k, v in numbers.items()}
+    )
     objectives = (
         spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
     )

@@ -126,7 +126,7 @@ def test_run_spreads_workers_over_nodes_with_s3_checkpoints_and_mlflow_server(la
     assert client.get_metric_history(trial.info.run_id, "train/loss_g")
     artifacts = _keys(s3, "mlflow", "artifacts/")
     assert any(k.endswith(f"{trial.info.run_id}/artifacts/model_summary.json") for k in artifacts)
-    assert any("/samples/" in k for k in artifacts), artifacts
+    assert any("/images/samples+step+" in k for k in artifacts), artifacts
 
 
 def test_run_on_two_nodes_refuses_the_local_sqlite_store(lab) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from mlflow.tracking import MlflowClient
 
 from sislab.trainers.mlflow_tracker import PARENT_TAG, TRIAL_TAG
+from sislab.trainers.run_names import label_of_run_name
 
 SUMMARY_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
 # Bookkeeping values that are not scores.
@@ -40,7 +41,7 @@ def trial_summaries(
         )
         for run in page:
             name = run.info.run_name or ""
-            overrides = name[name.index("[") + 1 : -1] if "[" in name else ""
+            overrides = label_of_run_name(name)
             rows.append(
                 TrialSummary(
                     trial_id=run.data.tags.get(TRIAL_TAG, run.info.run_id),

@@ -129,9 +129,7 @@ def _start_tracking(spec: Spec, spec_path: Path, run_dir: RunDir) -> SweepState:
     experiment_id = tracking.ensure_experiment(
         client, spec.tracking.experiment or spec.name, artifact_root
     )
-    parent = tracking.create_parent_run(
-        client, experiment_id, spec.name, spec_path, spec.model_dump(mode="json")
-    )
+    parent = tracking.create_parent_run(client, experiment_id, spec, spec_path)
     return SweepState(
         name=spec.name,
         tracking_uri=uri,
@@ -225,6 +223,19 @@ def run_sweep(
     return finish(spec, run_dir, state, results)
 
 
+def _record_outcome(client: MlflowClient, spec: Spec, state: SweepState) -> None:
+    """The best trial and the description on the parent run; a failure here is logged, never
+    lost work (the trials' runs hold everything)."""
+    from sislab.orchestrator.compare import iter_trial_runs
+    from sislab.orchestrator.parent_run import record_outcome
+
+    try:
+        runs = list(iter_trial_runs(client, state.experiment_id, state.parent_run_id))
+        record_outcome(client, spec, state.parent_run_id, runs)
+    except Exception:  # MLflow unreachable: the sweep still ends with its status
+        logger.exception("could not write the sweep's outcome to its parent run")
+
+
 def finish(spec: Spec, run_dir: RunDir, state: SweepState, results) -> SweepOutcome:
     """Close the parent run (with the Pareto front of a multi-objective search, the schedules of
     a PBT sweep)."""
@@ -243,6 +254,7 @@ def finish(spec: Spec, run_dir: RunDir, state: SweepState, results) -> SweepOutc
         from sislab.orchestrator.pbt_lineage import log_pbt_schedules
 
         log_pbt_schedules(client, state.experiment_id, state.parent_run_id, list(pbt.mutations))
+    _record_outcome(client, spec, state)
     client.set_terminated(state.parent_run_id, status=status)
     state = state.model_copy(update={"status": status})
     run_dir.save_state(state)

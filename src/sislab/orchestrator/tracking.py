@@ -7,8 +7,8 @@ rank 0 of each trial opens the trial's nested run (``sislab.trainers.mlflow_trac
 
 from __future__ import annotations
 
+import json
 import logging
-import subprocess
 from pathlib import Path
 
 from mlflow.entities import RunStatus, RunTag
@@ -16,25 +16,21 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 import sislab
-from sislab.trainers.mlflow_tracker import KIND_TAG, find_trial_run, params_of, redact
+from sislab.orchestrator.parent_run import (
+    SEARCH_SPACE_ARTIFACT,
+    search_params,
+    search_space_record,
+    varied_keys,
+)
+from sislab.spec.spec import Spec
+from sislab.trainers.mlflow_tracker import KIND_TAG, find_trial_run, redact
+from sislab.trainers.run_params import shared_params
+from sislab.trainers.run_source import git_commit, source_tags
+from sislab.trainers.trial_run import log_params
+
+__all__ = ["git_commit"]  # kept importable from here (moved to trainers.run_source)
 
 logger = logging.getLogger(__name__)
-
-
-def git_commit() -> str:
-    """Commit of the sislab checkout, or 'unknown' for an installed package."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(sislab.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
@@ -45,22 +41,33 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None
     return client.create_experiment(name, artifact_location=artifact_root)
 
 
-def create_parent_run(
-    client: MlflowClient, experiment_id: str, name: str, spec_path: Path, spec_data: dict
-) -> str:
-    """Create the sweep's parent run with the spec as artifact and params; return its id."""
+def create_parent_run(client: MlflowClient, experiment_id: str, spec: Spec, spec_path: Path) -> str:
+    """Create the sweep's parent run; return its id.
+
+    Its params are what every trial shares (never the spec's value of a field the sweep varies)
+    plus the search itself (``search.space`` as JSON); the spec and ``search_space.json`` are
+    artifacts.
+    """
+    spec_data = spec.model_dump(mode="json")
+    varied = varied_keys(spec)
     run = client.create_run(
         experiment_id,
-        run_name=f"{name} (sweep)",
+        run_name=f"{spec.name} (sweep)",
         tags={
             KIND_TAG: "sweep",
             "sislab.version": sislab.__version__,
             "sislab.git_commit": git_commit(),
-            "sislab.method": str(spec_data.get("method")),
+            "sislab.method": "varied" if "method" in varied else spec.method,
+            **source_tags(spec.name),
         },
     )
-    client.log_batch(run.info.run_id, params=params_of(spec_data))
+    log_params(client, run.info.run_id, {**shared_params(spec_data, varied), **search_params(spec)})
     client.log_artifact(run.info.run_id, str(spec_path))
+    client.log_text(
+        run.info.run_id,
+        redact(json.dumps(search_space_record(spec), indent=2)),
+        SEARCH_SPACE_ARTIFACT,
+    )
     return run.info.run_id
 
 

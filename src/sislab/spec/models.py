@@ -491,6 +491,11 @@ class TrackingSpec(StrictModel):
         "store in the run folder.",
     )
     experiment: str | None = Field(None, description="MLflow experiment name (null: spec name).")
+    system_metrics_every_s: NonNegativeFloat = Field(
+        10.0,
+        description="Seconds between samples of CPU, memory, disk, network and GPU use, logged as "
+        "`system/*` metrics of each trial by rank 0 (its node only); 0: off.",
+    )
     _no_credentials = field_validator("uri")(no_credentials)
 
 

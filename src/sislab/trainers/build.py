@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -74,6 +75,7 @@ def loop_config(
         on_nonfinite=spec.train.on_nonfinite,
         report_constants=report_constants,
         select_best_by=spec.eval.best_metric,
+        geometry=dataclasses.asdict(geometry),
     )
 
 

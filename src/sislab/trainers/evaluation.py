@@ -206,6 +206,10 @@ class Evaluator:
                     subset_size=self.cfg.kid_subset_size,
                     seed=self.seed,
                 )
+                if self.cfg.kid_subset_size >= min(len(fake), len(self._real)):
+                    # Every subset is the whole sample: KID is one estimate, its std only
+                    # floating-point noise (~1e-16); not logged.
+                    del out["kid_std"]
             if "fid_train" in self.wanted and self.train_reference is not None:
                 out["fid_train"] = fid.frechet_distance(
                     *fid.feature_statistics(fake), *self.train_reference

@@ -57,6 +57,8 @@ class LoopConfig:
         report_constants: Values added to every report (e.g. ``model/generator_params``), so that
             multi-objective searchers see the model size next to the losses.
         select_best_by: Evaluation metric that selects the best checkpoint (None: no selection).
+        geometry: ``DatasetGeometry`` fields, written next to the best generator so that it can
+            be rebuilt without the dataset.
     """
 
     method: str
@@ -73,6 +75,7 @@ class LoopConfig:
     on_nonfinite: str = "stop"
     report_constants: dict[str, float] | None = None
     select_best_by: str | None = None
+    geometry: dict | None = None
 
 
 @dataclass
@@ -80,7 +83,8 @@ class LoopState:
     """Progress of the loop; what a checkpoint restores (``nonfinite_steps`` is this process's).
 
     ``eval_metrics`` holds the latest evaluation (``eval/<name>``), carried into every report
-    until the next one; ``best`` the metric, value, epoch and URI of the best checkpoint so far.
+    until the next one; ``best`` the metric, value, epoch, iteration, URI and scores of the best
+    checkpoint so far.
     """
 
     epoch: int = 0
@@ -161,6 +165,11 @@ def run_training(
         _train_epochs(cfg, ctx, source, tracker, procedure, state, guard, evaluator)
     finally:
         guard.close()
+    if ctx.is_main and state.best and state.best.get("scores"):
+        # One final set of the best checkpoint's scores (best/<metric>), not a second history
+        # of eval/*: the runs table ranks trials by it.
+        scores = {k.replace("eval/", "best/", 1): v for k, v in state.best["scores"].items()}
+        tracker.log_metrics(scores, step=state.best.get("iteration", state.iteration))
     tracker.flush()
     return state
 
@@ -207,6 +216,9 @@ def _train_epochs(
             step=state.iteration,
         )
     grid_batch = source.grid_batch(cfg.num_grid_samples) if ctx.is_main else None
+    logged_lr: dict[
+        str, float
+    ] = {}  # learning rates are logged when they change, not as flat lines
     while state.epoch < cfg.epochs:
         epoch = state.epoch
         torch.manual_seed(derive_seed(cfg.seed, ctx.rank, epoch))
@@ -230,7 +242,9 @@ def _train_epochs(
                 elapsed = time.perf_counter() - window_start
                 logged["train/images_per_s"] = window_iters * cfg.batch_size / elapsed
                 logged["system/peak_memory_mb"] = peak_memory_mb(ctx.device)
-                logged.update({f"lr/{k}": v for k, v in procedure.learning_rates().items()})
+                rates = {f"lr/{k}": v for k, v in procedure.learning_rates().items()}
+                logged.update({k: v for k, v in rates.items() if logged_lr.get(k) != v})
+                logged_lr.update(rates)
                 tracker.log_metrics(logged, step=state.iteration)
                 window_start, window_iters = time.perf_counter(), 0
         procedure.end_epoch(epoch + 1)
@@ -271,8 +285,8 @@ def _evaluate(cfg, ctx, source, tracker, procedure, state: LoopState, evaluator)
     if not ctx.is_main:
         return False
     state.eval_metrics = {f"eval/{k}": v for k, v in results.items()}
-    state.eval_metrics["eval/epoch"] = float(state.epoch)
     tracker.log_metrics(state.eval_metrics, step=state.iteration)
+    state.eval_metrics["eval/epoch"] = float(state.epoch)  # Tune's reports only: the step says it
     metric = cfg.select_best_by
     if metric is None or metric not in results:
         return False
@@ -286,7 +300,7 @@ def _log_grid(procedure, batch, cfg: LoopConfig, tracker: Tracker, state: LoopSt
     with tempfile.TemporaryDirectory(prefix="sislab-grid-") as tmp:
         path = Path(tmp) / f"epoch_{state.epoch:04d}_iter_{state.iteration:07d}.png"
         write_grid(path, batch["label"], generated, batch["image"], cfg.num_classes)
-        tracker.log_artifact(path, "samples")
+        tracker.log_image(path, "samples", state.iteration)
 
 
 def _report_with_checkpoint(
@@ -308,22 +322,39 @@ def _report_with_checkpoint(
     with scratch_dir() as folder:
         save_checkpoint(folder, meta, {"procedure": procedure.state_dict(), "rng": rng_state()})
         if improved:
-            _save_best(folder, meta, ctx, cfg, state, tracker)
+            _save_best(folder, meta, ctx, cfg, state, tracker, procedure)
         ctx.report(metrics, folder)
 
 
-def _save_best(folder: Path, meta: CheckpointMeta, ctx, cfg: LoopConfig, state, tracker) -> None:
-    """Record this checkpoint as the best: a copy, its URI as a tag, its scores as best/*."""
+def _save_best(
+    folder: Path, meta: CheckpointMeta, ctx, cfg: LoopConfig, state, tracker, procedure
+) -> None:
+    """Record this checkpoint as the best: a copy, its URI as a tag, its generator as the
+    artifact ``best_generator/`` (its scores are logged as best/* once, at the end)."""
+    from sislab.trainers.best_generator import ARTIFACT_DIR, write_best_generator
+
     metric = cfg.select_best_by
     value = state.eval_metrics[f"eval/{metric}"]
     uri = ctx.best_checkpoint_uri()
-    state.best = {"metric": metric, "value": value, "epoch": state.epoch, "uri": uri}
+    scores = {k: v for k, v in state.eval_metrics.items() if k != "eval/epoch"}
+    state.best = {
+        "metric": metric,
+        "value": value,
+        "epoch": state.epoch,
+        "iteration": state.iteration,
+        "uri": uri,
+        "scores": scores,
+    }
     meta.best = state.best
     save_meta(folder, meta)
     ctx.save_best(folder)
     tracker.set_tags(
         {"sislab.best_checkpoint_uri": uri, "sislab.best_checkpoint_epoch": str(state.epoch)}
     )
-    best = {k.replace("eval/", "best/", 1): v for k, v in state.eval_metrics.items()}
-    tracker.log_metrics(best, step=state.iteration)
+    with tempfile.TemporaryDirectory(prefix="sislab-best-") as tmp:
+        best = {"metric": metric, "value": value, "epoch": state.epoch}
+        for path in write_best_generator(
+            Path(tmp), procedure, cfg.config or {}, cfg.geometry or {}, best
+        ):
+            tracker.log_artifact(path, ARTIFACT_DIR)
     tracker.flush()

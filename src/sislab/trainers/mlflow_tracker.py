@@ -1,8 +1,8 @@
 """MLflow records of one trial, written by rank 0 with the client API.
 
-Rank 0 opens the trial's nested run itself (found again by the tag ``sislab.trial_id`` after a
-restart, so a restarted trial appends to the same run); the Tune driver only marks it finished or
-failed. This keeps MLflow out of the trial driver processes.
+Rank 0 opens the trial's nested run itself (``sislab.trainers.trial_run``; found again by the tag
+``sislab.trial_id`` after a restart, so a restarted trial appends to the same run); the Tune
+driver only marks it finished or failed. This keeps MLflow out of the trial driver processes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from sislab.trainers.run_params import MAX_PARAM_CHARS, flatten, param_text
+
 logger = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 5.0  # batch metric writes: one sqlite/HTTP round trip per few seconds, not per call
@@ -30,7 +32,7 @@ MAX_BUFFERED_METRICS = 1_000_000  # ~100 MB; hours of logging every iteration
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "sislab.trial_id"
 KIND_TAG = "sislab.kind"
-MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+NOTE_TAG = "mlflow.note.content"  # the run's description (Markdown) in the MLflow UI
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
@@ -39,24 +41,12 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings to dotted keys; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
+__all__ = ["MAX_PARAM_CHARS", "flatten"]  # re-exported: older callers import them from here
 
 
-def params_of(spec_data: dict[str, Any]) -> list[Param]:
-    """MLflow params: the flattened, resolved config, credentials removed, values truncated."""
-    return [
-        Param(key, redact(str(value))[:MAX_PARAM_CHARS])
-        for key, value in sorted(flatten(spec_data).items())
-    ]
+def params_of(values: dict[str, Any]) -> list[Param]:
+    """MLflow params of dotted key -> value: credentials removed, values truncated."""
+    return [Param(key, redact(param_text(value))) for key, value in sorted(values.items())]
 
 
 def find_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str):
@@ -67,31 +57,6 @@ def find_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str,
         max_results=1,
     )
     return found[0] if found else None
-
-
-def open_trial_run(
-    client: MlflowClient,
-    experiment_id: str,
-    parent_run_id: str,
-    trial_id: str,
-    spec_data: dict[str, Any],
-    overrides: dict[str, Any],
-) -> str:
-    """The trial's nested run: found by trial id under the parent, else created with its params."""
-    existing = find_trial_run(client, experiment_id, parent_run_id, trial_id)
-    if existing is not None:
-        client.update_run(existing.info.run_id, status="RUNNING")
-        return existing.info.run_id
-    label = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
-    run = client.create_run(
-        experiment_id,
-        run_name=f"{trial_id}" + (f" [{label}]" if label else ""),
-        tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, KIND_TAG: "trial"},
-    )
-    params = params_of(spec_data)
-    for start in range(0, len(params), 100):  # MLflow caps a batch at 100 params
-        client.log_batch(run.info.run_id, params=params[start : start + 100])
-    return run.info.run_id
 
 
 class MlflowTracker:
@@ -141,7 +106,9 @@ class MlflowTracker:
         self.dropped = 0  # metrics dropped because the buffer was full
         self._pending: list[Metric] = []
         self._tags: list[RunTag] = []
+        self._params: list[Param] = []
         self._artifacts: list[tuple[Path, str]] = []
+        self._images: list[tuple[Path, str, int]] = []
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
@@ -156,7 +123,8 @@ class MlflowTracker:
     def buffered(self) -> int:
         """Records not yet sent (metrics, tags and artifacts)."""
         with self._lock:
-            return len(self._pending) + len(self._tags) + len(self._artifacts)
+            queued = (self._pending, self._tags, self._params, self._artifacts, self._images)
+            return sum(len(q) for q in queued)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         now_ms = int(time.time() * 1000)
@@ -171,12 +139,38 @@ class MlflowTracker:
         if time.monotonic() - self._last_send > self.flush_every_s:
             self._wake.set()
 
-    def log_artifact(self, path: Path, artifact_path: str) -> None:
+    def _spool_copy(self, path: Path) -> Path:
         folder = Path(tempfile.mkdtemp(dir=self._spool))
         copy = folder / Path(path).name
         shutil.copyfile(path, copy)  # the caller may delete its file as soon as we return
+        return copy
+
+    def log_artifact(self, path: Path, artifact_path: str) -> None:
+        """Queue a file; one still queued for the same artifact path is replaced (the store would
+        overwrite it anyway), so a best checkpoint improved twice during an outage uploads once."""
+        copy = self._spool_copy(path)
         with self._lock:
+            stale = [a for a in self._artifacts if (a[0].name, a[1]) == (copy.name, artifact_path)]
+            self._artifacts = [a for a in self._artifacts if a not in stale]
             self._artifacts.append((copy, artifact_path))
+            self._idle.clear()
+        for old, _ in stale:
+            shutil.rmtree(old.parent, ignore_errors=True)
+        self._wake.set()
+
+    def log_image(self, path: Path, key: str, step: int) -> None:
+        """Queue an image for MLflow's per-step image view (``MlflowClient.log_image``)."""
+        copy = self._spool_copy(path)
+        with self._lock:
+            self._images.append((copy, key, step))
+            self._idle.clear()
+        self._wake.set()
+
+    def log_params(self, params: dict[str, str]) -> None:
+        if not params:
+            return
+        with self._lock:
+            self._params += params_of(params)
             self._idle.clear()
         self._wake.set()
 
@@ -250,21 +244,41 @@ class MlflowTracker:
         while True:
             with self._lock:
                 tags, artifact = list(self._tags), self._artifacts[0] if self._artifacts else None
+                params = self._params[:100]  # MLflow caps a batch at 100 params
+                image = self._images[0] if self._images else None
                 chunk = self._pending[:1000]  # MLflow caps a batch at 1000 metrics
-                if not (tags or artifact or chunk):
+                if not (tags or params or artifact or image or chunk):
                     self._idle.set()
                     return
             if tags:
                 self.client.log_batch(self.run_id, tags=tags)
                 with self._lock:
                     del self._tags[: len(tags)]
+            elif params:
+                self.client.log_batch(self.run_id, params=params)
+                with self._lock:
+                    del self._params[: len(params)]
             elif artifact is not None:
                 self.client.log_artifact(self.run_id, str(artifact[0]), artifact[1] or None)
                 with self._lock:
                     self._artifacts.pop(0)
                 shutil.rmtree(artifact[0].parent, ignore_errors=True)
+            elif image is not None:
+                self._send_image(*image)
+                with self._lock:
+                    self._images.pop(0)
+                shutil.rmtree(image[0].parent, ignore_errors=True)
             else:
                 self.client.log_batch(self.run_id, metrics=chunk)
                 sent = {id(m) for m in chunk}
                 with self._lock:  # by identity: the buffer may have dropped some meanwhile
                     self._pending = [m for m in self._pending if id(m) not in sent]
+
+    def _send_image(self, path: Path, key: str, step: int) -> None:
+        from PIL import Image
+
+        # MLflow 3 writes images/<key>+step+<n>+timestamp+<ms>+<uuid>.png and a .webp preview,
+        # which the run's Images tab and the compare view read; synchronous: this is our thread.
+        with Image.open(path) as image:
+            image.load()
+            self.client.log_image(self.run_id, image, key=key, step=step, synchronous=True)

@@ -1,12 +1,19 @@
-"""Sample grids: one row per layout, columns label | generated | real, written as PNG."""
+"""Sample grids: a header row naming the columns, then one row per layout (label | generated |
+real), upscaled so that a cell is readable in the MLflow UI without zoom, written as PNG."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
+
+COLUMNS = ("label", "generated", "real")
+MIN_CELL_PX = 128  # MLflow's image view shows a grid at about its size: small cells get upscaled
+HEADER_PX = 24  # height of the row of column names
+FONT_PX = 16
 
 
 def palette(num_classes: int) -> np.ndarray:
@@ -28,10 +35,32 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return array.permute(0, 2, 3, 1).numpy()
 
 
+def upscale_factor(height: int, width: int) -> int:
+    """Integer factor that brings the smaller side of a cell to at least ``MIN_CELL_PX``."""
+    return max(1, math.ceil(MIN_CELL_PX / max(1, min(height, width))))
+
+
+def header(cell_width: int) -> Image.Image:
+    """The row of column names, each centred over its column, black on white."""
+    image = Image.new("RGB", (cell_width * len(COLUMNS), HEADER_PX), "white")
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.load_default(size=FONT_PX)
+    except TypeError:  # Pillow without FreeType: its fixed bitmap font
+        font = ImageFont.load_default()
+    for i, name in enumerate(COLUMNS):
+        draw.text(
+            (cell_width * i + cell_width // 2, HEADER_PX // 2), name, fill="black", font=font,
+            anchor="mm",
+        )  # fmt: skip
+    return image
+
+
 def write_grid(
     path: Path, label: torch.Tensor, generated: torch.Tensor, real: torch.Tensor, num_classes: int
 ) -> Path:
-    """Write the grid PNG.
+    """Write the grid PNG: column names, then one row per sample, cells upscaled (nearest) to at
+    least ``MIN_CELL_PX`` pixels.
 
     Args:
         path: Output file.
@@ -46,6 +75,13 @@ def write_grid(
         np.concatenate([colours[ids[i]], gen, real_img], axis=1)
         for i, (gen, real_img) in enumerate(zip(_to_uint8(generated), _to_uint8(real), strict=True))
     ]
+    body = Image.fromarray(np.concatenate(rows, axis=0))
+    height, width = label.shape[-2:]
+    factor = upscale_factor(height, width)
+    body = body.resize((body.width * factor, body.height * factor), Image.Resampling.NEAREST)
+    grid = Image.new("RGB", (body.width, HEADER_PX + body.height), "white")
+    grid.paste(header(width * factor), (0, 0))
+    grid.paste(body, (0, HEADER_PX))
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    grid.save(path)
     return path

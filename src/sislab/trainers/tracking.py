@@ -17,6 +17,14 @@ class Tracker(Protocol):
         """Upload a local file under ``artifact_path`` of the run."""
         ...
 
+    def log_params(self, params: dict[str, str]) -> None:
+        """Log run params (constants of the run, e.g. the model's size)."""
+        ...
+
+    def log_image(self, path: Path, key: str, step: int) -> None:
+        """Log an image file as the series ``key`` at a global iteration (MLflow's image view)."""
+        ...
+
     def set_tags(self, tags: dict[str, str]) -> None:
         """Set run tags (e.g. that the perceptual loss is off and why)."""
         ...
@@ -39,6 +47,12 @@ class NullTracker:
     def log_artifact(self, path: Path, artifact_path: str) -> None:
         del path, artifact_path
 
+    def log_image(self, path: Path, key: str, step: int) -> None:
+        del path, key, step
+
+    def log_params(self, params: dict[str, str]) -> None:
+        del params
+
     def set_tags(self, tags: dict[str, str]) -> None:
         del tags
 
@@ -55,13 +69,21 @@ class MemoryTracker(NullTracker):
     def __init__(self) -> None:
         self.metrics: list[tuple[int, dict[str, float]]] = []
         self.artifacts: list[tuple[Path, str]] = []
+        self.images: list[tuple[str, int, bytes]] = []  # key, step, the file's bytes
         self.tags: dict[str, str] = {}
+        self.params: dict[str, str] = {}
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self.metrics.append((step, dict(metrics)))
 
     def log_artifact(self, path: Path, artifact_path: str) -> None:
         self.artifacts.append((path, artifact_path))
+
+    def log_image(self, path: Path, key: str, step: int) -> None:
+        self.images.append((key, step, Path(path).read_bytes()))  # the caller deletes its file
+
+    def log_params(self, params: dict[str, str]) -> None:
+        self.params.update(params)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self.tags.update(tags)

@@ -215,13 +215,23 @@ def make_wrap(device: torch.device, world_size: int, sync_bn: bool):
     return wrap
 
 
-def _tracker(payload: TrialPayload, is_main: bool) -> tuple[Tracker, str | None]:
+# Procedure notes kept as tags (a chip in the UI); the others are in the run's description.
+NOTE_TAGS = ("sislab.perceptual_loss",)
+# Evaluation-protocol tags kept (``sislab compare`` groups by the id); the whole record is the
+# artifact ``config/eval_protocol.json``.
+PROTOCOL_TAGS = ("sislab.protocol.id", "sislab.metrics.substitute_weights")
+
+
+def _tracker(
+    payload: TrialPayload, is_main: bool, notes: dict[str, str]
+) -> tuple[Tracker, str | None]:
     """Rank 0's tracker on the trial's nested run (opened or found again), else a null tracker."""
     if not (is_main and payload.tracking_uri and payload.parent_run_id):
         return NullTracker(), None
     from mlflow.tracking import MlflowClient
 
-    from sislab.trainers.mlflow_tracker import MlflowTracker, open_trial_run
+    from sislab.trainers.mlflow_tracker import MlflowTracker
+    from sislab.trainers.trial_run import open_trial_run
 
     client = MlflowClient(payload.tracking_uri)
     run_id = open_trial_run(
@@ -231,21 +241,50 @@ def _tracker(payload: TrialPayload, is_main: bool) -> tuple[Tracker, str | None]
         payload.trial_id,
         payload.spec,
         payload.overrides,
+        notes,
     )
     return MlflowTracker(client, run_id), run_id
 
 
+def _log_inputs(payload: TrialPayload, spec: Spec, run_id: str) -> None:
+    """The training dataset as the run's MLflow dataset input (once per run)."""
+    from mlflow.tracking import MlflowClient
+
+    from sislab.trainers.trial_inputs import log_dataset_input
+
+    log_dataset_input(MlflowClient(payload.tracking_uri), run_id, spec.dataset)
+
+
 def _log_summary(tracker: Tracker, spec: Spec, geometry) -> None:
+    """Model sizes and costs: ``model_summary.json`` and params ``summary.*`` (constants of the
+    run, not charts); as ``model/*`` metrics only when the search optimises one of them."""
     from sislab.metrics.summary import summarize
 
     summary = summarize(spec.method, spec.model, geometry)
     data = summary.model_dump() if hasattr(summary, "model_dump") else dict(summary.__dict__)
+    numbers = {k: float(v) for k, v in data.items() if isinstance(v, int | float)}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model_summary.json"
         path.write_text(json.dumps(data, indent=2, default=str))
         tracker.log_artifact(path, "")
-    numbers = {f"model/{k}": float(v) for k, v in data.items() if isinstance(v, int | float)}
-    tracker.log_metrics(numbers, step=0)
+    tracker.log_params(
+        {f"summary.{k}": str(int(v)) if v.is_integer() else f"{v:.6g}" for k, v in numbers.items()}
+    )
+    objectives = (
+        spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
+    )
+    searched = {f"model/{k}": v for k, v in numbers.items() if f"model/{k}" in objectives}
+    if searched:
+        tracker.log_metrics(searched, step=0)
+
+
+def _log_protocol(tracker: Tracker, tags: dict[str, str]) -> None:
+    """Keep the protocol id and substitute weights as tags; the record goes to a JSON artifact."""
+    tracker.set_tags({k: v for k, v in tags.items() if k in PROTOCOL_TAGS})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "eval_protocol.json"
+        path.write_text(json.dumps(tags, indent=2))
+        tracker.log_artifact(path, "config")
 
 
 def _log_pbt_start(tracker: Tracker, spec: Spec, donor: CheckpointPointer | None) -> None:
@@ -280,13 +319,22 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     geometry = build.dataset_geometry(spec)
     wrap = make_wrap(ctx.device, ctx.world_size, spec.train.sync_bn)
     procedure, notes = build.build_procedure(spec, geometry, ctx.device, ctx.world_size, wrap)
-    tracker, run_id = _tracker(payload, ctx.is_main)
+    tracker, run_id = _tracker(payload, ctx.is_main, notes)
+    monitor = None
     if ctx.is_main:
-        tracker.set_tags(notes)
+        tracker.set_tags({k: v for k, v in notes.items() if k in NOTE_TAGS})
+        if run_id is not None:
+            from sislab.trainers.trial_inputs import start_system_metrics
+
+            monitor = start_system_metrics(
+                run_id, payload.tracking_uri, spec.tracking.system_metrics_every_s
+            )
         # A Train run restarting from its own checkpoint has recorded all of this already.
         if ray.train.get_checkpoint() is None:
             if payload.donor is None:
                 _log_summary(tracker, spec, geometry)
+                if run_id is not None:
+                    _log_inputs(payload, spec, run_id)
             if spec.search.scheduler.pbt is not None:
                 _log_pbt_start(tracker, spec, payload.donor)
     if spec.dataset.uri.startswith("synthetic://"):
@@ -296,7 +344,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     try:
         evaluator = build.evaluator(spec, geometry, ctx.device, ctx.is_main)
         if evaluator is not None and ctx.is_main:
-            tracker.set_tags(evaluator.tags)
+            _log_protocol(tracker, evaluator.tags)
         run_training(
             build.loop_config(spec, geometry, run_id, build.model_size(procedure)),
             ctx=ctx,
@@ -306,4 +354,6 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
             evaluator=evaluator,
         )
     finally:
+        if monitor is not None:
+            monitor.finish()
         tracker.close()  # MlflowTracker drains its queue (bounded wait)

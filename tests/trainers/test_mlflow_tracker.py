@@ -1,0 +1,71 @@
+"""The tracker's queue on a real sqlite store: images with steps, artifacts replaced while queued,
+params, and a trial run's name, params, infrastructure artifact and source tags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from mlflow.tracking import MlflowClient
+
+from sislab.orchestrator.mlflow_store import prepare_sqlite_store
+from sislab.spec.loader import spec_from_dict
+from sislab.trainers.mlflow_tracker import MlflowTracker
+from sislab.trainers.sample_grid import write_grid
+from sislab.trainers.trial_inputs import log_dataset_input, manifest_digest
+from sislab.trainers.trial_run import open_trial_run
+
+
+def _client(tmp_path: Path) -> tuple[MlflowClient, str]:
+    prepare_sqlite_store(tmp_path / "mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return client, client.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))
+
+
+def test_trial_run_records(tmp_path: Path) -> None:
+    client, experiment = _client(tmp_path)
+    spec = spec_from_dict(
+        {"name": "s", "method": "spade", "train": {"lr_g": 2e-4},
+         "search": {"space": {"train.lr_g": {"grid": [1e-4, 2e-4]}}}}
+    )  # fmt: skip
+    parent = client.create_run(experiment).info.run_id
+    notes = {"sislab.perceptual_loss": "off: no vgg19 weights"}
+    data = spec.model_dump(mode="json")
+    run_id = open_trial_run(client, experiment, parent, "t1", data, {"train.lr_g": 2e-4}, notes)
+    # Found again (not created twice) after a restart.
+    assert open_trial_run(client, experiment, parent, "t1", data, {"train.lr_g": 2e-4}) == run_id
+    log_dataset_input(client, run_id, spec.dataset)
+    run = client.get_run(run_id)
+    assert run.info.run_name == "lr_g=2e-4 · t1"
+    assert run.data.params["losses.perceptual"] == "0" and "storage.uri" not in run.data.params
+    assert run.data.tags["mlflow.source.type"] == "JOB"
+    assert "`losses.perceptual` logged as 0" in run.data.tags["mlflow.note.content"]
+    local = client.download_artifacts(run_id, "config/infrastructure.json", str(tmp_path))
+    assert json.loads(Path(local).read_text())["train.log_every_iters"] == 10
+    (dataset,) = [d.dataset for d in run.inputs.dataset_inputs]
+    assert (dataset.name, dataset.digest) == (
+        "synthetic-shapes",
+        manifest_digest([spec.dataset.uri]),
+    )
+
+
+def test_images_params_and_replaced_artifacts(tmp_path: Path) -> None:
+    client, experiment = _client(tmp_path)
+    run_id = client.create_run(experiment).info.run_id
+    tracker = MlflowTracker(client, run_id, flush_every_s=60)
+    label = torch.zeros(1, 1, 32, 32, dtype=torch.long)
+    image = torch.zeros(1, 3, 32, 32)
+    for step in (4, 8):
+        tracker.log_image(write_grid(tmp_path / "g.png", label, image, image, 2), "samples", step)
+    for content in ("old", "new"):  # the last queued file is the one the run keeps
+        (tmp_path / "generator.pt").write_text(content)
+        tracker.log_artifact(tmp_path / "generator.pt", "best_generator")
+    tracker.log_params({"summary.generator_params": "123"})
+    assert tracker.close()
+    pngs = [a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
+    steps = sorted(int(p.split("+step+")[1].split("+")[0]) for p in pngs)
+    assert steps == [4, 8] and all(p.startswith("images/samples+step+") for p in pngs)
+    local = client.download_artifacts(run_id, "best_generator/generator.pt", str(tmp_path / "d"))
+    assert Path(local).read_text() == "new"
+    assert client.get_run(run_id).data.params["summary.generator_params"] == "123"

@@ -148,6 +148,8 @@ def build_generator(cfg: OasisConfig | VaOasisConfig, geometry: DatasetGeometry)
         # VA-OASIS generator.py: unpadded residual convs followed by ReflectionPad2d(1).
         conv_padding="reflect_after" if is_va and cfg.padding == "reflect" else "zeros",
         norm_input=IntraClassOffsets(geometry.num_classes) if relative else None,
+        # VA-OASIS generator.py: fc and conv_img are ReflectionPad2d(1) + unpadded conv.
+        io_padding="reflect" if is_va and cfg.padding == "reflect" else "zeros",
     )
     return init_weights(generator)
 

@@ -112,6 +112,9 @@ def _va_factory_at(cfg: VaOasisConfig, geometry: DatasetGeometry) -> ResolutionN
                 label_channels=cond_nc,
                 hidden=cfg.spade_hidden,
                 param_free=cfg.param_free_norm,
+                # VA-OASIS models/norms.py: mlp_shared keeps zero padding (only mlp_gamma/beta
+                # reflect), unlike VA-SPADE's.
+                shared_padding="zeros",
             )
 
         return make

@@ -9,6 +9,8 @@ every SPADE layer. VA-OASIS (xml94/VASIS ``VA-OASIS``) removes the 3D noise and 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,6 +59,8 @@ class OasisGenerator(nn.Module):
         spade_hidden: Hidden width of the default SPADE layers.
         param_free: Parameter-free norm of the default SPADE layers.
         conv_padding: Padding of the residual 3x3 convs (VA-OASIS: ``reflect_after``).
+        io_padding: Padding of the first (``fc``) and last (``conv_img``) 3x3 convs: OASIS
+            zero-pads them, VA-OASIS ``generator.py`` reflects (``ReflectionPad2d(1)`` + conv).
         norm_input: Module mapping the conditioning map to what the norms read (e.g.
             ``IntraClassOffsets`` for a relative position code); None: the map itself.
 
@@ -79,6 +83,7 @@ class OasisGenerator(nn.Module):
         param_free: ParamFreeNorm = "batch",
         conv_padding: ConvPadding = "zeros",
         norm_input: nn.Module | None = None,
+        io_padding: Literal["zeros", "reflect"] = "zeros",
     ) -> None:
         super().__init__()
         self.label_channels = label_channels
@@ -89,7 +94,7 @@ class OasisGenerator(nn.Module):
         cond_nc = label_channels + (z_dim if use_3d_noise else 0)
         self.cond_channels = cond_nc
         channels = [f * ngf for f in WIDTH_FACTORS]
-        self.fc = nn.Conv2d(cond_nc, channels[0], 3, padding=1)
+        self.fc = nn.Conv2d(cond_nc, channels[0], 3, padding=1, padding_mode=io_padding)
         blocks = []
         for i in range(NUM_RES_BLOCKS):
             if norm_factory_at is not None:
@@ -107,7 +112,7 @@ class OasisGenerator(nn.Module):
                 )
             )
         self.body = nn.ModuleList(blocks)
-        self.conv_img = nn.Conv2d(channels[-1], 3, 3, padding=1)
+        self.conv_img = nn.Conv2d(channels[-1], 3, 3, padding=1, padding_mode=io_padding)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
     def condition(self, semantics: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:

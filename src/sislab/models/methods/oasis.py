@@ -112,6 +112,9 @@ def _va_factory_at(cfg: VaOasisConfig, geometry: DatasetGeometry) -> ResolutionN
                 label_channels=cond_nc,
                 hidden=cfg.spade_hidden,
                 param_free=cfg.param_free_norm,
+                # VA-OASIS models/norms.py: mlp_shared keeps zero padding (only mlp_gamma/beta
+                # reflect), unlike VA-SPADE's.
+                shared_padding="zeros",
             )
 
         return make
@@ -148,6 +151,8 @@ def build_generator(cfg: OasisConfig | VaOasisConfig, geometry: DatasetGeometry)
         # VA-OASIS generator.py: unpadded residual convs followed by ReflectionPad2d(1).
         conv_padding="reflect_after" if is_va and cfg.padding == "reflect" else "zeros",
         norm_input=IntraClassOffsets(geometry.num_classes) if relative else None,
+        # VA-OASIS generator.py: fc and conv_img are ReflectionPad2d(1) + unpadded conv.
+        io_padding="reflect" if is_va and cfg.padding == "reflect" else "zeros",
     )
     return init_weights(generator)
 

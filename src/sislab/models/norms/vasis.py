@@ -87,6 +87,9 @@ class VariationAwareNorm(nn.Module):
             passes its 3D noise channels too). Unused for ``clade``.
         hidden: Width of the SPADE MLP (VASIS: 128).
         param_free: Parameter-free norm, ``batch`` or ``instance``.
+        shared_padding: Padding of the first SPADE-MLP conv (``mlp_shared``); None: as
+            ``options.padding``. VA-OASIS ``models/norms.py`` zero-pads it while its gamma and
+            beta convs reflect; VA-SPADE reflects all three.
 
     Shapes:
         ``forward(x (B, C, H, W), segmap (B, K, H0, W0)) -> (B, C [+1 for clade with
@@ -105,6 +108,7 @@ class VariationAwareNorm(nn.Module):
         label_channels: int | None = None,
         hidden: int = 128,
         param_free: ParamFreeNorm = "batch",
+        shared_padding: Padding | None = None,
     ) -> None:
         super().__init__()
         if options.noise_channels == "one" and options.noise_mode == "plus":
@@ -120,7 +124,14 @@ class VariationAwareNorm(nn.Module):
         if layout == "spade":
             pad = options.padding
             self.mlp_shared = nn.Sequential(
-                nn.Conv2d(self.label_channels, hidden, 3, padding=1, padding_mode=pad), nn.ReLU()
+                nn.Conv2d(
+                    self.label_channels,
+                    hidden,
+                    3,
+                    padding=1,
+                    padding_mode=shared_padding or pad,
+                ),
+                nn.ReLU(),
             )
             self.mlp_gamma = nn.Conv2d(hidden, seg_nc, 3, padding=1, padding_mode=pad)
             self.mlp_beta = nn.Conv2d(hidden, seg_nc, 3, padding=1, padding_mode=pad)

@@ -3,8 +3,10 @@
 One iteration as boschresearch/OASIS ``train.py``: a generator step (class-balanced N+1
 cross-entropy of D on the fake, optional VGG), a discriminator step on a fake regenerated under
 no_grad (real: balanced N+1 CE, fake: "fake" CE, LabelMix MSE), then the EMA update of the
-sampling generator. Fake, real and LabelMix images go through D in one concatenated batch (the
-U-Net D has no batch statistics, so this equals OASIS's three calls).
+sampling generator. Fake, real and LabelMix images go through D in three separate calls, in
+OASIS's order: the U-Net D has no batch statistics, but each training-mode call advances its
+spectral-norm power iteration, so OASIS's real and LabelMix passes see later sigma estimates
+than its fake pass (one concatenated call would use the first one for all three).
 
 Optimisers: Adam with ``train.lr_g``, ``train.lr_d``, ``train.betas`` (OASIS: 1e-4 / 4e-4,
 (0, 0.999); Cityscapes lr_g 4e-4) and the spec's ``train.lr_decay_epochs`` schedule (OASIS keeps
@@ -142,19 +144,18 @@ class OasisProcedure(AdversarialSchedules):
         real = batch["image"]
         with torch.no_grad():
             fake = self.generator(semantics).detach()
-        images = [fake, real]
-        use_labelmix = self.cfg.labelmix_weight > 0
-        if use_labelmix:
-            mask = labelmix_mask(classes).to(real.dtype)
-            images.append(labelmix_images(mask, real, fake))
-        logits = self.discriminator(torch.cat(images)).float()
-        logits_fake, logits_real, *rest = logits.split(real.shape[0])
+        # OASIS models.py: D(fake), D(real), then D(LabelMix image), one call each (see the
+        # module docstring: every call is one spectral-norm power-iteration step).
+        logits_fake = self.discriminator(fake).float()
+        logits_real = self.discriminator(real).float()
         terms = {
             "d_fake": n1_cross_entropy(logits_fake, classes, False),
             "d_real": self._adversarial(logits_real, classes),
         }
-        if use_labelmix:
-            lm = labelmix_loss(mask, rest[0], logits_fake, logits_real)
+        if self.cfg.labelmix_weight > 0:
+            mask = labelmix_mask(classes).to(real.dtype)
+            logits_mixed = self.discriminator(labelmix_images(mask, real, fake)).float()
+            lm = labelmix_loss(mask, logits_mixed, logits_fake, logits_real)
             terms["d_labelmix"] = lm * self.cfg.labelmix_weight
         return sum(terms.values()), terms
 

@@ -33,10 +33,16 @@ class LinearDecay:
 def adam(
     params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]
 ) -> torch.optim.Adam:
-    """Adam as the SPADE family uses it; fused kernels on CUDA where available."""
+    """Adam as the SPADE family uses it, as multi-tensor kernels: fused on CUDA, foreach on CPU.
+
+    Both compute the for-loop Adam's update (torch's own equivalence tests; ours in
+    tests/trainers/test_switches.py) with a few kernels over all parameters instead of several
+    per parameter; torch picks neither on CPU by default.
+    """
     params = [p for p in params if p.requires_grad]
-    fused = bool(params) and params[0].is_cuda
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+    if bool(params) and params[0].is_cuda:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
 
 
 def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, decay_epochs: int):

@@ -261,3 +261,13 @@ def test_to_channels_last_converts_parametrised_weights() -> None:
     to_channels_last(net)
     four_d = [p for p in net.parameters() if p.dim() == 4]
     assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
+
+
+def test_switches_are_recorded_as_a_tag() -> None:
+    method = get_method("spade")
+    runtime = ProcedureRuntime(torch.device("cpu"), 1, lambda m: m, None)
+    train = TrainSpec(batch_size=1, precision="bf16", channels_last=True)
+    PROCEDURES["spade"](method, method.config(**TINY["spade"]), GEOMETRY, train,
+                        LossesSpec(perceptual=0.0), runtime)  # fmt: skip
+    switches = runtime.notes["sislab.speed_switches"]
+    assert switches == "precision=bf16 channels_last=True compile=False"

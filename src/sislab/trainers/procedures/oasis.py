@@ -41,6 +41,7 @@ from sislab.trainers.procedures.switches import (
     channels_last_batch,
     configure_backends,
     prepare_module,
+    switch_notes,
     to_channels_last,
 )
 
@@ -94,6 +95,7 @@ class OasisProcedure(AdversarialSchedules):
         self.precision = train.precision
         self.train_spec = train
         configure_backends(self.device)
+        runtime.notes.update(switch_notes(train))
         generator = method.build_generator(model_cfg, geometry).to(self.device)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
         discriminator = prepare_module(discriminator, train)

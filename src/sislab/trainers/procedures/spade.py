@@ -36,6 +36,7 @@ from sislab.trainers.procedures.switches import (
     channels_last_batch,
     configure_backends,
     prepare_module,
+    switch_notes,
     to_channels_last,
 )
 
@@ -81,6 +82,7 @@ class SpadeProcedure(AdversarialSchedules):
         self.precision = train.precision
         self.train_spec = train
         configure_backends(self.device)
+        runtime.notes.update(switch_notes(train))
         generator = self._build_generator(method, model_cfg, geometry).to(self.device)
         generator = prepare_module(generator, train)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)

@@ -23,6 +23,19 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def switch_notes(train: TrainSpec) -> dict[str, str]:
+    """The run's speed switches as a tag (``sislab.speed_switches``), next to its params.
+
+    ``torch.compile`` compiles lazily on the first iterations: a trial's first logged
+    ``train/images_per_s`` window holds that one-off cost (``sislab bench train --compile``
+    reports it apart as ``compile_s``).
+    """
+    return {
+        "sislab.speed_switches": f"precision={train.precision} "
+        f"channels_last={train.channels_last} compile={train.compile}"
+    }
+
+
 def to_channels_last(module: nn.Module) -> nn.Module:
     """Store every 4-D parameter and buffer of ``module`` channels-last (NHWC), in place.
 

@@ -183,7 +183,6 @@ class SpadeProcedure(AdversarialSchedules):
         """Generator-side losses of one batch; the total is weighted as the spec says."""
         real = batch["image"]
         fake, extra = self._generate(semantics, real, self.generator)
-        # G step: D is only a critic here; no DDP sync and no D weight gradients.
         pred_fake, pred_real = self._critic_outputs(semantics, fake, real)
         terms = {"g_gan": hinge_g_loss(pred_fake) * self.weights.gan}
         if self.weights.feat_match > 0:

@@ -74,6 +74,12 @@ def test_matches_the_batched_implementation(shape: tuple[int, ...]) -> None:
         w_ref = weight.detach().clone().requires_grad_()
         out_new, out_ref = new(w_new), reference(w_ref)
         torch.testing.assert_close(out_new, out_ref, **tolerance)
+        sigmas = [  # sigma_g = ||W_g|| / ||W_g / sigma_g||
+            weight.reshape(shape[0], -1).norm(dim=1)
+            / out.detach().reshape(shape[0], -1).norm(dim=1)
+            for out in (out_new, out_ref)
+        ]
+        torch.testing.assert_close(sigmas[0], sigmas[1], **tolerance)
         torch.testing.assert_close(new._u, reference._u, **tolerance)
         torch.testing.assert_close(new._v, reference._v, **tolerance)
         upstream = torch.randn_like(out_new, generator=torch.Generator().manual_seed(step))

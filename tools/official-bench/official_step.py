@@ -20,7 +20,8 @@ Nothing in the repos is edited; only runtime monkeypatches:
   * torchvision.models.vgg19(pretrained=True) -> vgg19(weights=None) (random weights, no download);
   * a stub ``ptflops`` module (SC-GAN's trainer imports it and never uses it);
   * ``torch._six`` shim with container_abcs = collections.abc (SC-GAN util/func.py);
-  * torch.cuda.FloatTensor -> torch.FloatTensor (only reached if someone passes --gpu_ids != -1).
+  * torch.cuda.FloatTensor -> torch.FloatTensor (only reached if someone passes --gpu_ids != -1);
+  * torch.optim.Adam(betas=...) cast to floats (SMIS passes (0, 0.9), which torch now rejects).
 All repos run with --gpu_ids -1 (their own CPU path: no DataParallel).
 Data loading is bypassed: random 8x8-pixel-block label map (cells at 1/8 resolution, nearest
 upsampled, seed 0, exactly as sislab's bench), instance map = label map, image U(-1, 1).
@@ -81,6 +82,16 @@ def _patch_runtime(torch) -> None:
         return original_vgg19(*args, weights=None, **kwargs)
 
     torchvision.models.vgg19 = vgg19
+
+    # SMIS passes betas=(0, 0.9) (an int and a float), which current torch.optim.Adam rejects.
+    original_adam_init = torch.optim.Adam.__init__
+
+    def adam_init(self, params, *args, **kwargs):
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
+        original_adam_init(self, params, *args, **kwargs)
+
+    torch.optim.Adam.__init__ = adam_init
     if "ptflops" not in sys.modules:
         stub = types.ModuleType("ptflops")
         stub.get_model_complexity_info = lambda *a, **k: (None, None)

@@ -8,9 +8,9 @@
 #   METHODS="spade" ROUNDS=3 SIZE=256x512 tools/official-bench/side_by_side.sh
 #   SISLAB_ARGS="--channels-last --precision bf16" tools/official-bench/side_by_side.sh
 #
-# Methods: spade clade oasis scgan va-spade va-clade va-oasis groupdnet. va-oasis and groupdnet
-# run at LARGE_SIZE (default 128x256) whenever SIZE is 64x128 (VA-OASIS's and SMIS's smallest
-# size here). sislab side: `sislab bench train M --dataset cityscapes --size S --batch 1 --iters N
+# Methods: spade clade oasis scgan va-spade va-clade va-oasis groupdnet. The VASIS methods run
+# at LARGE_SIZE (default 128x256) whenever SIZE is 64x128 (their smallest size: reflect padding
+# of a 1x2 latent map fails), groupdnet always at SMIS_SIZE (256x512, SMIS's native size). sislab side: `sislab bench train M --dataset cityscapes --size S --batch 1 --iters N
 # --warmup W --precision fp32 --device cpu --json $SISLAB_ARGS`, plus the model config the
 # official run uses where sislab's default differs: scgan `--model preset=cityscapes` (the ADE20K
 # YAML values: 4 norm candidates), groupdnet `--model preset=cityscapes` (ngf 280, SMIS's
@@ -31,6 +31,7 @@ WARMUP=${WARMUP:-1}
 THREADS=${THREADS:-2}
 METHODS=${METHODS:-"spade clade oasis scgan va-spade va-clade va-oasis groupdnet"}
 LARGE_SIZE=${LARGE_SIZE:-128x256}
+SMIS_SIZE=${SMIS_SIZE:-256x512}
 SISLAB_ARGS=${SISLAB_ARGS:-}
 OUT=${OUT:-$HERE/results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -40,8 +41,11 @@ export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
 
 size_of() {  # method -> the size it runs at
+  # VASIS's reflect padding needs a latent map of at least 2x2 (64x128 gives 1x2); SMIS only
+  # runs at its native Cityscapes size (at 128x256 its encoder's latent and G's disagree).
   case "$1" in
-    va-oasis|groupdnet) [ "$SIZE" = 64x128 ] && { echo "$LARGE_SIZE"; return; } ;;
+    va-spade|va-clade|va-oasis) [ "$SIZE" = 64x128 ] && { echo "$LARGE_SIZE"; return; } ;;
+    groupdnet) echo "$SMIS_SIZE"; return ;;
   esac
   echo "$SIZE"
 }

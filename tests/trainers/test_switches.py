@@ -192,12 +192,12 @@ def test_to_channels_last_keeps_5d_candidate_kernels() -> None:
     assert 5 in shapes  # SCC's stacked candidates exist and did not make the conversion fail
 
 
-def test_foreach_adam_equals_the_for_loop() -> None:
+def test_fused_adam_equals_the_for_loop() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 2, 1))
     reference = copy.deepcopy(net)
     new_opt = adam(net.parameters(), 2e-4, (0.0, 0.999))
-    assert new_opt.defaults["foreach"] is True  # CPU: multi-tensor kernels
+    assert new_opt.defaults["fused"] is True  # CPU too: torch's vectorised kernel
     old_opt = torch.optim.Adam(reference.parameters(), lr=2e-4, betas=(0.0, 0.999), foreach=False)
     for step in range(5):
         x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(step))

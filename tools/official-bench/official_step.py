@@ -44,15 +44,32 @@ import types
 # a sibling of the project root, outside the repo.
 HERE = os.path.abspath(os.environ.get("OFFICIAL_ROOT", "../official"))
 REPOS = {
-    "spade": "spade", "clade": "clade", "oasis": "oasis", "scgan": "scgan",
-    "va-spade": "vasis/VASIS", "va-clade": "vasis/VASIS", "va-oasis": "vasis/VA-OASIS",
+    "spade": "spade",
+    "clade": "clade",
+    "oasis": "oasis",
+    "scgan": "scgan",
+    "va-spade": "vasis/VASIS",
+    "va-clade": "vasis/VASIS",
+    "va-oasis": "vasis/VA-OASIS",
     "groupdnet": "smis",
 }
 # Options of the official training scripts beyond the dataset and run plumbing:
 # VASIS scripts/city_train.sh (the paper runs: learned position code, all-channel noise,
 # norm_cat, reflect padding); SMIS scripts (cityscapes: --ngf 280 --netG Cityscapes).
-VASIS_ARGS = ["--pos", "learn", "--pos_nc", "all", "--mode_noise", "norm_cat", "--noise_nc",
-              "all", "--pad", "reflect", "--dist_type", "offline"]
+VASIS_ARGS = [
+    "--pos",
+    "learn",
+    "--pos_nc",
+    "all",
+    "--mode_noise",
+    "norm_cat",
+    "--noise_nc",
+    "all",
+    "--pad",
+    "reflect",
+    "--dist_type",
+    "offline",
+]
 REPO_ARGS = {
     "clade": ["--norm_mode", "clade"],
     "va-spade": ["--norm_mode", "spade_variation", *VASIS_ARGS],
@@ -127,10 +144,26 @@ def _count(module) -> int:
 def build_spade_like(torch, repo: str, height: int, width: int, batch: int, extra: list[str]):
     ckpt = os.path.join(HERE, "ckpt", repo)
     argv = [
-        "train.py", "--name", f"bench_{repo}", "--checkpoints_dir", ckpt,
-        "--dataset_mode", "cityscapes", "--gpu_ids", "-1", "--batchSize", str(batch),
-        "--crop_size", str(width), "--load_size", str(width),
-        "--aspect_ratio", repr(width / height), "--nThreads", "0", "--no_html",
+        "train.py",
+        "--name",
+        f"bench_{repo}",
+        "--checkpoints_dir",
+        ckpt,
+        "--dataset_mode",
+        "cityscapes",
+        "--gpu_ids",
+        "-1",
+        "--batchSize",
+        str(batch),
+        "--crop_size",
+        str(width),
+        "--load_size",
+        str(width),
+        "--aspect_ratio",
+        repr(width / height),
+        "--nThreads",
+        "0",
+        "--no_html",
     ]
     argv += REPO_ARGS.get(repo, [])
     sys.argv = argv + extra
@@ -140,10 +173,15 @@ def build_spade_like(torch, repo: str, height: int, width: int, batch: int, extr
     opt = TrainOptions().parse()
     trainer = Pix2PixTrainer(opt)
     model = trainer.pix2pix_model_on_one_gpu
-    label, image = synthetic_batch(torch, opt.label_nc + int(opt.contain_dontcare_label),
-                                   height, width, batch)
-    data = {"label": label, "instance": label.clone(), "image": image,
-            "path": [f"synthetic_{i}.png" for i in range(batch)]}
+    label, image = synthetic_batch(
+        torch, opt.label_nc + int(opt.contain_dontcare_label), height, width, batch
+    )
+    data = {
+        "label": label,
+        "instance": label.clone(),
+        "image": image,
+        "path": [f"synthetic_{i}.png" for i in range(batch)],
+    }
     if repo in ("clade", "va-spade", "va-clade"):
         data["dist"] = torch.zeros(batch)  # their datasets give 0 without --add_dist
 
@@ -152,12 +190,21 @@ def build_spade_like(torch, repo: str, height: int, width: int, batch: int, extr
         trainer.run_discriminator_one_step(data)
 
     info = {
-        "norm_G": opt.norm_G, "norm_D": opt.norm_D, "num_upsampling_layers":
-        opt.num_upsampling_layers, "ngf": opt.ngf, "ndf": opt.ndf, "num_D": opt.num_D,
-        "n_layers_D": opt.n_layers_D, "semantic_nc": opt.semantic_nc, "gan_mode": opt.gan_mode,
-        "lambda_feat": opt.lambda_feat, "lambda_vgg": opt.lambda_vgg,
-        "no_vgg_loss": opt.no_vgg_loss, "no_ganFeat_loss": opt.no_ganFeat_loss,
-        "crop_size": opt.crop_size, "aspect_ratio": opt.aspect_ratio,
+        "norm_G": opt.norm_G,
+        "norm_D": opt.norm_D,
+        "num_upsampling_layers": opt.num_upsampling_layers,
+        "ngf": opt.ngf,
+        "ndf": opt.ndf,
+        "num_D": opt.num_D,
+        "n_layers_D": opt.n_layers_D,
+        "semantic_nc": opt.semantic_nc,
+        "gan_mode": opt.gan_mode,
+        "lambda_feat": opt.lambda_feat,
+        "lambda_vgg": opt.lambda_vgg,
+        "no_vgg_loss": opt.no_vgg_loss,
+        "no_ganFeat_loss": opt.no_ganFeat_loss,
+        "crop_size": opt.crop_size,
+        "aspect_ratio": opt.aspect_ratio,
         "latent": [model.netG.sh, model.netG.sw],
     }
     for key in ("norm_mode", "pos", "pos_nc", "mode_noise", "noise_nc", "pad", "netG", "model"):
@@ -172,11 +219,24 @@ def build_spade_like(torch, repo: str, height: int, width: int, batch: int, extr
 def build_oasis(torch, height: int, width: int, batch: int, extra: list[str], repo: str = "oasis"):
     ckpt = os.path.join(HERE, "ckpt", repo)
     sys.argv = [
-        "train.py", "--name", f"bench_{repo}", "--checkpoints_dir", ckpt,
-        "--dataset_mode", "cityscapes", "--gpu_ids", "-1", "--batch_size", str(batch),
-        "--num_workers", "0",
-    ] + REPO_ARGS.get(repo, []) + extra
-    import config
+        "train.py",
+        "--name",
+        f"bench_{repo}",
+        "--checkpoints_dir",
+        ckpt,
+        "--dataset_mode",
+        "cityscapes",
+        "--gpu_ids",
+        "-1",
+        "--batch_size",
+        str(batch),
+        "--num_workers",
+        "0",
+        *REPO_ARGS.get(repo, []),
+        *extra,
+    ]
+    # The order of train.py's imports (official modules; the order is theirs, not isort's).
+    import config  # noqa: I001
     import models.losses as losses
     import models.models as models
     import utils.utils as utils
@@ -195,10 +255,12 @@ def build_oasis(torch, height: int, width: int, batch: int, extra: list[str], re
     losses_computer = losses.losses_computer(opt)
     model = models.OASIS_model(opt)
     model = models.put_on_multi_gpus(model, opt)
-    optimizerG = torch.optim.Adam(model.module.netG.parameters(), lr=opt.lr_g,
-                                  betas=(opt.beta1, opt.beta2))
-    optimizerD = torch.optim.Adam(model.module.netD.parameters(), lr=opt.lr_d,
-                                  betas=(opt.beta1, opt.beta2))
+    optimizerG = torch.optim.Adam(
+        model.module.netG.parameters(), lr=opt.lr_g, betas=(opt.beta1, opt.beta2)
+    )
+    optimizerD = torch.optim.Adam(
+        model.module.netD.parameters(), lr=opt.lr_d, betas=(opt.beta1, opt.beta2)
+    )
     label, image = synthetic_batch(torch, opt.semantic_nc, height, width, batch)
     state = {"iter": 1}
 
@@ -207,12 +269,12 @@ def build_oasis(torch, height: int, width: int, batch: int, extra: list[str], re
         data_i = {"label": label.clone(), "image": image, "name": ["synthetic"] * batch}
         img, lab = models.preprocess_input(opt, data_i)
         model.module.netG.zero_grad()
-        loss_G, losses_G_list = model(img, lab, "losses_G", losses_computer)
+        loss_G, _ = model(img, lab, "losses_G", losses_computer)
         loss_G = loss_G.mean()
         loss_G.backward()
         optimizerG.step()
         model.module.netD.zero_grad()
-        loss_D, losses_D_list = model(img, lab, "losses_D", losses_computer)
+        loss_D, _ = model(img, lab, "losses_D", losses_computer)
         loss_D = loss_D.mean()
         loss_D.backward()
         optimizerD.step()
@@ -222,13 +284,21 @@ def build_oasis(torch, height: int, width: int, batch: int, extra: list[str], re
         state["iter"] += 1
 
     info = {
-        "channels_G": opt.channels_G, "channels_D": opt.channels_D,
-        "num_res_blocks": opt.num_res_blocks, "param_free_norm": opt.param_free_norm,
-        "no_3dnoise": opt.no_3dnoise, "z_dim": opt.z_dim, "no_EMA": opt.no_EMA,
-        "EMA_decay": opt.EMA_decay, "no_labelmix": opt.no_labelmix,
-        "lambda_labelmix": opt.lambda_labelmix, "add_vgg_loss": opt.add_vgg_loss,
-        "no_balancing_inloss": opt.no_balancing_inloss, "semantic_nc": opt.semantic_nc,
-        "no_spectral_norm": opt.no_spectral_norm, "crop_size": opt.crop_size,
+        "channels_G": opt.channels_G,
+        "channels_D": opt.channels_D,
+        "num_res_blocks": opt.num_res_blocks,
+        "param_free_norm": opt.param_free_norm,
+        "no_3dnoise": opt.no_3dnoise,
+        "z_dim": opt.z_dim,
+        "no_EMA": opt.no_EMA,
+        "EMA_decay": opt.EMA_decay,
+        "no_labelmix": opt.no_labelmix,
+        "lambda_labelmix": opt.lambda_labelmix,
+        "add_vgg_loss": opt.add_vgg_loss,
+        "no_balancing_inloss": opt.no_balancing_inloss,
+        "semantic_nc": opt.semantic_nc,
+        "no_spectral_norm": opt.no_spectral_norm,
+        "crop_size": opt.crop_size,
     }
     return step, _count(model.module.netG), _count(model.module.netD), info
 
@@ -239,24 +309,53 @@ def build_oasis(torch, height: int, width: int, batch: int, extra: list[str], re
 # Keys of config/scgan_ade20k.yml that describe the data / run rather than the model: the dataset
 # is Cityscapes here (instance maps on, as SPADE's cityscapes mode and sislab's preset).
 SCGAN_NON_MODEL_KEYS = {
-    "name", "dataset", "dataset_mode", "dataroot", "nThread", "batchSize", "no_instance",
-    "no_pairing_check", "niter", "niter_decay", "save_epoch_freq",
+    "name",
+    "dataset",
+    "dataset_mode",
+    "dataroot",
+    "nThread",
+    "batchSize",
+    "no_instance",
+    "no_pairing_check",
+    "niter",
+    "niter_decay",
+    "save_epoch_freq",
 }
 
 
-def build_scgan(torch, height: int, width: int, batch: int, extra: list[str],
-                config_file: str):
+def build_scgan(torch, height: int, width: int, batch: int, extra: list[str], config_file: str):
     import yaml
 
     ckpt = os.path.join(HERE, "ckpt", "scgan")
     sys.argv = [
-        "train.py", "--name", "bench_scgan", "--checkpoints_dir", ckpt,
-        "--dataset_mode", "cityscapes", "--gpu_ids", "-1", "--batchSize", str(batch),
-        "--netG", "scg", "--netD", "fpse",
-        "--crop_size", str(width), "--load_size", str(width),
-        "--aspect_ratio", repr(width / height), "--nThreads", "0", "--no_html",
-        "--config", config_file,
-    ] + extra
+        "train.py",
+        "--name",
+        "bench_scgan",
+        "--checkpoints_dir",
+        ckpt,
+        "--dataset_mode",
+        "cityscapes",
+        "--gpu_ids",
+        "-1",
+        "--batchSize",
+        str(batch),
+        "--netG",
+        "scg",
+        "--netD",
+        "fpse",
+        "--crop_size",
+        str(width),
+        "--load_size",
+        str(width),
+        "--aspect_ratio",
+        repr(width / height),
+        "--nThreads",
+        "0",
+        "--no_html",
+        "--config",
+        config_file,
+        *extra,
+    ]
     from option.train_options import TrainOptions
     from trainer.pix2pix_trainer import Pix2PixTrainer
 
@@ -274,20 +373,30 @@ def build_scgan(torch, height: int, width: int, batch: int, extra: list[str],
     opt.semantic_nc = opt.label_nc + int(opt.contain_dontcare_label) + int(not opt.no_instance)
     trainer = Pix2PixTrainer(opt)
     model = trainer.pix2pix_model_on_one_gpu
-    label, image = synthetic_batch(torch, opt.label_nc + int(opt.contain_dontcare_label),
-                                   height, width, batch)
-    data = {"label": label, "instance": label.clone(), "image": image,
-            "path": [f"synthetic_{i}.png" for i in range(batch)]}
+    label, image = synthetic_batch(
+        torch, opt.label_nc + int(opt.contain_dontcare_label), height, width, batch
+    )
+    data = {
+        "label": label,
+        "instance": label.clone(),
+        "image": image,
+        "path": [f"synthetic_{i}.png" for i in range(batch)],
+    }
 
     def step():
         trainer.run_generator_one_step(data)
         trainer.run_discriminator_one_step(data)
 
     info = {
-        "yaml_applied": applied, "norm_G": opt.norm_G, "norm_D": opt.norm_D,
-        "netD": opt.netD, "num_upsampling_layers": opt.num_upsampling_layers,
-        "semantic_nc": opt.semantic_nc, "rw_loss": opt.rw_loss,
-        "no_vgg_loss": opt.no_vgg_loss, "crop_size": opt.crop_size,
+        "yaml_applied": applied,
+        "norm_G": opt.norm_G,
+        "norm_D": opt.norm_D,
+        "netD": opt.netD,
+        "num_upsampling_layers": opt.num_upsampling_layers,
+        "semantic_nc": opt.semantic_nc,
+        "rw_loss": opt.rw_loss,
+        "no_vgg_loss": opt.no_vgg_loss,
+        "crop_size": opt.crop_size,
     }
     return step, _count(model.netG), _count(model.netD), info
 
@@ -297,7 +406,7 @@ def main() -> int:
     extra: list[str] = []
     if "--" in own:
         cut = own.index("--")
-        own, extra = own[:cut], own[cut + 1:]
+        own, extra = own[:cut], own[cut + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", required=True, choices=sorted(REPOS))
     parser.add_argument("--size", default="64x128", help="HxW")
@@ -307,9 +416,13 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scgan-config", default="config/scgan_ade20k.yml")
-    parser.add_argument("--profile", type=int, default=0,
-                        help="after timing, profile one more step and print the top N ops "
-                        "(torch.profiler, self CPU time) to stderr")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="after timing, profile one more step and print the top N ops "
+        "(torch.profiler, self CPU time) to stderr",
+    )
     args = parser.parse_args(own)
     height, width = (int(v) for v in args.size.lower().split("x"))
 
@@ -327,13 +440,16 @@ def main() -> int:
         torch.manual_seed(args.seed)
         if args.repo in ("spade", "clade", "va-spade", "va-clade", "groupdnet"):
             step, g_params, d_params, info = build_spade_like(
-                torch, args.repo, height, width, args.batch, extra)
+                torch, args.repo, height, width, args.batch, extra
+            )
         elif args.repo in ("oasis", "va-oasis"):
             step, g_params, d_params, info = build_oasis(
-                torch, height, width, args.batch, extra, args.repo)
+                torch, height, width, args.batch, extra, args.repo
+            )
         else:
             step, g_params, d_params, info = build_scgan(
-                torch, height, width, args.batch, extra, args.scgan_config)
+                torch, height, width, args.batch, extra, args.scgan_config
+            )
         torch.manual_seed(args.seed)  # OASIS read_arguments reseeds; make all start alike
         build_s = time.perf_counter() - t_start
         for _ in range(args.warmup):
@@ -348,8 +464,10 @@ def main() -> int:
 
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 step()
-            print(prof.key_averages().table(sort_by="self_cpu_time_total",
-                                            row_limit=args.profile), file=sys.stderr)
+            print(
+                prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile),
+                file=sys.stderr,
+            )
 
     result = {
         "repo": args.repo,

@@ -29,10 +29,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--batch", type=int, default=1)
     train.add_argument("--iters", type=int, default=5)
     train.add_argument("--warmup", type=int, default=2)
-    train.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    train.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default=None,
+        help="autocast precision (default: train.precision's default, as a trial)",
+    )  # fmt: skip
+    train.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None,
+        help="train.channels_last (default: its spec default, as a trial)",
+    )  # fmt: skip
+    train.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=None,
+        help="train.compile; compile time is reported apart as compile_s",
+    )  # fmt: skip
+    train.add_argument(
+        "--model", action="append", default=[], metavar="KEY=VALUE",
+        help="a field of the method's model config, e.g. --model preset=cityscapes "
+        "--model num_norm_candidates=4 (repeatable; values are YAML scalars)",
+    )  # fmt: skip
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.set_defaults(handler=_train)
+
+
+def _model_config(method: str, pairs: list[str]):
+    """The method's config from ``KEY=VALUE`` pairs (None: no pairs, the defaults).
+
+    Raises:
+        SpecError: A pair without ``=``, or a value the method's config rejects.
+    """
+    if not pairs:
+        return None
+    import yaml
+    from pydantic import ValidationError
+
+    from sislab.errors import SpecError
+    from sislab.models.registry import get_method
+
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--model {pair!r}: expected KEY=VALUE", fix="e.g. --model ngf=32")
+        values[key.strip()] = yaml.safe_load(value)
+    config_cls = get_method(method).config
+    try:
+        return config_cls(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise SpecError(
+            f"--model for {method}: {problems}",
+            fix=f"fields of {config_cls.__name__}: {', '.join(config_cls.model_fields)}",
+        ) from None
 
 
 def _orchestration(args: argparse.Namespace) -> int:
@@ -46,21 +95,38 @@ def _orchestration(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from sislab.trainers.bench import bench_train
 
     result = bench_train(
         args.method, args.dataset, size=args.size, batch_size=args.batch, iters=args.iters,
-        warmup=args.warmup, precision=args.precision, device=args.device,
+        warmup=args.warmup, precision=args.precision, channels_last=args.channels_last,
+        compile=args.compile, device=args.device,
+        model_config=_model_config(args.method, args.model),
     )  # fmt: skip
     if args.json:
-        print(json.dumps(result.__dict__))
+        print(json.dumps(asdict(result)))
         return 0
+    switches = f"{result.precision}, channels_last {result.channels_last}, compile {result.compile}"
     print(
         f"{result.method} on {result.dataset} {result.height}x{result.width}, batch "
-        f"{result.batch_size}, {result.device}, {result.precision}: median "
+        f"{result.batch_size}, {result.device}, {switches}: median "
         f"{result.median_s:.3f} s/iter over {len(result.iter_s)} iters "
         f"({result.batch_size / result.median_s:.2f} images/s); peak memory "
         f"{result.peak_memory_mb:.0f} MB ({result.memory_kind}); VGG19 weights "
         f"{result.vgg_weights}"
     )
+    mfu = "" if result.mfu is None else (
+        f"; MFU {result.mfu:.1%} of {result.peak_tflop_s:g} TFLOP/s ({result.peak_source})"
+    )  # fmt: skip
+    print(
+        f"model FLOPs {result.model_gflop_per_iter:.1f} GFLOP/iter (3 x forward of G + D): "
+        f"{result.achieved_tflop_s * 1e3:.1f} GFLOP/s achieved{mfu}"
+    )
+    if result.compile_s is not None:
+        print(
+            f"compile: {result.compile_s:.1f} s once (warm-up beyond steady state); amortised "
+            f"over 10k iterations {result.compile_s / 1e4 * 1e3:.2f} ms/iter"
+        )
     return 0

@@ -152,7 +152,20 @@ class TrainSpec(StrictModel):
         Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]
     ] = Field((0.0, 0.999), description="Adam betas for G and D.")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="Autocast precision; fp16 uses a gradient scaler."
+        "fp32",
+        description="Autocast precision; fp16 uses a gradient scaler. bf16 autocasts on CPU "
+        "too (fast where the CPU has bf16 instructions, e.g. avx512_bf16/AMX).",
+    )
+    channels_last: bool = Field(
+        False,
+        description="Keep 4-D weights and input batches channels-last (NHWC), the layout fast "
+        "convolution kernels prefer (CUDA tensor cores, oneDNN on CPU). Same maths.",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the generator and discriminator (in place: checkpoints "
+        "unchanged). Compilation happens on the first iterations; sislab bench train reports "
+        "its time as compile_s, apart from s/iter.",
     )
     sync_bn: bool = Field(
         True, description="Synchronise batch-norm statistics across workers (DDP SyncBatchNorm)."

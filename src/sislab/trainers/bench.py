@@ -1,8 +1,11 @@
 """``sislab bench train``: seconds per full training iteration and peak memory of a method.
 
 One iteration is what the trainer runs: the generator step and the discriminator step with all
-losses and both optimiser steps. The VGG19 of the perceptual loss is built with random weights
+losses and both optimiser steps, with the procedure and ``train:`` switches a trial of the default
+spec uses unless told otherwise. The VGG19 of the perceptual loss is built with random weights
 when no real ones are configured: timing does not depend on the weights, and the result says so.
+Besides s/iter and peak memory it reports the achieved model FLOP/s (``bench_flops``), the MFU on
+GPUs of known peak, and with ``train.compile`` the compilation time, apart from s/iter.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sislab.models.geometry import DatasetGeometry
 from sislab.models.losses.perceptual import vgg19_features
 from sislab.models.registry import get_method
 from sislab.spec.models import LossesSpec, TrainSpec
+from sislab.trainers.bench_flops import peak_tflops, train_gflop_per_image
 from sislab.trainers.build import PROCEDURES
 from sislab.trainers.procedures.base import ProcedureRuntime
 
@@ -39,6 +43,16 @@ class TrainBench:
     peak_memory_mb: float
     memory_kind: str
     vgg_weights: str
+    channels_last: bool
+    compile: bool
+    model: dict
+    model_gflop_per_iter: float
+    achieved_tflop_s: float
+    mfu: float | None
+    peak_tflop_s: float | None
+    peak_source: str | None
+    compile_s: float | None
+    warmup_s: list[float]
 
 
 def _synthetic_batch(geometry: DatasetGeometry, batch_size: int, device: torch.device) -> dict:
@@ -80,7 +94,9 @@ def bench_train(
     batch_size: int = 1,
     iters: int = 5,
     warmup: int = 2,
-    precision: str = "fp32",
+    precision: str | None = None,
+    channels_last: bool | None = None,
+    compile: bool | None = None,
     device: str | None = None,
     model_config: BaseModel | None = None,
 ) -> TrainBench:
@@ -92,10 +108,16 @@ def bench_train(
         size: (H, W) overriding the preset's resolution.
         batch_size: Images per iteration.
         iters: Timed iterations (the median is reported).
-        warmup: Untimed iterations first (allocator, cuDNN autotuning).
-        precision: fp32, bf16 or fp16.
+        warmup: Untimed iterations first (allocator, cuDNN autotuning; at least 1 with compile).
+        precision: fp32, bf16 or fp16 (None: ``train.precision``'s default, what a trial runs).
+        channels_last: ``train.channels_last`` (None: its default).
+        compile: ``train.compile`` (None: its default).
         device: cpu or cuda (default: cuda when available).
         model_config: The method's config (default: its defaults).
+
+    Returns:
+        The timings; ``compile_s`` (with compile) is the warm-up time beyond ``warmup`` steady
+        iterations, i.e. the one-off cost a trial amortises over its iterations.
     """
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     geometry = preset_geometry(dataset)
@@ -105,33 +127,47 @@ def bench_train(
         )
     method = get_method(method_name)
     config = model_config or method.config()
+    switches = {"precision": precision, "channels_last": channels_last, "compile": compile}
+    train = TrainSpec(batch_size=batch_size, **{k: v for k, v in switches.items() if v is not None})
+    if train.compile:
+        warmup = max(warmup, 1)  # compilation happens on the first iteration: never timed
     vgg_state = vgg19_features().state_dict()
     vgg_state = {f"features.{k}": v for k, v in vgg_state.items()}
     runtime = ProcedureRuntime(target, 1, lambda m: m.to(target), vgg_state)
-    train = TrainSpec(precision=precision, batch_size=batch_size)
     torch.manual_seed(0)
     procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
     batch = _synthetic_batch(geometry, batch_size, target)
-    for _ in range(warmup):
-        procedure.train_step(batch)
+    warmup_s = [_timed_step(procedure, batch, target) for _ in range(warmup)]
     _reset_peak(target)
     rss_before = _rss_mb()
-    times = []
-    for _ in range(iters):
-        _sync(target)
-        start = time.perf_counter()
-        procedure.train_step(batch)
-        _sync(target)
-        times.append(time.perf_counter() - start)
+    times = [_timed_step(procedure, batch, target) for _ in range(iters)]
     if target.type == "cuda":
         peak, kind = torch.cuda.max_memory_allocated(target) / 2**20, "cuda max_memory_allocated"
     else:
         peak, kind = max(_rss_mb(), rss_before), "process peak RSS"
+    median = statistics.median(times)
+    gflop = train_gflop_per_image(method_name, config, geometry) * batch_size
+    achieved = gflop / median / 1e3
+    device_peak = peak_tflops(target, train.precision)
+    compile_s = None
+    if train.compile:
+        compile_s = max(0.0, sum(warmup_s) - median * len(warmup_s))
     return TrainBench(
         method_name, dataset, geometry.height, geometry.width, batch_size, str(target),
-        precision, statistics.median(times), times, peak, kind,
-        "random (timing only)",
+        train.precision, median, times, peak, kind, "random (timing only)",
+        train.channels_last, train.compile, config.model_dump(mode="json"), gflop, achieved,
+        None if device_peak is None else achieved / device_peak[0],
+        None if device_peak is None else device_peak[0],
+        None if device_peak is None else device_peak[1], compile_s, warmup_s,
     )  # fmt: skip
+
+
+def _timed_step(procedure, batch: dict, device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    procedure.train_step(batch)
+    _sync(device)
+    return time.perf_counter() - start
 
 
 def _rss_mb() -> float:

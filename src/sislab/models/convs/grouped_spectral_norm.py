@@ -20,7 +20,7 @@ class GroupedSpectralNorm(nn.Module):
     SC-GAN's code wraps each candidate conv in its own ``spectral_norm``; stacking the candidates
     into one tensor must keep one sigma per candidate, not one for the whole stack. Each group is a
     ``(rows, cols)`` matrix (rows = output channels of the candidate, cols = everything else),
-    estimated by batched power iteration exactly as ``torch.nn.utils.spectral_norm`` does per
+    estimated by power iteration on each group exactly as ``torch.nn.utils.spectral_norm`` does per
     module (one iteration per forward in training mode, none in eval mode).
 
     Args:
@@ -45,13 +45,15 @@ class GroupedSpectralNorm(nn.Module):
 
     @torch.no_grad()
     def _power_iteration(self, matrix: torch.Tensor, num_iterations: int) -> None:
-        for _ in range(num_iterations):
-            self._v = F.normalize(
-                torch.bmm(matrix.transpose(1, 2), self._u.unsqueeze(2)).squeeze(2), dim=1, eps=EPS
-            )
-            self._u = F.normalize(
-                torch.bmm(matrix, self._v.unsqueeze(2)).squeeze(2), dim=1, eps=EPS
-            )
+        # One matrix-vector product per group and direction (torch.mv on W_g and on its
+        # transposed view), as torch.nn.utils.spectral_norm does per module: a batched bmm over
+        # the transposed (G, cols, rows) view runs a strided batched GEMM ~5x slower on CPU.
+        u, v = list(self._u.unbind(0)), list(self._v.unbind(0))
+        for g, weight in enumerate(matrix.unbind(0)):
+            for _ in range(num_iterations):
+                v[g] = F.normalize(torch.mv(weight.t(), u[g]), dim=0, eps=EPS)
+                u[g] = F.normalize(torch.mv(weight, v[g]), dim=0, eps=EPS)
+        self._u, self._v = torch.stack(u), torch.stack(v)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         """Return ``weight`` with group ``g`` divided by ``sigma_g = u_g^T W_g v_g``."""

@@ -31,7 +31,6 @@ from sislab.models.losses.oasis import (
 )
 from sislab.models.methods.oasis import OasisFields
 from sislab.models.registry import Method
-from sislab.models.semantic_input import semantic_input
 from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
 from sislab.trainers.procedures.base import (
     AdversarialSchedules,
@@ -40,6 +39,13 @@ from sislab.trainers.procedures.base import (
 )
 from sislab.trainers.procedures.schedule import adam, linear_decay
 from sislab.trainers.procedures.spade import SpadeProcedure, _unwrap
+from sislab.trainers.procedures.switches import (
+    channels_last_batch,
+    configure_backends,
+    prepare_module,
+    switch_notes,
+    to_channels_last,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +56,16 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     dict (BN running statistics and spectral-norm vectors included); integer buffers are copied.
     """
     source = model.state_dict()
+    floats, sources = [], []
     for key, value in ema.state_dict().items():
         if value.is_floating_point():
-            value.mul_(decay).add_(source[key].detach().to(value.dtype), alpha=1 - decay)
+            floats.append(value)
+            sources.append(source[key].detach().to(value.dtype))
         else:
             value.copy_(source[key])
+    # The same mul_ then add_ per tensor, as a few multi-tensor kernels instead of 2 per tensor.
+    torch._foreach_mul_(floats, decay)
+    torch._foreach_add_(floats, sources, alpha=1 - decay)
 
 
 class OasisProcedure(AdversarialSchedules):
@@ -84,17 +95,25 @@ class OasisProcedure(AdversarialSchedules):
         self.weights = losses
         self.device = runtime.device
         self.precision = train.precision
+        self.train_spec = train
+        configure_backends(self.device)
+        runtime.notes.update(switch_notes(train))
         generator = method.build_generator(model_cfg, geometry).to(self.device)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
+        discriminator = prepare_module(discriminator, train)
         self.ema: nn.Module | None = None
         if model_cfg.ema_decay is not None:
-            # OASIS models.py: netEMA = deepcopy(netG) right after init.
+            # OASIS models.py: netEMA = deepcopy(netG) right after init (eager: only sampled).
             self.ema = copy.deepcopy(generator).requires_grad_(False)
+            prepare_module(self.ema, train, compile_it=False)
+        generator = prepare_module(generator, train)
         self.generator = runtime.wrap(generator)
         self.discriminator = runtime.wrap(discriminator)
         self.perceptual = None
         if model_cfg.use_vgg_loss:
             self.perceptual = SpadeProcedure._build_perceptual(self, losses, runtime)
+            if self.perceptual is not None and train.channels_last:
+                to_channels_last(self.perceptual)
         else:
             runtime.notes["sislab.perceptual_loss"] = "off (model.use_vgg_loss is false)"
         self.opt_g = adam(_unwrap(self.generator).parameters(), train.lr_g, train.betas)
@@ -112,8 +131,7 @@ class OasisProcedure(AdversarialSchedules):
 
     _autocast = SpadeProcedure._autocast
 
-    def _semantics(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return semantic_input(batch["label"], batch.get("instance"), self.geometry)
+    _semantics = SpadeProcedure._semantics
 
     def _adversarial(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         return n1_cross_entropy(
@@ -161,7 +179,7 @@ class OasisProcedure(AdversarialSchedules):
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """G step, D step, EMA update; returns detached losses (``loss_g``, ``loss_d``, terms)."""
-        out = alternating_step(self, batch)
+        out = alternating_step(self, channels_last_batch(batch, self.train_spec))
         if self.ema is not None:
             update_ema(self.ema, _unwrap(self.generator), self.cfg.ema_decay)
         return out

@@ -33,10 +33,18 @@ class LinearDecay:
 def adam(
     params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]
 ) -> torch.optim.Adam:
-    """Adam as the SPADE family uses it; fused kernels on CUDA where available."""
+    """Adam as the SPADE family uses it, with torch's fused kernels on CPU and CUDA.
+
+    The fused kernel computes the for-loop Adam's update (torch's own equivalence tests; ours in
+    tests/trainers/test_switches.py) in one vectorised pass per parameter instead of ~10
+    element-wise ops; torch's default on CPU is the for-loop, and its CPU ``foreach`` path loops
+    over tensors too (~6x slower than fused on 22M parameters in one A/B on this 2-core CPU: on
+    SPADE's 100M+ parameters the loop is a quarter of the step).
+    """
     params = [p for p in params if p.requires_grad]
-    fused = bool(params) and params[0].is_cuda
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+    if params and params[0].device.type in ("cpu", "cuda"):
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
 def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, decay_epochs: int):

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 from torch import nn
+from torch.nn.utils import parametrize
 
 from sislab.models.encoders.conv import reparameterize
 from sislab.models.geometry import DatasetGeometry
@@ -31,6 +32,13 @@ from sislab.trainers.procedures.base import (
     alternating_step,
 )
 from sislab.trainers.procedures.schedule import adam, linear_decay
+from sislab.trainers.procedures.switches import (
+    channels_last_batch,
+    configure_backends,
+    prepare_module,
+    switch_notes,
+    to_channels_last,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +80,28 @@ class SpadeProcedure(AdversarialSchedules):
         self.weights = losses
         self.device = runtime.device
         self.precision = train.precision
+        self.train_spec = train
+        configure_backends(self.device)
+        runtime.notes.update(switch_notes(train))
         generator = self._build_generator(method, model_cfg, geometry).to(self.device)
+        generator = prepare_module(generator, train)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
+        discriminator = prepare_module(discriminator, train)
         encoder = method.build_encoder(model_cfg, geometry)
         self.generator = runtime.wrap(generator)
         self.discriminator = runtime.wrap(discriminator)
-        self.encoder = runtime.wrap(encoder.to(self.device)) if encoder is not None else None
+        self.encoder = None
+        if encoder is not None:
+            encoder = prepare_module(encoder.to(self.device), train, compile_it=False)
+            self.encoder = runtime.wrap(encoder)
         self.perceptual = self._build_perceptual(losses, runtime)
+        if self.perceptual is not None and train.channels_last:
+            to_channels_last(self.perceptual)
+        # The G step can run D on the real half without autograd only if D has no batch
+        # statistics (all of sislab's Ds: instance norm or none); see generator_losses.
+        self.split_critic = not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()
+        )
         g_params = list(_unwrap(self.generator).parameters())
         if self.encoder is not None:
             g_params += list(_unwrap(self.encoder).parameters())
@@ -119,7 +142,8 @@ class SpadeProcedure(AdversarialSchedules):
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _semantics(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return semantic_input(batch["label"], batch.get("instance"), self.geometry)
+        semantics = semantic_input(batch["label"], batch.get("instance"), self.geometry)
+        return channels_last_batch({"semantics": semantics}, self.train_spec)["semantics"]
 
     def _generate(self, semantics, image, generator) -> tuple[torch.Tensor, dict[str, Any]]:
         extra: dict[str, Any] = {}
@@ -159,14 +183,7 @@ class SpadeProcedure(AdversarialSchedules):
         """Generator-side losses of one batch; the total is weighted as the spec says."""
         real = batch["image"]
         fake, extra = self._generate(semantics, real, self.generator)
-        # G step: D is only a critic here; no DDP sync and no D weight gradients.
-        critic = _unwrap(self.discriminator)
-        critic.requires_grad_(False)
-        try:
-            outputs = critic(torch.cat([semantics, semantics]), torch.cat([fake, real]))
-        finally:
-            critic.requires_grad_(True)
-        pred_fake, pred_real = _split(outputs, fake.shape[0])
+        pred_fake, pred_real = self._critic_outputs(semantics, fake, real)
         terms = {"g_gan": hinge_g_loss(pred_fake) * self.weights.gan}
         if self.weights.feat_match > 0:
             terms["g_feat"] = self._feature_matching(pred_fake, pred_real) * self.weights.feat_match
@@ -178,6 +195,30 @@ class SpadeProcedure(AdversarialSchedules):
             )
         terms.update(self._extra_generator_terms(real, extra))
         return sum(terms.values()), terms
+
+    def _critic_outputs(self, semantics, fake, real):
+        """D's outputs on the fake (with autograd, for G's gradients) and on the real image.
+
+        SPADE's ``discriminate`` runs fake and real as one batch. Nothing reads a gradient of the
+        real half (feature matching detaches the real features), so with a D without batch
+        statistics the real half runs under no_grad: the same outputs, no backward through it
+        and none of its activations kept. ``parametrize.cached()`` makes both calls use one
+        spectral-norm weight (one power iteration, as one batched call does).
+        """
+        # G step: D is only a critic here; no DDP sync and no D weight gradients.
+        critic = _unwrap(self.discriminator)
+        critic.requires_grad_(False)
+        try:
+            if not self.split_critic:
+                outputs = critic(torch.cat([semantics, semantics]), torch.cat([fake, real]))
+                return _split(outputs, fake.shape[0])
+            with parametrize.cached():
+                pred_fake = critic(semantics, fake)
+                with torch.no_grad():
+                    pred_real = critic(semantics, real)
+            return pred_fake, pred_real
+        finally:
+            critic.requires_grad_(True)
 
     def discriminator_losses(
         self, batch, semantics
@@ -198,7 +239,7 @@ class SpadeProcedure(AdversarialSchedules):
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One G step then one D step; returns detached losses (``loss_g``, ``loss_d`` and terms)."""
-        return alternating_step(self, batch)
+        return alternating_step(self, channels_last_batch(batch, self.train_spec))
 
     @torch.no_grad()
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

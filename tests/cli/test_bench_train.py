@@ -1,0 +1,64 @@
+"""`sislab bench train`: the switches and --model reach the benchmark, and the JSON carries the
+FLOP/s fields (one tiny iteration; speed itself is never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from sislab.cli.main import build_parser
+from sislab.trainers.bench_flops import PEAK_TFLOPS, peak_tflops
+
+TINY = ["--model", "ngf=4", "--model", "ndf=4", "--model", "num_upsampling_layers=normal",
+        "--model", "spade_hidden=8", "--model", "num_d=1"]  # fmt: skip
+
+
+def _sislab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sislab.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_parser_passes_the_switches() -> None:
+    args = build_parser().parse_args(
+        ["bench", "train", "scgan", "--model", "preset=cityscapes", "--model",
+         "num_norm_candidates=4", "--compile", "--channels-last", "--precision", "bf16"]
+    )  # fmt: skip
+    assert args.model == ["preset=cityscapes", "num_norm_candidates=4"]
+    assert (args.compile, args.channels_last, args.precision) == (True, True, "bf16")
+    defaults = build_parser().parse_args(["bench", "train", "spade"])
+    # None = the spec's defaults, i.e. what a trial of the default spec runs.
+    assert (defaults.compile, defaults.channels_last, defaults.precision) == (None, None, None)
+
+
+def test_json_carries_flops_and_the_switches_used() -> None:
+    result = _sislab("bench", "train", "spade", "--size", "64x64", "--iters", "1", "--warmup",
+                     "0", "--device", "cpu", "--channels-last", "--precision", "bf16", "--json",
+                     *TINY)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["precision"], out["channels_last"], out["compile"]) == ("bf16", True, False)
+    assert out["model"]["ngf"] == 4 and out["model"]["num_d"] == 1
+    assert out["model_gflop_per_iter"] > 0
+    expected = out["model_gflop_per_iter"] / out["median_s"] / 1e3
+    assert abs(out["achieved_tflop_s"] - expected) <= 1e-9 * max(expected, 1.0)
+    assert out["mfu"] is None and out["peak_tflop_s"] is None  # CPU: no peak table
+    assert out["compile_s"] is None and len(out["iter_s"]) == 1
+
+
+def test_bad_model_field_names_the_fields() -> None:
+    result = _sislab("bench", "train", "spade", "--model", "ngff=4")
+    assert result.returncode == 2
+    assert "--model for spade: ngff" in result.stderr and "ngf" in result.stderr
+
+
+def test_peak_table_matches_names_longest_first() -> None:
+    keys = [key for key, _ in PEAK_TFLOPS]
+    assert keys.index("H100 PCIe") < keys.index("H100") and keys.index("L40S") < keys.index("L4")
+    assert peak_tflops(torch.device("cpu"), "bf16") is None

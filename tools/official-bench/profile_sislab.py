@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Where the time of sislab's training step goes: torch.profiler's top ops by self CPU time.
+
+    python tools/official-bench/profile_sislab.py --method spade --size 64x128 [--top 12]
+        [--model preset=cityscapes] [--channels-last] [--precision bf16]
+
+Builds the procedure exactly as ``sislab bench train`` does (same synthetic batch, random VGG19),
+runs ``--warmup`` untimed steps, then profiles one step and prints one JSON line: the share of
+self CPU time of the top ops and their call counts. Shares, not seconds: on a shared machine
+only the relative profile means something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+import yaml
+from torch.profiler import ProfilerActivity, profile
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--dataset", default="cityscapes")
+    parser.add_argument("--size", default="64x128")
+    parser.add_argument("--model", action="append", default=[])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    height, width = (int(v) for v in args.size.lower().split("x"))
+
+    from sislab.datasets.presets import preset_geometry
+    from sislab.models.geometry import DatasetGeometry
+    from sislab.models.losses.perceptual import vgg19_features
+    from sislab.models.registry import get_method
+    from sislab.spec.models import LossesSpec, TrainSpec
+    from sislab.trainers.bench import _synthetic_batch
+    from sislab.trainers.build import PROCEDURES
+    from sislab.trainers.procedures.base import ProcedureRuntime
+
+    base = preset_geometry(args.dataset)
+    geometry = DatasetGeometry(base.num_classes, base.use_instance, height, width, base.upsampling)
+    method = get_method(args.method)
+    values = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in args.model)}
+    config = method.config(**values)
+    train = TrainSpec(batch_size=1, precision=args.precision, channels_last=args.channels_last)
+    vgg = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
+    runtime = ProcedureRuntime(torch.device("cpu"), 1, lambda m: m, vgg)
+    torch.manual_seed(0)
+    procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
+    batch = _synthetic_batch(geometry, 1, torch.device("cpu"))
+    for _ in range(args.warmup):
+        procedure.train_step(batch)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        procedure.train_step(batch)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[: args.top]
+    out = {
+        "method": args.method,
+        "size": args.size,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "model": values,
+        "top_ops": [
+            {"op": e.key, "share": round(e.self_cpu_time_total / total, 4), "calls": e.count}
+            for e in top
+        ],
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""A failed Tune trial's error: its full text (Tune's error file) and its own last line.
+
+Runs on the Tune driver. Tune appends one block per failure to the trial's ``error.txt``
+(``Failure # N (occurred at ...)`` then the exception, for a Train run Ray's wrapper around the
+worker's traceback). The line a person needs is the innermost exception's ``Type: message``,
+which Ray prints last; a sislab error's ``Fix:`` line that follows it is kept with it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+# One failure block of Tune's error file (trial.handle_error writes this header).
+_FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)
+# "pkg.mod.SomeError: message" or a bare "SomeError"; the dotted module path is dropped.
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w]*\.)*(?P<line>[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Failure)"
+    r"(?:: .*)?)$"
+)
+MAX_LINE_CHARS = 500  # an MLflow tag holds 5000; a console line should stay readable
+
+
+def error_text(trial) -> str:
+    """The text of the failure that ended ``trial`` (a Tune ``Trial``); empty when Tune kept
+    none. Reads the driver's local copy of the error file, else the one in Tune's storage."""
+    path = getattr(trial, "error_file", None)
+    text = ""
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace")
+    else:
+        try:
+            text = trial.get_error() or ""
+        except (OSError, AttributeError):  # storage unreachable, or not a Tune trial
+            text = ""
+    blocks = _FAILURE_HEADER.split(text)
+    return blocks[-1].strip()
+
+
+def error_line(text: str) -> str:
+    """The error's own last line, ``Type: message`` (with a ``Fix:`` line that follows it),
+    else the text's last non-empty line."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    for index in range(len(lines) - 1, -1, -1):
+        match = _EXCEPTION_LINE.match(lines[index].strip())
+        if match:
+            found = match.group("line")
+            fix = [ln.strip() for ln in lines[index + 1 :] if ln.strip().startswith("Fix:")]
+            return _shorten(" ".join([found, *fix[:1]]))
+    rest = [line.strip() for line in lines if line.strip()]
+    return _shorten(rest[-1]) if rest else "unknown error"
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…"

@@ -76,6 +76,7 @@ def ui_command(
 
 def _print_summary(console: Console, outcome, spec, elapsed_s: float) -> None:
     from sislab.orchestrator.summary import (
+        first_and_last,
         short_names,
         summary_columns,
         trial_summaries,
@@ -95,6 +96,14 @@ def _print_summary(console: Console, outcome, spec, elapsed_s: float) -> None:
         given = [row.params.get(k, "-") for k in varied]
         table.add_row(row.trial_id, status, *given, *values, row.run_id[:8])
     console.print(table)
+    if spec.eval.best_metric:
+        key = f"eval/{spec.eval.best_metric}"
+        for trial, (first, last) in first_and_last(state.tracking_uri, rows, key).items():
+            console.print(
+                f"{trial} {key}: {first[1]:.4g} at the first evaluation (iteration {first[0]}), "
+                f"{last[1]:.4g} at the last (iteration {last[0]})",
+                highlight=False,
+            )
     console.print(f"run folder: {outcome.run_dir.root}")
     for line in ui_lines(outcome.run_dir.root, state, spec):
         console.print(line, highlight=False, soft_wrap=True)

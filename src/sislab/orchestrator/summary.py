@@ -97,3 +97,19 @@ def short_names(keys: Iterable[str]) -> dict[str, str]:
     last = [k.rsplit(".", 1)[-1] for k in keys]
     return {k: (name if last.count(name) == 1 else k) for k, name in zip(keys, last, strict=True)}
 
+
+def first_and_last(
+    tracking_uri: str, rows: list[TrialSummary], key: str
+) -> dict[str, tuple[tuple[int, float], tuple[int, float]]]:
+    """Per trial id, ``(step, value)`` of the first and the last logged value of ``key`` (e.g.
+    ``eval/fid``: did the trial learn between its first and last evaluation?)."""
+    client = MlflowClient(tracking_uri)
+    out = {}
+    for row in rows:
+        history = sorted(client.get_metric_history(row.run_id, key), key=lambda m: m.step)
+        if history:
+            out[row.trial_id] = (
+                (history[0].step, history[0].value),
+                (history[-1].step, history[-1].value),
+            )
+    return out

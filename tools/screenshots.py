@@ -11,7 +11,9 @@ Starts `sislab ui RUN_DIR`, then captures, at 1600x1000:
 - ``ui-trial-images.png``: the best trial's sample grids (its images view, or its ``samples/``
   artifacts when the run logged no images);
 - ``ui-compare.png``: the compare view of the first two finished trials;
-- ``ui-parent.png``: the sweep's parent run (its description).
+- ``ui-parent.png``: the sweep's parent run (its description);
+
+and copies the best trial's last sample grid (``samples/`` artifact) to ``demo-last-grid.png``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -85,6 +88,12 @@ def main() -> None:
 
     browser = chromium()
     args.out.mkdir(parents=True, exist_ok=True)
+    grids = client.list_artifacts(best.info.run_id, "samples")
+    if grids:
+        with tempfile.TemporaryDirectory() as tmp:
+            last = client.download_artifacts(best.info.run_id, grids[-1].path, tmp)
+            shutil.copyfile(last, args.out / "demo-last-grid.png")
+        print(f"{args.out / 'demo-last-grid.png'}  <- {grids[-1].path} of {best.info.run_name}")
     ui, url = start_ui(args.run_dir, args.port)
     base = url.split("#")[0].rstrip("/")
     try:
@@ -93,7 +102,6 @@ def main() -> None:
         if "mlflow.loggedImages" in best.data.tags:
             images = f"{run_page}/model-metrics"
         else:
-            grids = client.list_artifacts(best.info.run_id, "samples")
             images = f"{run_page}/artifacts/{grids[-1].path}" if grids else f"{run_page}/artifacts"
         shoot(browser, images, args.out / "ui-trial-images.png")
         pair = [t.info.run_id for t in finished[:2]]

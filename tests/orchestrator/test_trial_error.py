@@ -40,6 +40,19 @@ def test_last_line_is_the_workers_exception_with_its_fix() -> None:
     )
 
 
+def test_ray_wrappers_after_the_error_do_not_hide_it() -> None:
+    inner = _traceback_of(DataError("corrupt sample row 2", fix="set dataset.on_corrupt: skip"))
+    text = (
+        _ray_like(inner)
+        + "\nThe above exception was the direct cause of the following exception:\n\n"
+        + "ray.data.exceptions.UserCodeException: UDF failed to process a data block.\n"
+    )
+    assert error_line(text) == "DataError: corrupt sample row 2 Fix: set dataset.on_corrupt: skip"
+    assert error_line("ray.train.WorkerGroupError: workers died") == (
+        "WorkerGroupError: workers died"
+    )
+
+
 def test_text_without_exception_line_gives_its_last_line() -> None:
     assert error_line("something odd\nworker died\n\n") == "worker died"
     assert error_line("") == "unknown error"

@@ -18,6 +18,12 @@ _EXCEPTION_LINE = re.compile(
     r"^(?:[A-Za-z_][\w]*\.)*(?P<line>[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Failure)"
     r"(?:: .*)?)$"
 )
+# Ray's wrappers around the error that happened (a Ray Data task's, a Train worker's): their line
+# restates or points to the inner one, which is the line a person needs.
+RAY_WRAPPERS = frozenset(
+    {"UserCodeException", "WorkerGroupError", "TrainingFailedError", "ControllerError",
+     "RayTaskError", "TuneError", "RayActorError", "ActorDiedError"}
+)  # fmt: skip
 MAX_LINE_CHARS = 500  # an MLflow tag holds 5000; a console line should stay readable
 
 
@@ -38,16 +44,22 @@ def error_text(trial) -> str:
 
 
 def error_line(text: str) -> str:
-    """The error's own last line, ``Type: message`` (with a ``Fix:`` line that follows it),
-    else the text's last non-empty line."""
-    lines = [line.rstrip() for line in text.splitlines()]
-    for index in range(len(lines) - 1, -1, -1):
-        match = _EXCEPTION_LINE.match(lines[index].strip())
+    """The error's own last line, ``Type: message`` (with a ``Fix:`` line that follows it): the
+    last exception line that is not one of Ray's wrappers, else the last exception line, else the
+    text's last non-empty line."""
+    lines = [line.strip() for line in text.splitlines()]
+    found: list[tuple[int, str]] = []
+    for index, line in enumerate(lines):
+        match = _EXCEPTION_LINE.match(line)
         if match:
-            found = match.group("line")
-            fix = [ln.strip() for ln in lines[index + 1 :] if ln.strip().startswith("Fix:")]
-            return _shorten(" ".join([found, *fix[:1]]))
-    rest = [line.strip() for line in lines if line.strip()]
+            found.append((index, match.group("line")))
+    own = [(i, line) for i, line in found if line.split(":", 1)[0] not in RAY_WRAPPERS]
+    if own or found:
+        index, line = (own or found)[-1]
+        following = lines[index + 1 : index + 2]
+        fix = following if following and following[0].startswith("Fix:") else []
+        return _shorten(" ".join([line, *fix]))
+    rest = [line for line in lines if line]
     return _shorten(rest[-1]) if rest else "unknown error"
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -161,17 +162,23 @@ def _ui(args: argparse.Namespace) -> int:
     state = run_dir.load_state()
     if not state.tracking_uri.startswith("sqlite:"):
         server = redact(state.tracking_uri)
-        key = _share_key(server, state)
+        key = _share_key(state.tracking_uri, state)
         print(f"{run_dir.root} is tracked on {server}; no local UI needed.")
         print(f"open {runs_table_url(server, state.experiment_id, key)}")
         return 0
+    # A wildcard bind answers on the loopback; the printed URL names this machine.
+    loopback = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    local = base_url(loopback, args.port)
+    with socket.socket(socket.AF_INET6 if ":" in loopback else socket.AF_INET) as probe:
+        # Another server there (an earlier `sislab ui`) would answer in place of this one.
+        if probe.connect_ex((loopback, args.port)) == 0:
+            print(f"port {args.port} is in use on {loopback}: pass another --port")
+            return 2
     command = ui_command(run_dir.root, args.port, args.host)
     print("starting:", shlex.join(command), flush=True)
     server = subprocess.Popen(command, env={**os.environ, **UI_ENV})
     # `kill` of sislab stops the server too (MLflow's CLI forwards SIGTERM to uvicorn).
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
-    # A wildcard bind answers on the loopback; the printed URL names this machine.
-    local = base_url("127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host, args.port)
     try:
         ready_s = wait_until_ready(local, UI_START_TIMEOUT_S, lambda: server.poll() is None)
         if ready_s is None:

@@ -128,3 +128,16 @@ def test_ui_of_a_sweep_on_a_server_prints_the_servers_url(tmp_path: Path) -> Non
     assert result.stdout.strip().endswith(
         f"http://***@mlflow.lab:5000/#/experiments/{experiment}/runs?workflowType=machine_learning"
     )
+
+
+def test_ui_refuses_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    _tiny_run_folder(tmp_path / "run")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = sislab("ui", str(tmp_path / "run"), "--port", str(port))
+    assert result.returncode == 2
+    assert f"port {port} is in use" in result.stdout

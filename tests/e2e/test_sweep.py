@@ -2,7 +2,7 @@
 
 The dataset is a folder of Parquet shards with one corrupt row, streamed through Ray Data with
 ``on_corrupt: skip``: one sweep covers the MLflow records of issue 3 and the streaming of issue 4.
-A third trial reads the same data with ``on_corrupt: fail`` and fails at run time (issue 19): its
+A third trial reads the same data with ``on_corrupt: error`` and fails at run time (issue 19): its
 error's own line reaches the console table, its run's tags, description and ``error.txt``.
 """
 
@@ -89,7 +89,7 @@ search:
   space:
     train.lr_g: {{grid: [1.0e-4, 3.0e-4, {FAILING_LR}]}}
     # The third trial fails on the corrupt row, once (no restart of its workers).
-    dataset.on_corrupt: {{grid: [fail], when: {{train.lr_g: {FAILING_LR}}}}}
+    dataset.on_corrupt: {{grid: [error], when: {{train.lr_g: {FAILING_LR}}}}}
     train.max_failures: {{grid: [0], when: {{train.lr_g: {FAILING_LR}}}}}
 """
     )

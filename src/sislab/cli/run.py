@@ -121,6 +121,8 @@ def ui_lines(run_root: Path, state, spec) -> list[str]:
     from sislab.trainers.mlflow_tracker import redact
 
     metrics, _ = objectives(spec)
+    if spec.eval.best_metric and f"eval/{spec.eval.best_metric}" not in metrics:
+        metrics.append(f"eval/{spec.eval.best_metric}")  # the score the checkpoints are kept by
     client = MlflowClient(state.tracking_uri)
     key = preset_runs_view(
         client, state.experiment_id, state.parent_run_id, varied_keys(spec), metrics

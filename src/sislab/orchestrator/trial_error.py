@@ -29,7 +29,9 @@ MAX_LINE_CHARS = 500  # an MLflow tag holds 5000; a console line should stay rea
 
 def error_text(trial) -> str:
     """The text of the failure that ended ``trial`` (a Tune ``Trial``); empty when Tune kept
-    none. Reads the driver's local copy of the error file, else the one in Tune's storage."""
+    none. Tune's error file (the driver's local copy, else the one in Tune's storage), then each
+    Train worker's own error in full: Ray Train cuts the workers' tracebacks in the file, often
+    before the line that matters (a Ray Data task's error is only at the end of it)."""
     path = getattr(trial, "error_file", None)
     text = ""
     if path and Path(path).is_file():
@@ -39,8 +41,27 @@ def error_text(trial) -> str:
             text = trial.get_error() or ""
         except (OSError, AttributeError):  # storage unreachable, or not a Tune trial
             text = ""
-    blocks = _FAILURE_HEADER.split(text)
-    return blocks[-1].strip()
+    last = _FAILURE_HEADER.split(text)[-1].strip()
+    workers = [f"[worker rank {rank}] {error}" for rank, error in worker_errors(trial)]
+    return "\n\n".join([last, *workers]).strip()
+
+
+def worker_errors(trial) -> list[tuple[int, str]]:
+    """``(rank, full text)`` of each Train worker's error in the trial's pickled error (Ray
+    Train's ``WorkerGroupError.worker_failures``, under Tune's ``RayTaskError``); empty when
+    there is none or it cannot be read."""
+    try:
+        error = trial.get_pickled_error()
+    except Exception:  # unpickling can raise anything; the text file remains
+        return []
+    for _ in range(4):  # RayTaskError -> .cause -> WorkerGroupError, a few levels at most
+        failures = getattr(error, "worker_failures", None)
+        if isinstance(failures, dict):
+            return [(int(rank), str(exc)) for rank, exc in sorted(failures.items())]
+        error = getattr(error, "cause", None) or getattr(error, "__cause__", None)
+        if error is None:
+            break
+    return []
 
 
 def error_line(text: str) -> str:

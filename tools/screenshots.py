@@ -32,6 +32,7 @@ WINDOW = "1600,1000"
 # and images after it loads).
 VIRTUAL_TIME_MS = 20000
 SHOT_TIMEOUT_S = 120
+MIN_GRID_WIDTH = 384
 
 
 def chromium() -> str:
@@ -72,6 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mlflow.tracking import MlflowClient
+    from PIL import Image
 
     from sislab.orchestrator.run_dir import RunDir
 
@@ -92,7 +94,11 @@ def main() -> None:
     if grids:
         with tempfile.TemporaryDirectory() as tmp:
             last = client.download_artifacts(best.info.run_id, grids[-1].path, tmp)
-            shutil.copyfile(last, args.out / "demo-last-grid.png")
+            with Image.open(last) as grid:
+                # A 32x32 demo's grid is 96 px wide: scale it (nearest, no blur) to be readable.
+                factor = max(1, -(-MIN_GRID_WIDTH // grid.width))
+                size = (grid.width * factor, grid.height * factor)
+                grid.resize(size, Image.NEAREST).save(args.out / "demo-last-grid.png")
         print(f"{args.out / 'demo-last-grid.png'}  <- {grids[-1].path} of {best.info.run_name}")
     ui, url = start_ui(args.run_dir, args.port)
     base = url.split("#")[0].rstrip("/")

@@ -70,3 +70,29 @@ def test_error_text_is_the_last_failure_of_the_file(tmp_path: Path) -> None:
     assert error_line(error_text(trial)) == "TypeError: second"
     kept_in_storage = SimpleNamespace(error_file=None, get_error=lambda: "KeyError: 'x'")
     assert error_text(kept_in_storage) == "KeyError: 'x'"
+
+
+def test_worker_errors_come_from_tunes_local_pickled_error(tmp_path: Path) -> None:
+    """Ray Train cuts the workers' tracebacks in error.txt; the pickled WorkerGroupError keeps
+    each worker's error whole, and that is where the line comes from."""
+    import ray.cloudpickle as cloudpickle
+    from ray.train import WorkerGroupError
+
+    worker = DataError("corrupt sample in shard train/part-00000.parquet row 2 (key 'k02')",
+                       fix="set dataset.on_corrupt: skip")  # fmt: skip
+    error = WorkerGroupError("... (Output truncated) ...", {0: worker, 1: worker})
+    (tmp_path / "error.pkl").write_bytes(cloudpickle.dumps(error))
+    (tmp_path / "error.txt").write_text(
+        "Failure # 1 (occurred at 2026-12-05_00-10-28)\n"
+        + _ray_like("... (Output truncated) ...\n")
+        + "ray.exceptions.UserCodeException: UDF failed to process a data block.\n"
+    )
+    trial = SimpleNamespace(
+        error_file=str(tmp_path / "error.txt"), pickled_error_file=str(tmp_path / "error.pkl")
+    )
+    text = error_text(trial)
+    assert "[worker rank 1]\nsislab.errors.DataError: corrupt sample" in text
+    assert error_line(text) == (
+        "DataError: corrupt sample in shard train/part-00000.parquet row 2 (key 'k02') "
+        "Fix: set dataset.on_corrupt: skip"
+    )

@@ -9,6 +9,7 @@ which Ray prints last; a sislab error's ``Fix:`` line that follows it is kept wi
 from __future__ import annotations
 
 import re
+import traceback
 from pathlib import Path
 
 # One failure block of Tune's error file (trial.handle_error writes this header).
@@ -42,7 +43,7 @@ def error_text(trial) -> str:
         except (OSError, AttributeError):  # storage unreachable, or not a Tune trial
             text = ""
     last = _FAILURE_HEADER.split(text)[-1].strip()
-    workers = [f"[worker rank {rank}] {error}" for rank, error in worker_errors(trial)]
+    workers = [f"[worker rank {rank}]\n{error}" for rank, error in worker_errors(trial)]
     return "\n\n".join([last, *workers]).strip()
 
 
@@ -51,13 +52,25 @@ def worker_errors(trial) -> list[tuple[int, str]]:
     Train's ``WorkerGroupError.worker_failures``, under Tune's ``RayTaskError``); empty when
     there is none or it cannot be read."""
     try:
-        error = trial.get_pickled_error()
+        # The driver's local copy first: Tune syncs it to the storage path only later.
+        local = getattr(trial, "pickled_error_file", None)
+        if local and Path(local).is_file():
+            import ray.cloudpickle as cloudpickle  # as Tune pickled it
+
+            error = cloudpickle.loads(Path(local).read_bytes())
+        else:
+            error = trial.get_pickled_error()
     except Exception:  # unpickling can raise anything; the text file remains
         return []
     for _ in range(4):  # RayTaskError -> .cause -> WorkerGroupError, a few levels at most
         failures = getattr(error, "worker_failures", None)
         if isinstance(failures, dict):
-            return [(int(rank), str(exc)) for rank, exc in sorted(failures.items())]
+            # format_exception: a worker's own exception keeps its "Type: message" line, and
+            # a RayTaskError's text holds the remote traceback.
+            return [
+                (int(rank), "".join(traceback.format_exception(exc)))
+                for rank, exc in sorted(failures.items())
+            ]
         error = getattr(error, "cause", None) or getattr(error, "__cause__", None)
         if error is None:
             break

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sislab-installed
 RUN_DIR ?= runs/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv demo test test-fast lint format clean
+.PHONY: venv demo screenshots test test-fast lint format clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sislab run examples/quickstart.yaml --run-dir $(RUN_DIR)
+
+# The docs' MLflow UI screenshots and demo grid, from a finished run folder (needs Chromium):
+#   make screenshots RUN_DIR=runs/quickstart-YYYYmmdd-HHMMSS
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py $(RUN_DIR) --out docs/images
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

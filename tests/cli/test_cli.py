@@ -78,3 +78,80 @@ def test_groupdnet_summary_follows_the_dataset_without_a_preset(
     summary = json.loads(capsys.readouterr().out)
     assert summary["preset"] == dataset  # preset auto: the one made for the dataset's classes
     assert summary["generator_params"] > 0
+
+
+def _tiny_run_folder(root: Path, tracking_uri: str | None = None) -> tuple[str, str]:
+    """A run folder whose store holds a parent run and the sweep's shared view."""
+    from mlflow.tracking import MlflowClient
+
+    from sislab.orchestrator.mlflow_store import prepare_sqlite_store
+    from sislab.orchestrator.mlflow_ui import preset_runs_view
+    from sislab.orchestrator.run_dir import RunDir, SweepState
+
+    run_dir = RunDir.create(root.parent, "ui", root)
+    prepare_sqlite_store(run_dir.db_path)
+    client = MlflowClient(run_dir.default_tracking_uri)
+    experiment = client.create_experiment("ui", artifact_location=run_dir.artifact_root)
+    parent = client.create_run(experiment).info.run_id
+    preset_runs_view(client, experiment, parent, ["train.lr_g"], ["eval/fid"])
+    uri = tracking_uri or run_dir.default_tracking_uri
+    state = SweepState(name="ui", tracking_uri=uri, experiment_id=experiment,
+                       parent_run_id=parent, storage_path="")  # fmt: skip
+    run_dir.save_state(state)
+    return experiment, parent
+
+
+def test_ui_answers_and_prints_the_runs_table_url(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    experiment, parent = _tiny_run_folder(tmp_path / "run")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "sislab.cli.main", "ui", str(tmp_path / "run"), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in ui.stdout:  # ends when the command exits, e.g. the server failed to start
+            lines.append(line)
+            if line.startswith("http://"):
+                break
+        assert any("--workers 1" in line for line in lines), lines
+        url = lines[-1].strip()
+        assert url == (
+            f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?workflowType="
+            f"machine_learning&viewStateShareKey=sislab-{parent[:12]}"
+        )
+        with urllib.request.urlopen(url.split("#")[0], timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+    finally:
+        ui.terminate()  # sislab ui stops its server on SIGTERM
+        assert ui.wait(timeout=60) is not None
+    with socket.socket() as sock:  # the server is gone: its port is free again
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_ui_of_a_sweep_on_a_server_prints_the_servers_url(tmp_path: Path) -> None:
+    experiment, _ = _tiny_run_folder(tmp_path / "run", "http://user:secret@mlflow.lab:5000")
+    result = sislab("ui", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "secret" not in result.stdout
+    assert result.stdout.strip().endswith(
+        f"http://***@mlflow.lab:5000/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    )
+
+
+def test_ui_refuses_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    _tiny_run_folder(tmp_path / "run")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = sislab("ui", str(tmp_path / "run"), "--port", str(port))
+    assert result.returncode == 2
+    assert f"port {port} is in use" in result.stdout

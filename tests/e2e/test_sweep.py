@@ -2,6 +2,8 @@
 
 The dataset is a folder of Parquet shards with one corrupt row, streamed through Ray Data with
 ``on_corrupt: skip``: one sweep covers the MLflow records of issue 3 and the streaming of issue 4.
+A third trial reads the same data with ``on_corrupt: error`` and fails at run time (issue 19): its
+error's own line reaches the console table, its run's tags, description and ``error.txt``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sislab.trainers.trial_inputs import manifest_digest
 pytestmark = pytest.mark.e2e
 
 SIZE = 64
+FAILING_LR = 5.0e-4
 LOSSES = (
     "train/loss_g",
     "train/loss_d",
@@ -91,15 +94,19 @@ resources: {{num_workers: 2, cpus_per_worker: 0.4}}
 tracking: {{system_metrics_every_s: 2}}
 search:
   space:
-    train.lr_g: {{grid: [1.0e-4, 3.0e-4]}}
+    train.lr_g: {{grid: [1.0e-4, 3.0e-4, {FAILING_LR}]}}
+    # The third trial fails on the corrupt row, once (no restart of its workers).
+    dataset.on_corrupt: {{grid: [error], when: {{train.lr_g: {FAILING_LR}}}}}
+    train.max_failures: {{grid: [0], when: {{train.lr_g: {FAILING_LR}}}}}
 """
     )
     spec = load_spec(spec_path)
     run_dir = RunDir.create(tmp_path, spec.name, tmp_path / "run")
+    console = Console(file=io.StringIO(), width=4000)
 
-    outcome = run_sweep(spec, spec_path, run_dir=run_dir, console=Console(quiet=True))
+    outcome = run_sweep(spec, spec_path, run_dir=run_dir, console=console)
 
-    assert outcome.num_trials == 2 and outcome.num_errors == 0
+    assert outcome.num_trials == 3 and outcome.num_errors == 1
     state = run_dir.load_state()
     assert state.status == "FINISHED"
     client = MlflowClient(state.tracking_uri)
@@ -109,7 +116,19 @@ search:
     children = client.search_runs(
         [state.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
     )
-    assert len(children) == 2
+    assert len(children) == 3
+    # The failed trial: the error's own line in the live view, its run's tag and description,
+    # the whole traceback as error.txt, the run FAILED.
+    (failed,) = [c for c in children if c.data.params["train.lr_g"] == str(FAILING_LR)]
+    line = failed.data.tags["sislab.error"]
+    assert line.startswith("DataError: corrupt sample in shard train/part-00000.parquet row"), line
+    assert failed.info.status == "FAILED"
+    assert line in failed.data.tags["mlflow.note.content"]
+    assert f"failed: {line}" in console.file.getvalue()
+    error_txt = client.download_artifacts(failed.info.run_id, "error.txt", str(tmp_path))
+    traceback = Path(error_txt).read_text()  # Ray's format: frames, no "Traceback" header
+    assert 'File "' in traceback and "sislab.errors.DataError: corrupt sample" in traceback
+    children = [c for c in children if c is not failed]
     assert {c.data.params["train.lr_g"] for c in children} == {"0.0001", "0.0003"}
     names = {c.data.tags["sislab.trial_id"]: c.info.run_name for c in children}
     for child in children:

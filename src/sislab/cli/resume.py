@@ -26,6 +26,7 @@ def _resume(args: argparse.Namespace) -> int:
     from sislab.cli.run import _print_summary
     from sislab.orchestrator.resume import NOT_RESTORED, resume_sweep
     from sislab.orchestrator.run_dir import RunDir
+    from sislab.spec.loader import load_spec
 
     started = time.monotonic()
     run_dir = RunDir.existing(args.run_dir)
@@ -33,5 +34,6 @@ def _resume(args: argparse.Namespace) -> int:
     console.print(f"sislab resume {run_dir.root}")
     console.print(f"note: {NOT_RESTORED}", highlight=False)
     outcome = resume_sweep(run_dir, address=args.address, console=console, num_cpus=args.num_cpus)
-    _print_summary(console, outcome, time.monotonic() - started)
+    spec = load_spec(run_dir.spec_path)  # the summary's columns: what the sweep varies
+    _print_summary(console, outcome, spec, time.monotonic() - started)
     return 0 if outcome.num_errors == 0 else 1

@@ -17,7 +17,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from sislab.orchestrator.pbt import trial_config
-from sislab.orchestrator.summary import score_columns
+from sislab.orchestrator.summary import score_columns, short_names
+from sislab.orchestrator.trial_error import error_line, error_text
+from sislab.search_spaces.space import METHOD_KEY
 
 SHOWN_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
 
@@ -80,21 +82,27 @@ class LiveView(Callback):
         names = {m for row in self.rows.values() for m in row.metrics}
         return [*SHOWN_METRICS, *score_columns(names, "eval/")]
 
+    def varied(self) -> dict[str, str]:
+        """Column header of each field the trials set (the method first)."""
+        keys = dict.fromkeys(k for row in self.rows.values() for k in row.overrides)
+        return short_names(sorted(keys, key=lambda k: k != METHOD_KEY))
+
     def table(self) -> Table:
-        """The current table of trials."""
+        """The current table of trials: one column per varied field, a failed trial's status
+        followed by its error's own last line."""
         elapsed = time.monotonic() - self._started
         table = Table(title=f"sislab sweep · {len(self.rows)} trials · {elapsed:.0f}s")
         shown = self.shown_metrics()
-        for column in ("trial", "status", "config", "progress", "epoch", *shown):
+        varied = self.varied()
+        for column in ("trial", "status", *varied.values(), "progress", "epoch", *shown):
             table.add_column(column.removeprefix("train/"))
         for row in self.rows.values():
-            config = ", ".join(f"{k}={_fmt(v)}" for k, v in row.overrides.items()) or "-"
             bar = ProgressBar(total=max(self.total_epochs, 1), completed=row.epoch, width=16)
-            status = row.status if not row.error else f"{row.status}: {row.error[:40]}"
+            status = row.status if not row.error else f"{row.status}: {row.error}"
             table.add_row(
                 row.trial_id,
                 status,
-                config,
+                *(_fmt(row.overrides[k]) if k in row.overrides else "-" for k in varied),
                 bar,
                 f"{row.epoch}/{self.total_epochs}",
                 *(_fmt(row.metrics[m]) if m in row.metrics else "-" for m in shown),
@@ -135,8 +143,9 @@ class LiveView(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         row = self._row(trial)
         row.status = "ERROR"
-        row.error = str(getattr(trial, "error_file", "") or "see logs")
-        self._refresh(f"[{trial.trial_id}] failed: {row.error}")
+        row.error = error_line(error_text(trial))
+        where = getattr(trial, "error_file", None) or trial.local_path
+        self._refresh(f"[{trial.trial_id}] failed: {row.error} (traceback: {where})")
 
     def on_experiment_end(self, trials, **info):
         if self._live is not None:

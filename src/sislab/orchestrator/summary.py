@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
+from sislab.orchestrator.tracking import ERROR_TAG
+from sislab.search_spaces.space import METHOD_KEY, SEED_KEY
+from sislab.search_spaces.validate import space_of
+from sislab.spec.spec import Spec
 from sislab.trainers.mlflow_tracker import PARENT_TAG, TRIAL_TAG
 from sislab.trainers.run_names import label_of_run_name
 
@@ -16,13 +21,16 @@ _NOT_SCORES = ("/epoch", "/kid_std")
 
 @dataclass(frozen=True)
 class TrialSummary:
-    """One row: the trial, its MLflow run, status, overrides and latest metrics."""
+    """One row: the trial, its MLflow run, status, overrides, latest metrics, params and error
+    (the failed trial's error line)."""
 
     trial_id: str
     run_id: str
     status: str
     overrides: str
     metrics: dict[str, float]
+    params: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
 
 
 def trial_summaries(
@@ -49,6 +57,8 @@ def trial_summaries(
                     status=run.info.status,
                     overrides=overrides,
                     metrics=dict(run.data.metrics),
+                    params=dict(run.data.params),
+                    error=run.data.tags.get(ERROR_TAG),
                 )
             )
         page_token = page.token
@@ -65,3 +75,42 @@ def score_columns(metric_names, prefix: str) -> list[str]:
 def summary_columns(rows: list[TrialSummary]) -> list[str]:
     """Training metrics, then the best-checkpoint scores any trial has (``best/fid``, ...)."""
     return [*SUMMARY_METRICS, *score_columns({m for r in rows for m in r.metrics}, "best/")]
+
+
+def varied_keys(spec: Spec) -> list[str]:
+    """The dotted fields a sweep varies, the method first: its space's and methods' fields, a
+    suite's, the seed of repeats, PBT's mutations."""
+    space = space_of(spec)
+    keys = [p.key for p in space.params]
+    keys += [k for configuration in space.suite for k in configuration]
+    if space.repeats > 1:
+        keys.append(SEED_KEY)
+    pbt = spec.search.scheduler.pbt
+    if pbt is not None:
+        keys += list(pbt.mutations)
+    unique = list(dict.fromkeys(keys))
+    return sorted(unique, key=lambda k: k != METHOD_KEY)  # stable: the method first
+
+
+def short_names(keys: Iterable[str]) -> dict[str, str]:
+    """Column headers: each key's last dotted part, the whole key where two parts collide."""
+    keys = list(keys)
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (name if last.count(name) == 1 else k) for k, name in zip(keys, last, strict=True)}
+
+
+def first_and_last(
+    tracking_uri: str, rows: list[TrialSummary], key: str
+) -> dict[str, tuple[tuple[int, float], tuple[int, float]]]:
+    """Per trial id, ``(step, value)`` of the first and the last logged value of ``key`` (e.g.
+    ``eval/fid``: did the trial learn between its first and last evaluation?)."""
+    client = MlflowClient(tracking_uri)
+    out = {}
+    for row in rows:
+        history = sorted(client.get_metric_history(row.run_id, key), key=lambda m: m.step)
+        if history:
+            out[row.trial_id] = (
+                (history[0].step, history[0].value),
+                (history[-1].step, history[-1].value),
+            )
+    return out

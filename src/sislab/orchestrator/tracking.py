@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 from mlflow.entities import RunStatus, RunTag
@@ -22,13 +23,19 @@ from sislab.orchestrator.parent_run import (
     search_space_record,
     varied_keys,
 )
+from sislab.orchestrator.pbt import trial_config
+from sislab.orchestrator.trial_error import error_line, error_text
 from sislab.spec.spec import Spec
 from sislab.trainers.mlflow_tracker import KIND_TAG, find_trial_run, redact
 from sislab.trainers.run_params import shared_params
 from sislab.trainers.run_source import git_commit, source_tags
-from sislab.trainers.trial_run import log_params
+from sislab.trainers.trial_run import NOTE_TAG, log_params, open_trial_run
 
 __all__ = ["git_commit"]  # kept importable from here (moved to trainers.run_source)
+
+ERROR_TAG = "sislab.error"
+ERROR_ARTIFACT = "error.txt"
+NOTE_TAIL_LINES = 12  # of the traceback, in the failed run's description
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +89,11 @@ def finish_run(client: MlflowClient, run_id: str, error: BaseException | None) -
 class TrialRunStatus(Callback):
     """Tune callback (on the driver) closing each trial's nested run with Tune's verdict.
 
+    A failed trial's run gets the error's own last line as the tag ``sislab.error`` and as its
+    description (``mlflow.note.content``), and Tune's full error text as the artifact
+    ``error.txt``; a trial that failed before rank 0 opened its run gets one created here, so
+    that every trial of the sweep shows in the UI.
+
     Args:
         tracking_uri: MLflow tracking URI.
         experiment_id: Experiment of the sweep.
@@ -93,16 +105,38 @@ class TrialRunStatus(Callback):
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
 
-    def _close(self, trial, error: BaseException | None) -> None:
+    def on_trial_complete(self, iteration, trials, trial, **info):
         client = MlflowClient(self.tracking_uri)
         run = find_trial_run(client, self.experiment_id, self.parent_run_id, trial.trial_id)
-        if run is None:  # the trial failed before rank 0 opened its run
-            return
-        finish_run(client, run.info.run_id, error)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._close(trial, None)
+        if run is not None:
+            finish_run(client, run.info.run_id, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        error = RuntimeError(f"trial {trial.trial_id} failed; see {trial.local_path}")
-        self._close(trial, error)
+        text = redact(error_text(trial)) or f"trial {trial.trial_id} failed; see {trial.local_path}"
+        line = error_line(text)
+        client = MlflowClient(self.tracking_uri)
+        run = find_trial_run(client, self.experiment_id, self.parent_run_id, trial.trial_id)
+        if run is None:  # the trial failed before rank 0 opened its run: its varied params
+            overrides = trial_config(trial.config)
+            run_id = open_trial_run(
+                client, self.experiment_id, self.parent_run_id, trial.trial_id,
+                spec_data=overrides, overrides=overrides,
+            )  # fmt: skip
+        else:
+            run_id = run.info.run_id
+        tail = "\n".join(text.splitlines()[-NOTE_TAIL_LINES:])
+        note = (
+            f"**Failed:** `{line}`\n\nLast lines of the traceback (all of it: artifact "
+            f"`{ERROR_ARTIFACT}`):\n\n```text\n{tail}\n```\n"
+        )
+        opened_note = client.get_run(run_id).data.tags.get(NOTE_TAG)
+        if opened_note:  # what rank 0 wrote when it opened the run stays below the failure
+            note = f"{note}\n{opened_note}"
+        client.log_batch(
+            run_id, tags=[RunTag(ERROR_TAG, line), RunTag(NOTE_TAG, note)]
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="sislab-error-") as tmp:
+            path = Path(tmp) / ERROR_ARTIFACT
+            path.write_text(text + "\n")
+            client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))

@@ -8,6 +8,7 @@ so that the script works when a GPU machine is lent.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_acceptance.py"
 def _script():
     spec = importlib.util.spec_from_file_location("gpu_acceptance", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 

@@ -97,8 +97,8 @@ def _base_spec(settings: Settings, name: str, workers: int, gpus_per_worker: flo
         "resources": {
             "num_workers": workers,
             "use_gpu": settings.device == "cuda",
-            "gpus_per_worker": gpus_per_worker,
             "cpus_per_worker": 0.2 if settings.tiny else 1.0,
+            **({"gpus_per_worker": gpus_per_worker} if settings.device == "cuda" else {}),
         },
     }
 

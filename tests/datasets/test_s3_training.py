@@ -43,13 +43,18 @@ def _train_loop(config: dict) -> None:
     for epoch in range(2):
         batches = iter_epoch_batches(shard, epoch=epoch, batch_size=2, seed=0, drop_last=False)
         seen[epoch] = [k for b in batches for k in b["key"]]
+    val = iter_epoch_batches(
+        ray.train.get_dataset_shard("val"), epoch=0, batch_size=2, seed=0, shuffle_buffer=0,
+        drop_last=False,
+    )  # fmt: skip
+    seen["val"] = [k for b in val for k in b["key"]]
     Path(config["out"], f"rank{rank}.json").write_text(json.dumps(seen))
     ray.train.report({"rows": len(seen[0])})
 
 
 @pytest.mark.slow
 def test_two_workers_see_disjoint_complete_epochs_from_s3(ray_cluster, s3_dataset, tmp_path):
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     datasets = build_ray_datasets(s3_dataset, (16, 16), seed=0)
@@ -59,7 +64,9 @@ def test_two_workers_see_disjoint_complete_epochs_from_s3(ray_cluster, s3_datase
         _train_loop,
         train_loop_config={"out": str(out)},
         scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
-        datasets={"train": datasets["train"]},
+        # As a trial's trainer (orchestrator/trial.py): train split among the workers, val whole.
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"]),
         run_config=RunConfig(storage_path=str(tmp_path / "ray"), name="s3-ingest"),
     )
     trainer.fit()
@@ -69,3 +76,7 @@ def test_two_workers_see_disjoint_complete_epochs_from_s3(ray_cluster, s3_datase
         a, b = ranks[0][epoch], ranks[1][epoch]
         assert a and b and not set(a) & set(b)
         assert sorted(a + b) == expected  # every row exactly once
+    # Every worker reads the whole val split (evaluation keeps its own share of it).
+    assert (
+        sorted(ranks[0]["val"]) == sorted(ranks[1]["val"]) == [f"{i:08d}" for i in (12, 13, 14, 15)]
+    )

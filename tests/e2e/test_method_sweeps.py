@@ -1,14 +1,18 @@
-"""The papers' tiny ablation sweeps through `sislab run`'s path: VASIS noise x position, SC-GAN n x tau.
+"""Every method trains with 2 DDP workers through `sislab run`'s sweep path (issue 19).
 
-Both examples run as one sweep across methods (``search.methods``) whose base spec is the VASIS
-example: each method's sub-space is its example's space plus, as one-value grids, the fields where
-its example differs from the base switched to that method (SC-GAN's widths, preset, losses), so
-every trial's spec is its example's. One sweep of eight trials instead of two of four: the sweep's
-fixed costs are paid once, and four trials run at a time.
+One sweep over ``search.methods`` covers the nine methods, GroupDNet's Table 1 baselines
+(``model.variant``), SC-GAN's SCC and SCN operators, and every VASIS switch (semantic noise, its
+channels, mode and distribution, the learnable, absolute and relative position codes) at least
+once: the switches are spread over the VA-SPADE, VA-CLADE and VA-OASIS trials so that each trial
+covers several. Its base spec is the VASIS example (whose noise x position grid is the VA-SPADE
+sub-space) and SC-GAN's trials take the SC-GAN example's widths and preset. A second sweep runs
+the ``groupdnet.schedules`` suite through Tune. Every trial has 2 workers (gloo, cross-rank
+batch norm) at 64x64, one iteration of a global batch of 2, no evaluation metrics.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,6 +24,7 @@ from ruamel.yaml import YAML
 from sislab.orchestrator.run_dir import RunDir
 from sislab.orchestrator.sweep import run_sweep
 from sislab.search_spaces.space import METHOD_KEY
+from sislab.search_spaces.suites import get_suite
 from sislab.search_spaces.trial_spec import trial_spec
 from sislab.spec.loader import load_spec
 from sislab.spec.spec import Spec
@@ -28,32 +33,59 @@ from sislab.trainers.mlflow_tracker import flatten
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-CASES = {
-    # VASIS Table 4's two switches, 2 x 2 of the example's 2 x 4 grid.
-    "vasis": (
-        "vasis_noise_position.yaml",
-        {
-            "model.semantic_noise": {"grid": [False, True]},
-            "model.position_code": {"grid": ["none", "learn"]},
-        },
-    ),
-    # SC-GAN: n in {1, 2} x two temperatures, as the example.
-    "scgan": ("scgan_candidates.yaml", None),
+# GroupDNet at 64x64: the 'normal' upsampling keeps the encoder's last map at 2x2 (its batch
+# norm needs more than one value per channel) and widths/groups divisible by the 4 classes.
+GROUPDNET_TINY = {
+    "model.ngf": 4,
+    "model.encoder_ndf": 4,
+    "model.ndf": 4,
+    "model.num_d": 1,
+    "model.n_layers_d": 2,
+    "model.num_upsampling_layers": "normal",
+    "model.cg_mlp_style": "cityscapes",
 }
-BASE_CASE = "vasis"
+# Sub-spaces next to the VASIS example's: one-value grids are fixed fields, longer grids trials.
+EXTRA_METHODS: dict[str, dict] = {
+    "spade": {},
+    "clade": {},
+    "clade-icpe": {},
+    "oasis": {"model.z_dim": {"grid": [4]}, "model.spade_hidden": {"grid": [4]}},
+    # Table 5's variants: one noise channel, random noise, the absolute position code.
+    "va-clade": {
+        "model.semantic_noise": {"grid": [True]},
+        "model.noise_channels": {"grid": ["one"]},
+        "model.noise_mode": {"grid": ["rand"]},
+        "model.position_code": {"grid": ["fix"]},
+    },
+    # Additive normal noise and the relative position code; zero padding, as VA-OASIS's reflect
+    # padding needs a latent of at least 3x3 (96x96 and up).
+    "va-oasis": {
+        "model.padding": {"grid": ["zeros"]},
+        "model.noise_mode": {"grid": ["plus"]},
+        "model.noise_distribution": {"grid": ["normal"]},
+        "model.position_code": {"grid": ["relative"]},
+        "model.z_dim": {"grid": [4]},
+    },
+    # GroupDNet itself runs in the schedules sweep; here Table 1's baselines.
+    "groupdnet": {
+        "model.variant": {"grid": ["mulnet", "groupnet", "groupenc", "groupdec", "vspade"]},
+        **{k: {"grid": [v]} for k, v in GROUPDNET_TINY.items()},
+    },
+}
+SCGAN_OPS = ["scc_bn", "conv_scn"]  # SCC with BN, conv with SCN (scc_scn: the example's default)
+METHODS = ["spade", "clade", "clade-icpe", "oasis", "va-spade", "va-clade", "va-oasis"]
+METHODS += ["groupdnet", "scgan"]
+NUM_TRIALS = 4 + 4 + 1 + 1 + 5 + len(SCGAN_OPS)  # VA-SPADE 2x2; 4 others, VA-CLADE, VA-OASIS
+SWEEP_SETTINGS = {
+    # 2 workers of 0.2 CPU and a 0.1 CPU driver per trial: 4 trials at a time on 2 CPUs.
+    "resources": {"num_workers": 2, "cpus_per_worker": 0.2},
+    # No FID/KID: FID's sqrtm alone is ~15-30 s of CPU per trial (test_sweep.py evaluates).
+    "max_concurrent_trials": 4,
+}
 
 
-def _example(case: str, tmp: Path):
-    """The example's data (with the case's space) and its validated spec."""
-    example, space = CASES[case]
-    yaml = YAML()
-    data = yaml.load((EXAMPLES / example).read_text())
-    if space is not None:
-        data["search"]["space"] = space
-    path = tmp / example
-    with path.open("w") as handle:
-        yaml.dump(data, handle)
-    return data, load_spec(path)
+def _load(example: str) -> dict:
+    return YAML().load((EXAMPLES / example).read_text())
 
 
 def _own_fields(spec: Spec, base: Spec) -> dict:
@@ -68,63 +100,112 @@ def _own_fields(spec: Spec, base: Spec) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def sweep(ray_cluster, tmp_path_factory: pytest.TempPathFactory):
-    """One sweep over both examples' spaces: the examples, the fields each case's trials take
-    from their example, the outcome, and the trials' MLflow runs."""
-    tmp = tmp_path_factory.mktemp("method-sweeps")
-    examples = {case: _example(case, tmp) for case in CASES}
-    base, base_spec = examples[BASE_CASE]
-    methods, fixed = {}, {}
-    for case, (data, spec) in examples.items():
-        space = data["search"]["space"]
-        fixed[case] = {k: v for k, v in _own_fields(spec, base_spec).items() if k not in space}
-        methods[spec.method] = {**{k: {"grid": [v]} for k, v in fixed[case].items()}, **space}
-    merged = dict(base)
-    merged["name"] = "papers-ablations"
-    merged["search"] = {"methods": methods, "max_concurrent_trials": 4}
-    merged["resources"] = dict(base["resources"], cpus_per_worker=0.4)
-    # No FID/KID (the examples' default): FID's sqrtm alone is ~15-30 s of CPU per trial, and
-    # test_sweep.py covers evaluation in a sweep. Sample grids are still logged.
-    merged["eval"] = dict(base["eval"], metrics=[])
-    spec_path = tmp / "papers.yaml"
+def _two_worker_spec(data: dict, name: str) -> dict:
+    data = dict(data)
+    data["name"] = name
+    data["train"] = dict(data["train"], batch_size=2, max_iters_per_epoch=1)
+    data["resources"] = dict(data["resources"], **SWEEP_SETTINGS["resources"])
+    data["eval"] = dict(data.get("eval") or {}, metrics=[])
+    return data
+
+
+def _run(data: dict, tmp: Path, name: str):
+    spec_path = tmp / f"{name}.yaml"
     with spec_path.open("w") as handle:
-        YAML().dump(merged, handle)
+        YAML().dump(data, handle)
     spec = load_spec(spec_path)
-    run_dir = RunDir.create(tmp, spec.name, tmp / "run")
-
+    run_dir = RunDir.create(tmp, spec.name, tmp / name)
+    started = time.perf_counter()
     outcome = run_sweep(spec, spec_path, run_dir=run_dir, console=Console(quiet=True))
-
+    seconds = time.perf_counter() - started
     state = run_dir.load_state()
     client = MlflowClient(state.tracking_uri)
     children = client.search_runs(
         [state.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{state.parent_run_id}'"
     )
-    return SimpleNamespace(
-        examples=examples, fixed=fixed, outcome=outcome, client=client, children=children
-    )
+    print(f"{name}: {outcome.num_trials} trials with 2 workers in {seconds:.0f} s")
+    return SimpleNamespace(outcome=outcome, client=client, children=children)
 
 
-def test_one_sweep_runs_both_examples(sweep) -> None:
-    assert sweep.outcome.num_trials == 8 and sweep.outcome.num_errors == 0
-    assert len(sweep.children) == 8
-    methods = sorted(c.data.params["method"] for c in sweep.children)
-    assert methods == sorted([spec.method for _, spec in sweep.examples.values()] * 4)
+@pytest.fixture(scope="module")
+def methods_sweep(ray_cluster, tmp_path_factory: pytest.TempPathFactory):
+    """Every method and variant in one sweep of 2-worker trials."""
+    tmp = tmp_path_factory.mktemp("method-sweeps")
+    base = _load("vasis_noise_position.yaml")
+    scgan = _load("scgan_candidates.yaml")
+    base_spec, scgan_spec = (Spec.model_validate(d) for d in (base, scgan))
+    scgan_fixed = {
+        k: {"grid": [v]}
+        for k, v in _own_fields(scgan_spec, base_spec).items()
+        if k.startswith("model.") or k.startswith("losses.")
+    }
+    methods = {
+        # The VASIS example's noise x position grid, at two of its four position codes.
+        "va-spade": {
+            "model.semantic_noise": {"grid": [False, True]},
+            "model.position_code": {"grid": ["none", "learn"]},
+        },
+        "scgan": {**scgan_fixed, "model.ops": {"grid": SCGAN_OPS}},
+        **EXTRA_METHODS,
+    }
+    data = _two_worker_spec(base, "every-method-ddp")
+    data["search"] = {"methods": methods, "max_concurrent_trials": 4}
+    return _run(data, tmp, "every-method-ddp")
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_example_sweep_records_every_configuration(sweep, case: str) -> None:
-    (data, spec), client = sweep.examples[case], sweep.client
-    children = [c for c in sweep.children if c.data.params["method"] == spec.method]
-    keys = sorted(data["search"]["space"])
-    seen = {tuple(c.data.params[k] for k in keys) for c in children}
-    assert len(children) == 4 and len(seen) == 4
-    for child in children:
+@pytest.fixture(scope="module")
+def schedules_sweep(ray_cluster, tmp_path_factory: pytest.TempPathFactory):
+    """GroupDNet's group-decrease schedules (8 groups: 8 classes) through Tune."""
+    tmp = tmp_path_factory.mktemp("schedules")
+    data = _two_worker_spec(_load("vasis_noise_position.yaml"), "groupdnet-schedules")
+    data["method"] = "groupdnet"
+    data["dataset"] = dict(data["dataset"], uri="synthetic://shapes?size=64&classes=8&num=4&val=2")
+    model = {k.removeprefix("model."): v for k, v in GROUPDNET_TINY.items()}
+    data["model"] = {**model, "ngf": 8, "encoder_ndf": 8}
+    data["search"] = {"suite": "groupdnet.schedules", "max_concurrent_trials": 4}
+    return _run(data, tmp, "groupdnet-schedules")
+
+
+def test_every_method_trains_with_two_workers(methods_sweep) -> None:
+    sweep = methods_sweep
+    assert sweep.outcome.num_errors == 0 and sweep.outcome.num_trials == NUM_TRIALS
+    assert len(sweep.children) == NUM_TRIALS
+    assert sorted({c.data.params["method"] for c in sweep.children}) == sorted(METHODS)
+    for child in sweep.children:
+        assert child.info.status == "FINISHED", child.data.params["method"]
+        assert child.data.params["resources.num_workers"] == "2"
+        # Losses are means over both ranks; one iteration was logged.
+        assert sweep.client.get_metric_history(child.info.run_id, "train/loss_g")
+
+
+def test_every_variant_and_switch_ran(methods_sweep) -> None:
+    params = [c.data.params for c in methods_sweep.children]
+
+    def values(method: str, key: str) -> set[str]:
+        return {p[key] for p in params if p["method"] == method}
+
+    assert values("groupdnet", "model.variant") == {
+        "mulnet", "groupnet", "groupenc", "groupdec", "vspade"
+    }  # fmt: skip
+    assert values("scgan", "model.ops") == set(SCGAN_OPS)
+    vasis = [p for p in params if p["method"].startswith("va-")]
+    switches = {
+        "model.semantic_noise": {"False", "True"},
+        "model.noise_channels": {"one"},
+        "model.noise_mode": {"rand", "plus"},
+        "model.noise_distribution": {"normal"},
+        "model.position_code": {"none", "learn", "fix", "relative"},
+    }
+    for key, wanted in switches.items():
+        assert wanted <= {p[key] for p in vasis}, key
+
+
+def test_groupdnet_schedules_suite_trains_through_tune(schedules_sweep) -> None:
+    sweep = schedules_sweep
+    rows = get_suite("groupdnet.schedules").configurations
+    assert sweep.outcome.num_errors == 0 and sweep.outcome.num_trials == len(rows)
+    seen = {c.data.params["model.decoder_groups"] for c in sweep.children}
+    assert seen == {str(row["model.decoder_groups"]) for row in rows}
+    for child in sweep.children:
         assert child.info.status == "FINISHED"
-        assert client.get_metric_history(child.info.run_id, "train/loss_g")
-        # Each trial's spec is its example's (e.g. SC-GAN's widths, not the base example's).
-        # A loss that is off (no VGG19 weights in tests) is logged as 0, its effective value.
-        off = child.data.tags["sislab.perceptual_loss"].startswith("off")
-        for key, value in sweep.fixed[case].items():
-            expected = "0" if key == "losses.perceptual" and off else str(value)
-            assert child.data.params[key] == expected, key
+        assert sweep.client.get_metric_history(child.info.run_id, "train/loss_g")

@@ -16,7 +16,7 @@ from typing import Any
 
 import ray.train
 import ray.tune
-from ray.train.torch import TorchTrainer
+from ray.train.torch import TorchConfig, TorchTrainer
 from ray.util.queue import Queue
 
 from sislab.orchestrator.tune_report import ReportToTrialDriver, fit_reporting_to_tune, read_pointer
@@ -67,6 +67,16 @@ def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
     )
 
 
+def ddp_backend(spec: Spec) -> str:
+    """The process-group backend of a trial's workers: nccl for whole GPUs, else gloo.
+
+    With a fraction of a GPU per worker, two ranks of one trial may land on the same device,
+    which NCCL refuses ("Duplicate GPU detected"); gloo all-reduces CUDA tensors as well.
+    """
+    res = spec.resources
+    return "nccl" if res.use_gpu and res.gpus_per_worker >= 1 else "gloo"
+
+
 def train_run(
     trial_id: str, pointer: CheckpointPointer | None
 ) -> tuple[str, CheckpointPointer | None]:
@@ -111,6 +121,7 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
         context.worker_fn,
         train_loop_config=payload.model_dump(),
         scaling_config=scaling_config(spec),
+        torch_config=TorchConfig(backend=ddp_backend(spec)),
         datasets=datasets,
         dataset_config=dataset_config,
         run_config=ray.train.RunConfig(

@@ -50,12 +50,14 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
 
     Args:
         module: Model whose batch norms should share statistics across ranks.
-        device: Training device; CUDA uses ``torch.nn.SyncBatchNorm``.
+        device: Training device; CUDA under NCCL uses ``torch.nn.SyncBatchNorm`` (its
+            all-gather needs NCCL; ranks sharing one GPU run gloo and the cross-rank version).
 
     Returns:
         The converted module (a new object where the root itself was a batch norm).
     """
-    if device.type == "cuda":
+    backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else "nccl"
+    if device.type == "cuda" and backend == "nccl":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return _convert_cpu(module)
 

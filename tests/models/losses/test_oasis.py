@@ -36,3 +36,25 @@ def test_labelmix_shapes_and_one_bit_per_class():
     assert mixed.shape == real.shape and torch.equal(mixed[:, :1], mask)
     d = torch.randn(2, 5, 16, 16)
     assert labelmix_loss(mask, d, d, d) == 0
+
+
+def test_class_balance_weights_with_the_global_batch_counts():
+    # Under DDP each rank passes the counts of all ranks' batches: its weights are then its rows
+    # of the global batch's weights.
+    classes = torch.tensor([[[0, 0, 0, 1]], [[1, 1, 2, 2]]])
+    counts = torch.bincount(classes.reshape(-1), minlength=3).float()
+    whole = class_balance_weights(classes, 3, None)
+    for half in (0, 1):
+        mine = class_balance_weights(classes[half : half + 1], 3, None, counts)
+        assert torch.equal(mine, whole[half : half + 1])
+    # numel 8, K = 3: class 0 (3 pixels) -> 8 / 9.
+    assert torch.allclose(whole[0, 0, 0], torch.tensor(8 / 9))
+
+
+def test_labelmix_draws_one_bit_per_class_of_the_dataset_without_a_host_sync():
+    classes = torch.zeros(2, 8, 8, dtype=torch.long)  # only class 0 present
+    torch.manual_seed(0)
+    bits = torch.randint(0, 2, (5,))
+    torch.manual_seed(0)
+    mask = labelmix_mask(classes, num_classes=5)  # 5 bits drawn whatever the batch holds
+    assert torch.equal(mask, bits[classes].unsqueeze(1).float())

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from sislab.models.geometry import DatasetGeometry
@@ -94,6 +95,7 @@ class OasisProcedure(AdversarialSchedules):
         self.cfg = model_cfg
         self.weights = losses
         self.device = runtime.device
+        self.world_size = runtime.world_size
         self.precision = train.precision
         self.train_spec = train
         configure_backends(self.device)
@@ -133,9 +135,27 @@ class OasisProcedure(AdversarialSchedules):
 
     _semantics = SpadeProcedure._semantics
 
+    def _class_counts(self, classes: torch.Tensor) -> torch.Tensor | None:
+        """Pixels per class over all ranks' batches, for class balancing (None: off).
+
+        OASIS balances by the batch's class frequencies; the spec's batch is global, so the
+        counts are summed over the ranks (2 ranks x B == 1 rank x 2B).
+        """
+        if not self.cfg.class_balancing:
+            return None
+        counts = torch.bincount(classes.reshape(-1), minlength=self.geometry.num_classes).float()
+        if self.world_size > 1 and dist.is_initialized():
+            dist.all_reduce(counts)
+        return counts
+
     def _adversarial(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         return n1_cross_entropy(
-            logits.float(), classes, True, self.cfg.class_balancing, self.cfg.ignore_class
+            logits.float(),
+            classes,
+            True,
+            self.cfg.class_balancing,
+            self.cfg.ignore_class,
+            counts=self._class_counts(classes),
         )
 
     def generator_losses(self, batch, semantics) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -171,7 +191,7 @@ class OasisProcedure(AdversarialSchedules):
             "d_real": self._adversarial(logits_real, classes),
         }
         if self.cfg.labelmix_weight > 0:
-            mask = labelmix_mask(classes).to(real.dtype)
+            mask = labelmix_mask(classes, self.geometry.num_classes).to(real.dtype)
             logits_mixed = self.discriminator(labelmix_images(mask, real, fake)).float()
             lm = labelmix_loss(mask, logits_mixed, logits_fake, logits_real)
             terms["d_labelmix"] = lm * self.cfg.labelmix_weight

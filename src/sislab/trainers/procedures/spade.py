@@ -79,6 +79,7 @@ class SpadeProcedure(AdversarialSchedules):
         self.geometry = geometry
         self.weights = losses
         self.device = runtime.device
+        self.world_size = runtime.world_size
         self.precision = train.precision
         self.train_spec = train
         configure_backends(self.device)
@@ -190,8 +191,11 @@ class SpadeProcedure(AdversarialSchedules):
         if self.perceptual is not None:
             terms["g_vgg"] = self.perceptual(fake.float(), real.float()) * self.weights.perceptual
         if "mu" in extra:
+            # The KL is a sum over the batch, and the spec's batch is global: DDP averages the
+            # ranks' gradients, so each rank's sum counts world_size times to give the gradient
+            # of the sum over all ranks' rows (2 ranks x B == 1 rank x 2B).
             terms["g_kl"] = kl_divergence(extra["mu"].float(), extra["logvar"].float()) * (
-                self.weights.kl
+                self.weights.kl * self.world_size
             )
         terms.update(self._extra_generator_terms(real, extra))
         return sum(terms.values()), terms

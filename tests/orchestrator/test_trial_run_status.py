@@ -15,7 +15,7 @@ from sislab.orchestrator.mlflow_store import prepare_sqlite_store
 from sislab.orchestrator.summary import short_names, trial_summaries, varied_keys
 from sislab.orchestrator.tracking import TrialRunStatus
 from sislab.spec.loader import spec_from_dict
-from sislab.trainers.mlflow_tracker import open_trial_run
+from sislab.trainers.trial_run import open_trial_run
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"

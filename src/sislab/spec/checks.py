@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sislab.search_spaces.dsl import parse_domain, sample_values
+from sislab.spec.models import SMIS_METHODS, SMIS_METRICS
 from sislab.spec.overrides import apply_overrides
 from sislab.spec.problems import (
     Path,
@@ -64,7 +65,25 @@ def cross_field_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> lis
                 f"use at most {epochs} (the decay covers the last lr_decay_epochs epochs)",
             )
         )
+    problems += _smis_metric_problems(spec, skip)
     return problems
+
+
+def _smis_metric_problems(spec: Spec, skip: frozenset[Path]) -> list[Problem]:
+    """mCSD/mOCD resample one class's latent: a method without per-class latents has none."""
+    wanted = [m for m in spec.eval.metrics if m in SMIS_METRICS]
+    methods = list(spec.search.methods) or [spec.method]
+    others = [m for m in methods if m not in SMIS_METHODS]
+    if not wanted or not others or _touches(("eval", "metrics"), skip):
+        return []
+    return [
+        (
+            ("eval", "metrics"),
+            f"eval.metrics {wanted} need per-class latents, which method {others[0]!r} does not "
+            f"have; remove {' and '.join(wanted)} from eval.metrics, or use method "
+            f"{' / '.join(SMIS_METHODS)} (its variants are GroupDNet's baselines)",
+        )
+    ]
 
 
 def all_field_paths(method: str) -> list[str]:

@@ -206,7 +206,7 @@ def _smis(args: argparse.Namespace) -> int:
     if result["substitutes"]:
         print(f"  substitute (random) weights: {', '.join(result['substitutes'])}")
     print(
-        f"mCSD {result['mcsd']:.4f}  mOCD {result['mocd']:.4f}  ({result['label_maps']} label "
+        f"mCSD {result['mcsd']:.4g}  mOCD {result['mocd']:.4g}  ({result['label_maps']} label "
         f"maps x {result['pairs']} pairs per class, split {result['split']})"
     )
     return 0

@@ -238,3 +238,11 @@ def test_smis_metrics_need_per_class_latents(tmp_path):
     )
     ok = {"name": "x", "method": "groupdnet", "eval": {"metrics": ["mcsd", "mocd"]}}
     assert check_spec(spec_from_dict(ok)) == []
+
+
+def test_smis_offline_protocol_needs_groupdnet(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nmethod: spade\neval:\n  protocol: smis-deepfashion\n")
+    (line,) = validate_file(path)
+    assert line.startswith(f"{path}:4: eval.protocol: eval.protocol smis-deepfashion is evaluated")
+    assert line.endswith("drop eval.protocol or use method groupdnet")

@@ -74,16 +74,29 @@ def _smis_metric_problems(spec: Spec, skip: frozenset[Path]) -> list[Problem]:
     wanted = [m for m in spec.eval.metrics if m in SMIS_METRICS]
     methods = list(spec.search.methods) or [spec.method]
     others = [m for m in methods if m not in SMIS_METHODS]
-    if not wanted or not others or _touches(("eval", "metrics"), skip):
-        return []
-    return [
-        (
-            ("eval", "metrics"),
-            f"eval.metrics {wanted} need per-class latents, which method {others[0]!r} does not "
-            f"have; remove {' and '.join(wanted)} from eval.metrics, or use method "
-            f"{' / '.join(SMIS_METHODS)} (its variants are GroupDNet's baselines)",
+    problems: list[Problem] = []
+    if not others:
+        return problems
+    if wanted and not _touches(("eval", "metrics"), skip):
+        problems.append(
+            (
+                ("eval", "metrics"),
+                f"eval.metrics {wanted} need per-class latents, which method {others[0]!r} does "
+                f"not have; remove {' and '.join(wanted)} from eval.metrics, or use method "
+                f"{' / '.join(SMIS_METHODS)} (its variants are GroupDNet's baselines)",
+            )
         )
-    ]
+    # The offline smis preset is only ever satisfied by `sislab eval smis`, on a GroupDNet.
+    if spec.eval.protocol == "smis-deepfashion" and not _touches(("eval", "protocol"), skip):
+        problems.append(
+            (
+                ("eval", "protocol"),
+                f"eval.protocol smis-deepfashion is evaluated by `sislab eval smis`, which needs "
+                f"per-class latents that method {others[0]!r} does not have; drop eval.protocol "
+                f"or use method {' / '.join(SMIS_METHODS)}",
+            )
+        )
+    return problems
 
 
 def all_field_paths(method: str) -> list[str]:

@@ -64,3 +64,13 @@ def test_written_shards_equal_render(tmp_path):
     image, label = render_sample(6, num_classes=3, size=16, seed=7)
     np.testing.assert_array_equal(decode_image(rows[1]["image"]), image)
     np.testing.assert_array_equal(decode_label(rows[1]["label"]), label)
+
+
+def test_test_split_follows_val_and_is_empty_by_default():
+    p = parse_synthetic_uri("synthetic://shapes?num=10&val=4&test=3")
+    assert list(p.split_range("test")) == [14, 15, 16]
+    assert list(parse_synthetic_uri("synthetic://shapes").split_range("test")) == []
+    with pytest.raises(SpecError, match="'train', 'val' and 'test', not 'dev'"):
+        p.split_range("dev")
+    with pytest.raises(SpecError, match="test >= 0"):
+        parse_synthetic_uri("synthetic://shapes?test=-1")

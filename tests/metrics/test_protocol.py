@@ -97,3 +97,26 @@ def test_eval_protocols_command_lists_every_preset_with_its_id(capsys) -> None:
     assert set(listed) == set(presets())
     for name, record in presets().items():
         assert listed[name]["id"] == protocol_id(record)
+
+
+def test_offline_preset_is_tagged_and_not_checked_against_training() -> None:
+    from sislab.metrics.protocol import (
+        OFFLINE_PRESETS,
+        OFFLINE_TAG,
+        EvalProtocol,
+        offline_tags,
+        preset_differences,
+    )
+    from sislab.trainers.evaluation import check_protocol
+
+    training = EvalProtocol(lpips_net="alex", diversity_samples=2, resolution=(64, 64))
+    assert "smis-deepfashion" in OFFLINE_PRESETS
+    assert offline_tags("smis-deepfashion") == {OFFLINE_TAG: "smis-deepfashion"}
+    assert offline_tags("spade-cityscapes") == offline_tags(None) == {}
+    # The training record differs from the preset, and says where; naming the preset still trains.
+    assert "diversity_samples: protocol 20, run 2" in preset_differences(
+        training, "smis-deepfashion"
+    )
+    check_protocol(training, "smis-deepfashion")
+    with pytest.raises(SpecError, match="resolution"):
+        check_protocol(training, "spade-cityscapes")

@@ -73,3 +73,20 @@ def test_frozen_generator_scores_zero(model) -> None:
     assert result.mcsd == pytest.approx(0.0, abs=1e-6)
     assert result.mocd == pytest.approx(0.0, abs=1e-6)
     assert result.label_maps == 2
+
+
+def test_summed_class_totals_equal_smis_diversity(model) -> None:
+    from sislab.metrics.smis import class_totals, diversity_from_totals
+
+    second = _stripes().flip(-1)
+    second[:8] = 3  # a class only in the second map
+    # Two "ranks", one label map each: their summed totals give the one-process metrics.
+    totals = sum(
+        class_totals(model, smis_generator, lab, 5, samples=3) for lab in (_stripes(), second)
+    )
+    summed = diversity_from_totals(totals)
+    direct = smis_diversity(model, smis_generator, [_stripes(), second], samples=3)
+    assert sorted(summed.per_class) == sorted(direct.per_class) == [0, 1, 2, 3]
+    assert summed.mcsd == pytest.approx(direct.mcsd, rel=1e-6)
+    assert summed.mocd == pytest.approx(direct.mocd, rel=1e-6)
+    assert totals[1, 4] == 0  # class 4 is in no map: it enters no mean

@@ -225,3 +225,24 @@ def test_pbt_and_asha_are_exclusive():
                 },
             }
         )
+
+
+def test_smis_metrics_need_per_class_latents(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nmethod: spade\neval:\n  metrics: [fid, mcsd, mocd]\n")
+    (line,) = validate_file(path)
+    assert line.startswith(
+        f"{path}:4: eval.metrics: eval.metrics ['mcsd', 'mocd'] need per-class latents, which "
+        "method 'spade' does not have; remove mcsd and mocd from eval.metrics, or use method "
+        "groupdnet"
+    )
+    ok = {"name": "x", "method": "groupdnet", "eval": {"metrics": ["mcsd", "mocd"]}}
+    assert check_spec(spec_from_dict(ok)) == []
+
+
+def test_smis_offline_protocol_needs_groupdnet(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nmethod: spade\neval:\n  protocol: smis-deepfashion\n")
+    (line,) = validate_file(path)
+    assert line.startswith(f"{path}:4: eval.protocol: eval.protocol smis-deepfashion is evaluated")
+    assert line.endswith("drop eval.protocol or use method groupdnet")

@@ -1,4 +1,4 @@
-"""``sislab eval``: metrics outside training (FID/KID, segmenters) and the named protocols."""
+"""``sislab eval``: metrics outside training (FID/KID, segmenters, SMIS) and the named protocols."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``eval`` with its subcommands (``fid``, ``train-segmenter``, ``segment``, ``protocols``)."""
-    from sislab.cli import eval_fid, eval_segmenter
+    """Add ``eval`` with its subcommands (``fid``, ``train-segmenter``, ``segment``, ``smis``,
+    ``protocols``)."""
+    from sislab.cli import eval_fid, eval_segmenter, eval_smis
 
-    parser = sub.add_parser("eval", help="FID/KID, segmentation scores, evaluation protocols")
+    parser = sub.add_parser(
+        "eval", help="FID/KID, segmentation scores, SMIS diversity, evaluation protocols"
+    )
     eval_sub = parser.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
     eval_fid.register(eval_sub)
     eval_segmenter.register(eval_sub)
+    eval_smis.register(eval_sub)
     protocols = eval_sub.add_parser(
         "protocols", help="the papers' evaluation protocols (eval.protocol) with their ids"
     )

@@ -35,6 +35,7 @@ class SyntheticParams:
         classes: Number of classes K; label ids are ``0..K-1``.
         num: Rows of the train split.
         val: Rows of the val split (indices ``num..num+val-1``).
+        test: Rows of the test split (the next ``test`` indices), for offline protocols.
         seed: Seed of the class families and the layouts.
         variation: Intra-class variation in [0, 1] (0: every instance of a class looks alike).
     """
@@ -44,6 +45,7 @@ class SyntheticParams:
     classes: int = 8
     num: int = 64
     val: int = 16
+    test: int = 0
     seed: int = 0
     variation: float = 0.5
 
@@ -58,18 +60,21 @@ class SyntheticParams:
         )
 
     def split_range(self, split: str) -> range:
-        """Sample indices of a split (``train`` or ``val``)."""
+        """Sample indices of a split (``train``, ``val`` or ``test``)."""
         if split == "train":
             return range(0, self.num)
         if split == "val":
             return range(self.num, self.num + self.val)
+        if split == "test":
+            start = self.num + self.val
+            return range(start, start + self.test)
         raise SpecError(
-            f"synthetic datasets have splits 'train' and 'val', not {split!r}",
+            f"synthetic datasets have splits 'train', 'val' and 'test', not {split!r}",
             fix="set dataset.train_split: train and dataset.val_split: val",
         )
 
 
-_INT_KEYS = ("size", "classes", "num", "val", "seed")
+_INT_KEYS = ("size", "classes", "num", "val", "test", "seed")
 
 
 def parse_synthetic_uri(uri: str) -> SyntheticParams:
@@ -123,8 +128,11 @@ def _check(p: SyntheticParams) -> None:
         raise SpecError(f"synthetic classes must be in [2, 256], got {p.classes}")
     if p.size < 8:
         raise SpecError(f"synthetic size must be >= 8, got {p.size}")
-    if p.num < 1 or p.val < 0:
-        raise SpecError(f"synthetic num must be >= 1 and val >= 0, got num={p.num} val={p.val}")
+    if p.num < 1 or p.val < 0 or p.test < 0:
+        raise SpecError(
+            f"synthetic num must be >= 1, val and test >= 0, got num={p.num} val={p.val} "
+            f"test={p.test}"
+        )
     if not 0.0 <= p.variation <= 1.0:
         raise SpecError(f"synthetic variation must be in [0, 1], got {p.variation}")
 

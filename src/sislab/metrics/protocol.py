@@ -23,6 +23,10 @@ from sislab.metrics.weights import REGISTRY
 PROTOCOL_ID_TAG = "sislab.protocol.id"
 PROTOCOL_TAG_PREFIX = "sislab.protocol."
 SUBSTITUTE_TAG = "sislab.metrics.substitute_weights"
+OFFLINE_TAG = "sislab.protocol.offline"
+# Presets no training run can follow (another split, 20 samples per layout): a spec naming one
+# trains under its own protocol id, and the command given here evaluates the checkpoint under it.
+OFFLINE_PRESETS: dict[str, str] = {"smis-deepfashion": "sislab eval smis CHECKPOINT"}
 ID_LENGTH = 12
 # Names and prose: changing them changes no number, so they stay out of the id.
 _NOT_IN_ID = frozenset({"name", "description"})
@@ -261,3 +265,38 @@ def preset(name: str) -> EvalProtocol:
         close = difflib.get_close_matches(name, known, n=3) or sorted(known)
         raise SpecError(f"no evaluation protocol {name!r}", fix=f"use one of: {', '.join(close)}")
     return known[name]
+
+
+def offline_tags(name: str | None) -> dict[str, str]:
+    """The tag naming the offline preset a run is meant for (``{}`` for other presets or None).
+
+    The run's own ``sislab.protocol.id`` stays the protocol its in-loop ``eval/*`` metrics were
+    computed under; the offline command logs under its own keys and id (``cli.eval_smis``).
+    """
+    return {OFFLINE_TAG: name} if name in OFFLINE_PRESETS else {}
+
+
+def preset_differences(record: EvalProtocol, name: str) -> list[str]:
+    """What in ``record`` differs from what preset ``name`` pins, one ``key: ...`` line each.
+
+    Fields the preset leaves open (None, empty sha256), its dataset name and its substitute list
+    are not compared; a ``+``-joined reference split matches any of its splits.
+
+    Raises:
+        SpecError: Unknown preset.
+    """
+    pinned = preset(name).model_dump()
+    actual = record.model_dump()
+
+    def matches(key: str, value) -> bool:
+        if key == "reference_split":  # a run computing FID-v and FID-t follows either protocol
+            return value in actual[key].split("+")
+        return value == actual[key]
+
+    return [
+        f"{key}: protocol {value!r}, run {actual[key]!r}"
+        for key, value in pinned.items()
+        if key not in ("name", "description", "dataset", "substitutes")
+        and value not in (None, "")
+        and not matches(key, value)
+    ]

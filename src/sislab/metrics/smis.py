@@ -122,3 +122,74 @@ def smis_diversity(
         label_maps=count,
         pairs=len(first),
     )
+
+
+# Rows of ``class_totals``: sums and counts, so that ranks can add them before the means.
+INSIDE_SUM, INSIDE_COUNT, OUTSIDE_SUM, OUTSIDE_COUNT = range(4)
+
+
+def class_totals(
+    model: nn.Module,
+    generate: ClassGenerator,
+    label: torch.Tensor,
+    num_classes: int,
+    samples: int = 2,
+    pairing: Pairing = "consecutive",
+    ignore_index: int | None = None,
+    batch_size: int = DEFAULT_BATCH,
+) -> torch.Tensor:
+    """Per-class LPIPS sums and pair counts of one label map, ``[4, num_classes]`` float64.
+
+    The same computation as ``smis_diversity`` for one label map, kept as sums (rows
+    ``INSIDE_SUM``, ``INSIDE_COUNT``, ``OUTSIDE_SUM``, ``OUTSIDE_COUNT``) so that several
+    processes' totals can be added and turned into metrics once (``diversity_from_totals``).
+
+    Args:
+        model: LPIPS from ``lpips_scores.load_lpips``.
+        generate: As in ``smis_diversity``.
+        label: ``[H, W]`` int64 class ids.
+        num_classes: Columns of the result (class ids are ``0..num_classes-1``).
+        samples: Images per class.
+        pairing: See ``lpips_scores.sample_pairs``.
+        ignore_index: The don't-care id, never resampled.
+        batch_size: Pairs per LPIPS forward.
+    """
+    totals = torch.zeros(4, num_classes, dtype=torch.float64)
+    first, second = sample_pairs(samples, pairing)
+    valid = label != (-1 if ignore_index is None else ignore_index)
+    for class_id in (int(c) for c in torch.unique(label[valid])):
+        images = generate(label, class_id, samples)
+        region = label == class_id
+        scores = region_lpips(
+            model, images[first], images[second], torch.stack([region, valid & ~region]), batch_size
+        ).double()
+        for row, column in ((INSIDE_SUM, 0), (OUTSIDE_SUM, 1)):
+            finite = scores[:, column][~scores[:, column].isnan()]
+            totals[row, class_id] += finite.sum()
+            totals[row + 1, class_id] += finite.numel()
+    return totals
+
+
+def diversity_from_totals(
+    totals: torch.Tensor, label_maps: int = 0, pairs: int = 0
+) -> SmisDiversity:
+    """mCSD and mOCD from summed ``class_totals``: per-class means, then the mean over classes.
+
+    Classes with no pair (absent everywhere, or no region outside them) do not enter a mean.
+    """
+
+    def means(sums: torch.Tensor, counts: torch.Tensor) -> list[float]:
+        return [float(s / c) if c else float("nan") for s, c in zip(sums, counts, strict=True)]
+
+    inside = means(totals[INSIDE_SUM], totals[INSIDE_COUNT])
+    outside = means(totals[OUTSIDE_SUM], totals[OUTSIDE_COUNT])
+    per_class = {
+        c: (inside[c], outside[c]) for c in range(totals.shape[1]) if totals[INSIDE_COUNT, c]
+    }
+    return SmisDiversity(
+        mcsd=_nanmean(v[0] for v in per_class.values()),
+        mocd=_nanmean(v[1] for v in per_class.values()),
+        per_class=per_class,
+        label_maps=label_maps,
+        pairs=pairs,
+    )

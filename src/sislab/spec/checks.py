@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sislab.search_spaces.dsl import parse_domain, sample_values
+from sislab.spec.models import SMIS_METHODS, SMIS_METRICS
 from sislab.spec.overrides import apply_overrides
 from sislab.spec.problems import (
     Path,
@@ -62,6 +63,37 @@ def cross_field_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> lis
                 ("train", "lr_decay_epochs"),
                 f"train.lr_decay_epochs={decay} exceeds train.epochs={epochs}; "
                 f"use at most {epochs} (the decay covers the last lr_decay_epochs epochs)",
+            )
+        )
+    problems += _smis_metric_problems(spec, skip)
+    return problems
+
+
+def _smis_metric_problems(spec: Spec, skip: frozenset[Path]) -> list[Problem]:
+    """mCSD/mOCD resample one class's latent: a method without per-class latents has none."""
+    wanted = [m for m in spec.eval.metrics if m in SMIS_METRICS]
+    methods = list(spec.search.methods) or [spec.method]
+    others = [m for m in methods if m not in SMIS_METHODS]
+    problems: list[Problem] = []
+    if not others:
+        return problems
+    if wanted and not _touches(("eval", "metrics"), skip):
+        problems.append(
+            (
+                ("eval", "metrics"),
+                f"eval.metrics {wanted} need per-class latents, which method {others[0]!r} does "
+                f"not have; remove {' and '.join(wanted)} from eval.metrics, or use method "
+                f"{' / '.join(SMIS_METHODS)} (its variants are GroupDNet's baselines)",
+            )
+        )
+    # The offline smis preset is only ever satisfied by `sislab eval smis`, on a GroupDNet.
+    if spec.eval.protocol == "smis-deepfashion" and not _touches(("eval", "protocol"), skip):
+        problems.append(
+            (
+                ("eval", "protocol"),
+                f"eval.protocol smis-deepfashion is evaluated by `sislab eval smis`, which needs "
+                f"per-class latents that method {others[0]!r} does not have; drop eval.protocol "
+                f"or use method {' / '.join(SMIS_METHODS)}",
             )
         )
     return problems

@@ -211,7 +211,12 @@ class LossesSpec(StrictModel):
     kl: NonNegativeFloat = Field(0.05, description="KL divergence of the VAE encoder, if used.")
 
 
-EvalMetric = Literal["fid", "fid_train", "kid", "lpips", "lpips_diversity", "miou", "accuracy"]
+EvalMetric = Literal[
+    "fid", "fid_train", "kid", "lpips", "lpips_diversity", "miou", "accuracy", "mcsd", "mocd"
+]
+# Metrics that resample one class's latent at a time: only methods with per-class latents.
+SMIS_METRICS = ("mcsd", "mocd")
+SMIS_METHODS = ("groupdnet",)
 
 # Direction of each evaluation metric, for best-checkpoint selection and for searches.
 EVAL_METRIC_MODES: dict[str, Literal["min", "max"]] = {
@@ -222,6 +227,8 @@ EVAL_METRIC_MODES: dict[str, Literal["min", "max"]] = {
     "lpips_diversity": "max",
     "miou": "max",
     "accuracy": "max",
+    "mcsd": "max",  # GroupDNet §4.3: the resampled class should change...
+    "mocd": "min",  # ...and nothing else should
 }
 
 
@@ -237,7 +244,10 @@ class EvalSpec(StrictModel):
         description="Metrics of each evaluation, logged as eval/<name>: fid (FID-v, against the "
         "evaluated val images), fid_train (FID-t, against train-split statistics), kid, lpips "
         "(generated vs real of the same layout), lpips_diversity (two samples of one layout), "
-        "miou and accuracy (need eval.segmenter). [] turns evaluation off (grids still logged).",
+        "miou and accuracy (need eval.segmenter), mcsd and mocd (GroupDNet's SMIS diversity: LPIPS "
+        "inside / outside one class when only its latent is resampled, 2 samples per val layout "
+        "and class; groupdnet only, the paper's protocol is `sislab eval smis`). [] turns "
+        "evaluation off (grids still logged).",
     )
     num_samples: PositiveInt | None = Field(
         None, description="Val rows generated per evaluation, split across the workers (null: all)."
@@ -279,7 +289,9 @@ class EvalSpec(StrictModel):
     protocol: str | None = Field(
         None,
         description="Named evaluation protocol (`sislab eval protocols`) the run must match; "
-        "a trial whose evaluation settings differ from it stops at start with the difference.",
+        "a trial whose evaluation settings differ from it stops at start with the difference. "
+        "Offline protocols (smis-deepfashion) are not checked against training: the run is "
+        "tagged sislab.protocol.offline and `sislab eval smis` evaluates its checkpoint under it.",
     )
 
     @model_validator(mode="after")

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 _INCEPTION_METRICS = {"fid", "fid_train", "kid"}
 _LPIPS_METRICS = {"lpips", "lpips_diversity"}
 _SEGMENTATION_METRICS = {"miou", "accuracy"}
+_SMIS_METRICS = {"mcsd", "mocd"}
+# Samples per (val layout, class) for mcsd/mocd during training: one pair, like lpips_diversity;
+# the paper's 20 (19 consecutive pairs) on the test split is `sislab eval smis`.
+SMIS_TRAINING_SAMPLES = 2
 
 
 def improves(metric: str, value: float, best: float | None) -> bool:
@@ -66,7 +70,7 @@ def load_networks(
         nets.inception, nets.weights["inception"] = load_fid_inception(
             source=cfg.inception, **common
         )
-    if wanted & _LPIPS_METRICS:
+    if wanted & (_LPIPS_METRICS | _SMIS_METRICS):
         from sislab.metrics.lpips_scores import load_lpips
 
         nets.lpips, nets.weights["lpips"] = load_lpips(net=cfg.lpips_net, **common)
@@ -127,9 +131,9 @@ class Evaluator:
         """MLflow tags of the run: the protocol record, its id and any substitute weights."""
         if self.protocol is None:
             return {}
-        from sislab.metrics.protocol import protocol_tags
+        from sislab.metrics.protocol import offline_tags, protocol_tags
 
-        return protocol_tags(self.protocol)
+        return protocol_tags(self.protocol) | offline_tags(self.cfg.protocol)
 
     @property
     def wanted(self) -> set[str]:
@@ -147,6 +151,9 @@ class Evaluator:
 
             seg = self.nets.segmenter
             meter = ConfusionMeter(seg.num_classes, seg.ignore_index, ctx.device)
+        smis = None
+        if self.wanted & _SMIS_METRICS:
+            smis = torch.zeros(4, procedure.geometry.num_classes, dtype=torch.float64)
         need_real = not self._real_sent and bool(self.wanted & {"fid", "kid"})
         with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
             torch.manual_seed(self.seed + 7_919 * ctx.rank)
@@ -169,6 +176,8 @@ class Evaluator:
                 if meter is not None:
                     seg = self.nets.segmenter
                     meter.update(seg.predict(fake), seg.map_labels(batch["label"][:, 0]))
+                if smis is not None:
+                    smis += self._smis_totals(procedure, batch)
         gathered = _gather_to_main(
             (
                 torch.cat(fake_feats).numpy() if fake_feats else None,
@@ -180,9 +189,37 @@ class Evaluator:
         sums = sum_over_ranks(sums, ctx)
         if meter is not None:
             meter.all_reduce()
+        if smis is not None:
+            smis = sum_over_ranks(smis, ctx)
         if not ctx.is_main:
             return {}
-        return self._metrics(gathered, sums, meter)
+        return self._metrics(gathered, sums, meter) | self._smis_metrics(smis)
+
+    def _smis_totals(self, procedure, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """mCSD/mOCD sums of a batch's layouts (``metrics.smis.class_totals``)."""
+        from sislab.metrics.smis import class_totals
+
+        num_classes = procedure.geometry.num_classes
+        totals = torch.zeros(4, num_classes, dtype=torch.float64)
+        for i in range(batch["label"].shape[0]):
+            row = {k: v[i : i + 1] for k, v in batch.items()}
+            totals += class_totals(
+                self.nets.lpips,
+                lambda _label, class_id, n, row=row: procedure.sample_class(row, class_id, n),
+                row["label"][0, 0].cpu(),
+                num_classes,
+                samples=SMIS_TRAINING_SAMPLES,
+                batch_size=self.cfg.batch_size,
+            )
+        return totals
+
+    def _smis_metrics(self, totals: torch.Tensor | None) -> dict[str, float]:
+        if totals is None:
+            return {}
+        from sislab.metrics.smis import diversity_from_totals
+
+        scores = diversity_from_totals(totals)
+        return {k: getattr(scores, k) for k in ("mcsd", "mocd") if k in self.wanted}
 
     def _metrics(self, gathered, sums: torch.Tensor, meter) -> dict[str, float]:
         from sislab.metrics import fid
@@ -262,9 +299,10 @@ def run_protocol(cfg: EvalSpec, nets: EvalNetworks, image_size: tuple[int, int],
         segmenter=_segmenter_kind(cfg.segmenter) if seg is not None else None,
         label_mapping=seg.label_mapping if seg is not None else None,
         ignore_index=seg.ignore_index if seg is not None else None,
-        lpips_net=cfg.lpips_net if wanted & _LPIPS_METRICS else None,
-        diversity_label_maps=evaluated if "lpips_diversity" in wanted else None,
-        diversity_samples=2 if "lpips_diversity" in wanted else None,
+        lpips_net=cfg.lpips_net if wanted & (_LPIPS_METRICS | _SMIS_METRICS) else None,
+        diversity_label_maps=evaluated if wanted & {"lpips_diversity", *_SMIS_METRICS} else None,
+        diversity_samples=2 if wanted & {"lpips_diversity", *_SMIS_METRICS} else None,
+        diversity_pairing="consecutive" if wanted & _SMIS_METRICS else None,
     )
     return with_weights(
         record,
@@ -289,23 +327,11 @@ def check_protocol(record, preset_name: str) -> None:
         SpecError: The differing fields, each with the preset's and the run's value.
     """
     from sislab.errors import SpecError
-    from sislab.metrics.protocol import preset
+    from sislab.metrics.protocol import OFFLINE_PRESETS, preset_differences
 
-    pinned = preset(preset_name).model_dump()
-    actual = record.model_dump()
-
-    def matches(key: str, value) -> bool:
-        if key == "reference_split":  # a run computing FID-v and FID-t follows either protocol
-            return value in actual[key].split("+")
-        return value == actual[key]
-
-    differ = [
-        f"{key}: protocol {value!r}, run {actual[key]!r}"
-        for key, value in pinned.items()
-        if key not in ("name", "description", "dataset", "substitutes")
-        and value not in (None, "")
-        and not matches(key, value)
-    ]
+    if preset_name in OFFLINE_PRESETS:  # satisfied by the offline command; see offline_tags
+        return
+    differ = preset_differences(record, preset_name)
     if differ:
         raise SpecError(
             f"eval.protocol {preset_name!r} does not match this run's evaluation: "

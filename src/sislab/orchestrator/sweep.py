@@ -163,19 +163,24 @@ def run_sweep(
     """
     shutil.copyfile(spec_path, run_dir.spec_path)
     ray_train_settings()
-    # MLflow's first contact with a new sqlite store migrates its schema (seconds): overlap it
-    # with Ray's start-up.
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
+    if is_local_address(address):
+        # MLflow's first contact with a new sqlite store migrates its schema (seconds): overlap
+        # it with Ray's start-up.
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
+            connect(address, run_dir.ray_log, num_cpus)
+            state = pending.result()
+    else:
+        # A cluster may refuse the sweep: check before the MLflow parent run exists, so that a
+        # refused sweep leaves no run marked RUNNING behind.
         connect(address, run_dir.ray_log, num_cpus)
-        if not is_local_address(address):
-            check_cluster_resources(spec, spec_path)
-            check_reachable_from_workers(
-                spec.tracking.uri or run_dir.default_tracking_uri,
-                spec.storage.uri,
-                alive_node_count(),
-            )
-        state = pending.result()
+        check_cluster_resources(spec, spec_path)
+        check_reachable_from_workers(
+            spec.tracking.uri or run_dir.default_tracking_uri,
+            spec.storage.uri,
+            alive_node_count(),
+        )
+        state = _start_tracking(spec, run_dir.spec_path, run_dir)
     storage_path, storage_fs = storage_target(spec, run_dir)
     state = state.model_copy(update={"storage_path": storage_path})
     run_dir.save_state(state)

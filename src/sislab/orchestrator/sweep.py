@@ -153,7 +153,8 @@ def run_sweep(
     """Run the sweep the spec describes and wait for it.
 
     Args:
-        spec: Validated spec.
+        spec: Validated spec, as ``check_before_run`` returns it (``preset: auto`` resolved:
+            after this point every model field counts as set, so it can no longer be).
         spec_path: The YAML file (copied into the run folder and logged to MLflow).
         run_dir: A new run folder.
         address: Ray address (None: a local Ray).

@@ -143,3 +143,75 @@ def test_unreachable_s3_dataset_names_the_uri_and_offline_skips_it(tmp_path: Pat
     assert report.notes == [
         "dataset: s3://nowhere/ds not read (--offline): networks and splits unchecked"
     ]
+
+
+def test_presets_follow_a_cityscapes_named_dataset_and_are_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from tests.datasets import trees
+
+    from sislab.datasets.converters import FORMATS, convert
+
+    trees.cityscapes(tmp_path / "src")
+    convert(FORMATS["cityscapes"], tmp_path / "src", str(tmp_path / "ds"))
+    path = _write(
+        tmp_path,
+        f"name: city\nmethod: oasis\ndataset:\n  uri: {tmp_path / 'ds'}\n"
+        "  image_size: [64, 128]\nmodel: {ngf: 8, ndf: 8, ema_decay: 0.99}\n"
+        "train: {batch_size: 1}\nresources: {num_workers: 1, cpus_per_worker: 0.5}\n"
+        "search:\n  methods:\n    oasis: {}\n    scgan: {}\n",
+    )
+    lines: list[str] = []
+    resolved = check_before_run(load_spec(path), path, num_cpus=2, echo=lines.append)
+    assert "preflight: oasis: preset cityscapes (auto: the dataset is cityscapes)" in lines
+    assert "preflight: scgan: preset cityscapes (auto: the dataset is cityscapes)" in lines
+    # The spec the sweep logs: the preset's LabelMix weight, the user's EMA decay.
+    model = resolved.model
+    assert (model.preset, model.labelmix_weight, model.ema_decay) == ("cityscapes", 5.0, 0.99)
+    assert main(["validate", str(path), "--num-cpus", "2"]) == 0
+    assert "preflight: oasis: preset cityscapes" in capsys.readouterr().out
+
+
+def test_a_synthetic_dataset_keeps_the_defaults(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "name: syn\nmethod: oasis\nmodel: {ngf: 8, ndf: 8}\ntrain: {batch_size: 2}\n"
+        "resources: {num_workers: 1, cpus_per_worker: 0.5}\n",
+    )
+    report = preflight(load_spec(path))
+    assert report.notes == [
+        "oasis: preset none (auto: the dataset is synthetic, which has no preset: the defaults)"
+    ]
+    model = report.spec.model
+    assert (model.preset, model.labelmix_weight, model.ema_decay) == (None, 10.0, 0.9999)
+
+
+@pytest.mark.parametrize("method", ["scgan", "oasis"])
+def test_models_summary_prints_the_dataset_preset(
+    method: str, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+
+    assert main(["models", "summary", method, "--dataset", "cityscapes", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["preset"] == "cityscapes"
+    if method == "scgan":  # the docs' cityscapes preset count (4 norm candidates)
+        assert summary["generator_params"] == 58_763_846
+
+
+def test_a_sweep_the_cluster_refuses_leaves_no_running_run(tmp_path: Path, ray_cluster) -> None:
+    from mlflow import MlflowClient
+
+    from sislab.orchestrator.run_dir import RunDir
+    from sislab.orchestrator.sweep import run_sweep
+
+    path = _write(tmp_path, "name: big\ntrain: {batch_size: 64}\nresources:\n  num_workers: 64\n")
+    run_dir = RunDir.create(tmp_path, "big", tmp_path / "run")
+    address = ray_cluster.get_runtime_context().gcs_address
+    with pytest.raises(SpecError, match=r"spec.yaml:4: resources.num_workers: one trial needs"):
+        run_sweep(load_spec(path), path, run_dir=run_dir, address=address)
+    if run_dir.db_path.exists():  # the store may exist; no run in it may be left RUNNING
+        client = MlflowClient(run_dir.default_tracking_uri)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        running = client.search_runs(experiments, "attributes.status = 'RUNNING'")
+        assert running == []

@@ -36,16 +36,17 @@ def _list(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     from sislab.datasets.presets import preset_geometry
     from sislab.metrics.summary import inference_speed, summarize
-    from sislab.models.presets import preset_in_use
+    from sislab.models.presets import preset_in_use, with_resolved_preset
     from sislab.models.registry import get_method
 
     geometry = preset_geometry(args.dataset)
-    # The method's defaults, with its dataset preset (GroupDNet's `auto`) resolved for the dataset.
-    preset = preset_in_use(get_method(args.method).config(), geometry)
-    summary = summarize(args.method, None, geometry)
+    # The method's defaults, with its dataset preset (`preset: auto`) resolved for the dataset.
+    config = with_resolved_preset(get_method(args.method).config(), geometry)
+    preset = preset_in_use(config, geometry)
+    summary = summarize(args.method, config, geometry)
     if args.fps:
         speed = inference_speed(
-            args.method, None, geometry, args.device, args.batch, args.warmup, args.iterations
+            args.method, config, geometry, args.device, args.batch, args.warmup, args.iterations
         )
         summary = summary.model_copy(update={"speed": speed})
     data = {"dataset": args.dataset, "height": geometry.height, "width": geometry.width,

@@ -77,6 +77,7 @@ def manifest_geometry(dataset_spec: DatasetSpec, height: int, width: int) -> Dat
         height=height,
         width=width,
         upsampling=preset.upsampling if preset else "normal",
+        name=manifest.name,
     )
 
 

@@ -7,6 +7,7 @@ Class names and colours live with the dataset converters, not here.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass
 
@@ -79,7 +80,7 @@ def preset_geometry(name: str) -> DatasetGeometry:
         SpecError: The name is unknown; the fix lists the closest preset names.
     """
     try:
-        return DATASET_PRESETS[name].geometry()
+        return dataclasses.replace(DATASET_PRESETS[name].geometry(), name=name)
     except KeyError:
         close = difflib.get_close_matches(name, DATASET_PRESETS, n=3)
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""

@@ -19,6 +19,8 @@ class DatasetGeometry:
         height: Output image height in pixels.
         width: Output image width in pixels.
         upsampling: SPADE's ``num_upsampling_layers`` default for this dataset.
+        name: The dataset's name (its manifest's, a dataset preset's, ``synthetic``); None:
+            unknown. SC-GAN's and OASIS's ``preset: auto`` follow it.
     """
 
     num_classes: int
@@ -26,6 +28,7 @@ class DatasetGeometry:
     height: int
     width: int
     upsampling: UpsamplingMode = "normal"
+    name: str | None = None
 
     @property
     def semantic_nc(self) -> int:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
 from sislab.errors import DataError, SislabError, SpecError
-from sislab.models.presets import preset_in_use, with_resolved_preset
+from sislab.models.geometry import DatasetGeometry
+from sislab.models.presets import auto_reason, preset_in_use, with_resolved_preset
 from sislab.orchestrator import preflight_data, preflight_models, preflight_resources
 from sislab.orchestrator.preflight_data import DatasetFacts
 from sislab.orchestrator.preflight_models import ModelCheck
@@ -49,15 +50,18 @@ class PreflightReport:
     num_model_checks: int = 0
 
 
-def trial_configurations(spec: Spec) -> list[tuple[dict, Spec]]:
+def trial_configurations(
+    spec: Spec, geometry: DatasetGeometry | None = None
+) -> list[tuple[dict, Spec]]:
     """Every configuration validation covers, with its trial spec (invalid ones left out: the
-    spec's own validation reports them)."""
+    spec's own validation reports them); with ``geometry``, switched methods' presets resolved
+    as the trials resolve them."""
     space = space_of(spec)
     configs, _ = validation_configurations(space, MAX_CHECKED)
     out = []
     for config in configs or [{}]:
         try:
-            out.append((config, trial_spec(spec, config)))
+            out.append((config, trial_spec(spec, config, geometry)))
         except SislabError as exc:
             logger.debug("preflight: configuration %s is invalid: %s", config, exc)
     return out
@@ -92,10 +96,26 @@ def model_check(spec: Spec, facts: DatasetFacts) -> ModelCheck:
     return ModelCheck(spec.method, spec.model, geometry, batch)
 
 
+def _preset_note(spec: Spec, config: dict, trial: Spec, geometry: DatasetGeometry) -> str | None:
+    """``METHOD: preset P (auto: why)`` for a trial whose preset followed the dataset."""
+    if not hasattr(trial.model, "preset") or "model.preset" in config:
+        return None
+    switched = config.get(METHOD_KEY, spec.method) != spec.method
+    if not switched and getattr(spec.model, "preset", None) != "auto":
+        return None  # named in the spec file
+    preset = preset_in_use(trial.model, geometry) or "none"
+    return f"{trial.method}: preset {preset} (auto: {auto_reason(trial.model, geometry)})"
+
+
 def model_problems(
     spec: Spec, facts: DatasetFacts, trials: list[tuple[dict, Spec]]
 ) -> tuple[list[Problem], list[str], int]:
     """Problems of every distinct network configuration, the presets in use, and the count.
+
+    Args:
+        spec: The spec as the user wrote it (``preset: auto`` unresolved).
+        facts: The dataset's.
+        trials: The trial configurations, presets resolved.
 
     Returns:
         Problems, notes (``METHOD: preset P``) and the number of configurations built.
@@ -112,14 +132,9 @@ def model_problems(
             seen[key] = (
                 None if failure is None else preflight_models.failure_message(check, failure)
             )
-            preset = preset_in_use(trial.model, check.geometry)
-            if getattr(trial.model, "preset", None) == "auto":
-                note = (
-                    f"{trial.method}: preset {preset} (auto: the dataset has "
-                    f"{facts.num_classes} classes)"
-                )
-                if note not in notes:
-                    notes.append(note)
+            note = _preset_note(spec, config, trial, check.geometry)
+            if note is not None and note not in notes:
+                notes.append(note)
             message = seen[key]
             if message is not None:
                 problems.append((_shape_path(space, config), message))
@@ -164,9 +179,13 @@ def preflight(
     facts, found = _dataset(spec, offline, read_local_dataset)
     problems: list[Problem] = [p for p in found if isinstance(p, tuple)]
     notes = [n for n in found if isinstance(n, str)]
-    trials = trial_configurations(spec)
     num_checks = 0
-    resolved = spec
+    resolved, geometry = spec, None
+    if facts is not None:
+        # The spec as loaded knows which model fields the user set: resolve `preset: auto` here.
+        geometry = facts.geometry(spec.dataset.image_size)
+        resolved = spec.model_copy(update={"model": with_resolved_preset(spec.model, geometry)})
+    trials = trial_configurations(resolved, geometry)
     if facts is not None:
         for _, trial in trials:
             for problem in preflight_data.split_problems(trial, facts):
@@ -178,8 +197,6 @@ def preflight(
         found_models, preset_notes, num_checks = model_problems(spec, facts, trials)
         problems += found_models
         notes += preset_notes
-        geometry = facts.geometry(spec.dataset.image_size)
-        resolved = spec.model_copy(update={"model": with_resolved_preset(spec.model, geometry)})
     if totals is not None:
         for _, trial in trials:
             for problem in preflight_resources.resource_problems(trial, totals, where):

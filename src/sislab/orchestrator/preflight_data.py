@@ -32,11 +32,17 @@ class DatasetFacts:
     use_instance: bool
     upsampling: str
     split_rows: dict[str, int]
+    name: str | None = None
 
     def geometry(self, image_size: tuple[int, int]) -> DatasetGeometry:
         """The networks' geometry at a trial's ``dataset.image_size``."""
         return DatasetGeometry(
-            self.num_classes, self.use_instance, image_size[0], image_size[1], self.upsampling
+            self.num_classes,
+            self.use_instance,
+            image_size[0],
+            image_size[1],
+            self.upsampling,
+            self.name,
         )
 
 
@@ -89,7 +95,7 @@ def dataset_facts(spec: Spec, timeout_s: float = MANIFEST_TIMEOUT_S) -> DatasetF
     if params is not None:
         # As trainers.build.dataset_geometry: synthetic layouts train without instance edges.
         rows = {name: len(params.split_range(name)) for name in ("train", "val")}
-        return DatasetFacts(params.classes, False, "normal", rows)
+        return DatasetFacts(params.classes, False, "normal", rows, "synthetic")
     return _facts_of(manifest)
 
 
@@ -100,6 +106,7 @@ def _facts_of(manifest: Manifest) -> DatasetFacts:
         manifest.has_instance,
         preset.upsampling if preset else "normal",
         {name: split.rows for name, split in manifest.splits.items()},
+        manifest.name,
     )
 
 

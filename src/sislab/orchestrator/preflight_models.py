@@ -156,6 +156,7 @@ def _at_size(check: ModelCheck, height: int, width: int) -> ModelCheck:
         height,
         width,
         check.geometry.upsampling,
+        check.geometry.name,
     )
     return ModelCheck(check.method, check.config, geometry, check.batch)
 

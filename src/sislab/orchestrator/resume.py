@@ -70,7 +70,8 @@ def resume_sweep(
             f"the sweep in {run_dir.root} already ended ({state.status})",
             fix="start a new sweep with `sislab run SPEC`",
         )
-    check_before_run(spec, run_dir.spec_path, address=address, num_cpus=num_cpus)
+    # The resolved spec (presets), as the sweep's first start handed its trials.
+    spec = check_before_run(spec, run_dir.spec_path, address=address, num_cpus=num_cpus)
     ray_train_settings()
     connect(address, run_dir.ray_log, num_cpus)
     _, storage_fs = storage_target(spec, run_dir)

@@ -152,7 +152,8 @@ def run_sweep(
     """Run the sweep the spec describes and wait for it.
 
     Args:
-        spec: Validated spec.
+        spec: Validated spec, as ``check_before_run`` returns it (``preset: auto`` resolved:
+            after this point every model field counts as set, so it can no longer be).
         spec_path: The YAML file (copied into the run folder and logged to MLflow).
         run_dir: A new run folder.
         address: Ray address (None: a local Ray).
@@ -162,22 +163,26 @@ def run_sweep(
     """
     shutil.copyfile(spec_path, run_dir.spec_path)
     ray_train_settings()
-    if not is_local_address(address):
+    if is_local_address(address):
+        # MLflow's first contact with a new sqlite store migrates its schema (seconds): overlap
+        # it with Ray's start-up.
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
+            connect(address, run_dir.ray_log, num_cpus)
+            state = pending.result()
+    else:
         # Before the MLflow parent run exists: a dead address leaves no half-made sweep.
         check_reachable(find_cluster(address))
-    # MLflow's first contact with a new sqlite store migrates its schema (seconds): overlap it
-    # with Ray's start-up.
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
+        # A cluster may refuse the sweep: check before the MLflow parent run exists, so that a
+        # refused sweep leaves no run marked RUNNING behind.
         connect(address, run_dir.ray_log, num_cpus)
-        if not is_local_address(address):
-            check_cluster_resources(spec, spec_path)
-            check_reachable_from_workers(
-                spec.tracking.uri or run_dir.default_tracking_uri,
-                spec.storage.uri,
-                alive_node_count(),
-            )
-        state = pending.result()
+        check_cluster_resources(spec, spec_path)
+        check_reachable_from_workers(
+            spec.tracking.uri or run_dir.default_tracking_uri,
+            spec.storage.uri,
+            alive_node_count(),
+        )
+        state = _start_tracking(spec, run_dir.spec_path, run_dir)
     storage_path, storage_fs = storage_target(spec, run_dir)
     state = state.model_copy(update={"storage_path": storage_path})
     run_dir.save_state(state)

@@ -94,10 +94,29 @@ def train_run(
     return f"train-{trial_id}-from-{pointer.trial_id}-e{pointer.epoch}", pointer
 
 
+def trial_spec_of(spec_data: dict[str, Any], config: dict[str, Any]) -> Spec:
+    """A trial's spec: the sweep's spec data (method switched), its preset resolved, the
+    overrides applied; what the trial trains and logs.
+
+    The sweep's spec arrives with ``preset: auto`` resolved by the preflight; a trial switched
+    to another method (``search.methods``) starts from that method's defaults, ``preset: auto``
+    included, which is resolved here for the dataset: its data holds only the fields the user
+    set (see ``switch_method``), so the preset fills the others. The overrides come after and win.
+    """
+    base = Spec.model_validate(spec_data)
+    if getattr(base.model, "preset", None) == "auto":
+        from sislab.models.presets import with_resolved_preset
+        from sislab.trainers.build import dataset_geometry
+
+        model = with_resolved_preset(base.model, dataset_geometry(base))
+        base = base.model_copy(update={"model": model})
+    return resolve(base, config)
+
+
 def train_driver(config: dict[str, Any], context: SweepContext) -> None:
     """Tune trainable: resolve this trial's spec and fit its TorchTrainer."""
     trial_id = ray.tune.get_context().get_trial_id()
-    spec = resolve(Spec.model_validate(context.spec_data), config)
+    spec = trial_spec_of(context.spec_data, config)
     run_name, donor = train_run(trial_id, read_pointer(ray.tune.get_checkpoint()))
     payload = TrialPayload(
         spec=spec.model_dump(mode="json"),

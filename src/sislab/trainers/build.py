@@ -36,7 +36,9 @@ def dataset_geometry(spec: Spec) -> DatasetGeometry:
     height, width = spec.dataset.image_size
     if spec.dataset.uri.startswith("synthetic://"):
         params = parse_synthetic_uri(spec.dataset.uri)
-        return DatasetGeometry(params.classes, use_instance=False, height=height, width=width)
+        return DatasetGeometry(
+            params.classes, use_instance=False, height=height, width=width, name="synthetic"
+        )
     from sislab.datasets.pipeline import manifest_geometry
 
     return manifest_geometry(spec.dataset, height, width)

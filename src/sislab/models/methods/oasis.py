@@ -9,9 +9,9 @@ COCO-Stuff 183 channels).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sislab.models.discriminators.oasis_unet import OasisUnetDiscriminator
 from sislab.models.generators.oasis import OasisGenerator
@@ -23,10 +23,32 @@ from sislab.models.norms.intra_class_offsets import IntraClassOffsets
 from sislab.models.norms.vasis import VariationAwareNorm
 from sislab.spec.models import StrictModel
 
+OasisPreset = Literal["ade20k", "cityscapes", "coco-stuff"]
+
+# OASIS config.py set_dataset_default_lm (VA-OASIS's config.py has the same): the dataset's
+# LabelMix weight and EMA decay. Its Cityscapes lr_g 4e-4 is train.lr_g, outside model:.
+OASIS_PRESETS: dict[str, dict[str, Any]] = {
+    "ade20k": {"labelmix_weight": 10.0, "ema_decay": 0.9999},
+    "cityscapes": {"labelmix_weight": 5.0, "ema_decay": 0.999},
+    "coco-stuff": {"labelmix_weight": 10.0, "ema_decay": 0.9999},
+}
+
 
 class OasisFields(StrictModel):
-    """Architecture and loss switches of OASIS (boschresearch/OASIS ``config.py``)."""
+    """Architecture and loss switches of OASIS (boschresearch/OASIS ``config.py``).
 
+    A ``preset`` fills the fields the user did not set with the dataset's defaults of OASIS's
+    config; ``auto`` is replaced by the dataset's preset where the spec's dataset is known
+    (``sislab.models.presets.with_resolved_preset``), and builds with the defaults until then.
+    """
+
+    preset: Literal["auto"] | OasisPreset | None = Field(
+        "auto",
+        description="Dataset defaults of OASIS's config (labelmix_weight, ema_decay): ade20k, "
+        "cityscapes (5, 0.999), coco-stuff; auto: the dataset's (by its manifest name, else its "
+        "class count), none for other datasets; null: no preset. Fields set explicitly win "
+        "(`sislab validate` and `sislab run` print the preset in use).",
+    )
     ngf: int = Field(64, gt=0, description="Generator base width (OASIS channels_G).")
     z_dim: int = Field(64, gt=0, description="Size of the 3D noise vector.")
     ndf: int = Field(
@@ -71,6 +93,14 @@ class OasisFields(StrictModel):
         description="Add the VGG19 perceptual loss weighted by losses.perceptual (OASIS "
         "--add_vgg_loss; off by default).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill the fields the user left out with the preset's values."""
+        if isinstance(data, dict) and data.get("preset") in OASIS_PRESETS:
+            return OASIS_PRESETS[data["preset"]] | data
+        return data
 
 
 class OasisConfig(OasisFields):

@@ -68,14 +68,19 @@ class ScganConfig(StrictModel):
 
     Defaults are the paper's (n = 3 conv and norm candidates, tau = 0.05, softmax, SCC + SCN,
     L1 L_s with weight 2) with the ADE20K config's widths. A ``preset`` fills every field the user
-    did not set with the official config's value.
+    did not set with the official config's value; ``auto`` is replaced by the dataset's preset
+    where the spec's dataset is known (``sislab.models.presets.with_resolved_preset``), and
+    builds with the defaults until then.
     """
 
     method: Literal["scgan"] = "scgan"
-    preset: ScganPreset | None = Field(
-        None,
+    preset: Literal["auto"] | ScganPreset | None = Field(
+        "auto",
         description="Official configuration to start from: ade20k, coco, celeba (the repository's "
-        "YAMLs) or cityscapes (ADE20K's values); fields set explicitly win over the preset.",
+        "YAMLs) or cityscapes (ADE20K's values); auto: the one made for the dataset (by its "
+        "manifest name, else its class count), none for other datasets; null: no preset. Fields "
+        "set explicitly win over the preset (`sislab validate` and `sislab run` print the preset "
+        "in use).",
     )
     ngf: int = Field(32, gt=0, description="SRG block width unit (code ngf; blocks 16..1 x ngf).")
     nff: int = Field(32, gt=0, description="Width unit of the SRG input layer (16 nff channels).")

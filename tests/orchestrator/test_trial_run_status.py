@@ -12,9 +12,11 @@ from rich.console import Console
 
 from sislab.orchestrator.live_view import LiveView
 from sislab.orchestrator.mlflow_store import prepare_sqlite_store
-from sislab.orchestrator.summary import short_names, trial_summaries, varied_keys
+from sislab.orchestrator.parent_run import varied_keys
+from sislab.orchestrator.summary import trial_summaries
 from sislab.orchestrator.tracking import TrialRunStatus
 from sislab.spec.loader import spec_from_dict
+from sislab.trainers.run_names import short_keys
 from sislab.trainers.trial_run import open_trial_run
 
 TRACEBACK = (
@@ -98,6 +100,6 @@ def test_varied_keys_of_a_method_sweep_put_the_method_first() -> None:
     keys = varied_keys(spec)
     assert keys[0] == "method"
     assert set(keys) == {"method", "train.lr_g", "model.ngf", "train.seed"}
-    assert short_names(["model.ngf", "train.lr_g", "a.x", "b.x"]) == {
+    assert short_keys(["model.ngf", "train.lr_g", "a.x", "b.x"]) == {
         "model.ngf": "ngf", "train.lr_g": "lr_g", "a.x": "a.x", "b.x": "b.x",
     }  # fmt: skip

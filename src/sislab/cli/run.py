@@ -76,18 +76,14 @@ def ui_command(
 
 
 def _print_summary(console: Console, outcome, spec, elapsed_s: float) -> None:
-    from sislab.orchestrator.summary import (
-        first_and_last,
-        short_names,
-        summary_columns,
-        trial_summaries,
-        varied_keys,
-    )
+    from sislab.orchestrator.parent_run import varied_keys
+    from sislab.orchestrator.summary import first_and_last, summary_columns, trial_summaries
+    from sislab.trainers.run_names import short_keys
 
     state = outcome.state
     rows = trial_summaries(state.tracking_uri, state.experiment_id, state.parent_run_id)
     columns = summary_columns(rows)
-    varied = short_names(varied_keys(spec))
+    varied = short_keys(varied_keys(spec))
     table = Table(title=f"{state.name}: {len(rows)} trials, {elapsed_s:.0f}s, {state.status}")
     for column in ("trial", "status", *varied.values(), *columns, "mlflow run"):
         table.add_column(column.removeprefix("train/"))
@@ -116,8 +112,8 @@ def ui_lines(run_root: Path, state, spec) -> list[str]:
     from mlflow.tracking import MlflowClient
 
     from sislab.orchestrator.mlflow_ui import base_url, preset_runs_view, runs_table_url
+    from sislab.orchestrator.parent_run import varied_keys
     from sislab.orchestrator.search_algs import objectives
-    from sislab.orchestrator.summary import varied_keys
     from sislab.trainers.mlflow_tracker import redact
 
     metrics, _ = objectives(spec)

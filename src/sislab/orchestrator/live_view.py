@@ -17,9 +17,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from sislab.orchestrator.pbt import trial_config
-from sislab.orchestrator.summary import score_columns, short_names
+from sislab.orchestrator.summary import score_columns
 from sislab.orchestrator.trial_error import error_line, error_text
 from sislab.search_spaces.space import METHOD_KEY
+from sislab.trainers.run_names import short_keys
 
 SHOWN_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
 
@@ -85,7 +86,7 @@ class LiveView(Callback):
     def varied(self) -> dict[str, str]:
         """Column header of each field the trials set (the method first)."""
         keys = dict.fromkeys(k for row in self.rows.values() for k in row.overrides)
-        return short_names(sorted(keys, key=lambda k: k != METHOD_KEY))
+        return short_keys(sorted(keys, key=lambda k: k != METHOD_KEY))
 
     def table(self) -> Table:
         """The current table of trials: one column per varied field, a failed trial's status

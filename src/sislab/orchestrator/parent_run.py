@@ -35,19 +35,21 @@ BEST_NAME_TAG = "sislab.best_trial"
 CAVEAT_TAGS = {"sislab.perceptual_loss": "off"}
 
 
-def varied_keys(spec: Spec) -> set[str]:
-    """Dotted fields the sweep sets per trial: space, method sub-spaces, suite, seeds, PBT."""
+def varied_keys(spec: Spec) -> list[str]:
+    """Dotted fields the sweep sets per trial, the method first: its space's and methods' fields,
+    a suite's, the seed of repeats, PBT's mutations."""
     space = space_of(spec)
-    keys = {p.key for p in space.params}
-    keys |= {k for config in space.suite for k in config}
+    keys = [p.key for p in space.params]
+    keys += [k for config in space.suite for k in config]
     if space.repeats > 1:
-        keys.add(SEED_KEY)
+        keys.append(SEED_KEY)
     if spec.search.methods:
-        keys.add(METHOD_KEY)
+        keys.append(METHOD_KEY)
     pbt = spec.search.scheduler.pbt
     if pbt is not None:
-        keys |= set(pbt.mutations)
-    return keys
+        keys += list(pbt.mutations)
+    unique = list(dict.fromkeys(keys))
+    return sorted(unique, key=lambda k: k != METHOD_KEY)  # stable: the method first
 
 
 def search_space_record(spec: Spec) -> dict[str, Any]:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
 from sislab.orchestrator.tracking import ERROR_TAG
-from sislab.search_spaces.space import METHOD_KEY, SEED_KEY
-from sislab.search_spaces.validate import space_of
-from sislab.spec.spec import Spec
 from sislab.trainers.mlflow_tracker import PARENT_TAG, TRIAL_TAG
 from sislab.trainers.run_names import label_of_run_name
 
@@ -75,28 +71,6 @@ def score_columns(metric_names, prefix: str) -> list[str]:
 def summary_columns(rows: list[TrialSummary]) -> list[str]:
     """Training metrics, then the best-checkpoint scores any trial has (``best/fid``, ...)."""
     return [*SUMMARY_METRICS, *score_columns({m for r in rows for m in r.metrics}, "best/")]
-
-
-def varied_keys(spec: Spec) -> list[str]:
-    """The dotted fields a sweep varies, the method first: its space's and methods' fields, a
-    suite's, the seed of repeats, PBT's mutations."""
-    space = space_of(spec)
-    keys = [p.key for p in space.params]
-    keys += [k for configuration in space.suite for k in configuration]
-    if space.repeats > 1:
-        keys.append(SEED_KEY)
-    pbt = spec.search.scheduler.pbt
-    if pbt is not None:
-        keys += list(pbt.mutations)
-    unique = list(dict.fromkeys(keys))
-    return sorted(unique, key=lambda k: k != METHOD_KEY)  # stable: the method first
-
-
-def short_names(keys: Iterable[str]) -> dict[str, str]:
-    """Column headers: each key's last dotted part, the whole key where two parts collide."""
-    keys = list(keys)
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: (name if last.count(name) == 1 else k) for k, name in zip(keys, last, strict=True)}
 
 
 def first_and_last(

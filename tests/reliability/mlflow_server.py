@@ -6,11 +6,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from sislab.cluster.mlflow_auth import auth_environ, write_auth_config
+from sislab.cluster.mlflow_server import serve_command
 from sislab.orchestrator.mlflow_store import prepare_sqlite_store
 
 START_TIMEOUT_S = 120
@@ -28,10 +29,13 @@ class MlflowServer:
 
     Args:
         root: Folder of the sqlite database, the artifacts and the server log.
+        admin_password: Run MLflow's basic-auth app (``sislab mlflow serve --auth``) with this
+            admin password; its config and user database go to ``root / "auth"``.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, admin_password: str | None = None) -> None:
         self.root = root
+        self.admin_password = admin_password
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -41,14 +45,19 @@ class MlflowServer:
         begin = time.monotonic()
         # An already-migrated store: a new sqlite store's migrations take seconds at first start.
         prepare_sqlite_store(self.root / "mlflow.db")
-        mlflow = Path(sys.executable).with_name("mlflow")
         log = (self.root / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
-             "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        # The command `sislab mlflow serve` runs, and its environment.
+        command = serve_command(
+            f"sqlite:///{self.root}/mlflow.db", (self.root / "artifacts").as_uri(),
+            port=self.port, auth=self.admin_password is not None,
         )  # fmt: skip
+        env = dict(os.environ)
+        if self.admin_password is not None:
+            config = write_auth_config(self.root / "auth")
+            env = auth_environ(os.environ, config, self.admin_password)
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         while time.monotonic() - begin < START_TIMEOUT_S:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mlflow server exited; see {self.root / 'server.log'}")

@@ -23,6 +23,7 @@ def serve_command(
     port: int = 5000,
     workers: int = 1,
     allowed_hosts: str | None = None,
+    auth: bool = False,
 ) -> list[str]:
     """The ``mlflow server`` command line.
 
@@ -35,6 +36,8 @@ def serve_command(
         workers: Server worker processes.
         allowed_hosts: Host headers the server answers besides localhost and private IPs, e.g.
             ``mlflow.lab.svc:5000`` (MLflow refuses others against DNS rebinding).
+        auth: Run MLflow's basic-auth app (``cluster.mlflow_auth`` prepares its config and
+            environment; the admin password is never an argument).
 
     Raises:
         ClusterError: A backend store URI with a password in it, or an artifacts destination
@@ -61,6 +64,10 @@ def serve_command(
     ]  # fmt: skip
     if allowed_hosts:
         command += ["--allowed-hosts", allowed_hosts]
+    if auth:
+        from sislab.cluster.mlflow_auth import AUTH_APP
+
+        command += ["--app-name", AUTH_APP]
     return command
 
 

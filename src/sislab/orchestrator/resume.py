@@ -12,6 +12,7 @@ results reported after the resume) and progress inside an epoch after the last c
 from __future__ import annotations
 
 import logging
+import os
 
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -30,6 +31,7 @@ from sislab.orchestrator.sweep import (
 )
 from sislab.orchestrator.trial import SweepContext
 from sislab.spec.loader import load_spec
+from sislab.trainers.credentials import TrackingCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def resume_sweep(
         parent_run_id=state.parent_run_id,
         storage_path=state.storage_path,
         storage_filesystem=storage_fs,
+        credentials=TrackingCredentials.from_environ(os.environ),
     )
     MlflowClient(state.tracking_uri).set_tag(state.parent_run_id, "sislab.resumed", "true")
     logger.info(NOT_RESTORED)

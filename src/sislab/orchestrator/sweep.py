@@ -39,6 +39,7 @@ from sislab.orchestrator.search_algs import scheduler as make_scheduler
 from sislab.orchestrator.trial import SweepContext
 from sislab.search_spaces.validate import space_of
 from sislab.spec.spec import Spec
+from sislab.trainers.credentials import TrackingCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ def run_sweep(
         parent_run_id=state.parent_run_id,
         storage_path=storage_path,
         storage_filesystem=storage_fs,
+        credentials=TrackingCredentials.from_environ(os.environ),
     )
     if worker_fn is not None:
         context = dataclasses.replace(context, worker_fn=worker_fn)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray.train
@@ -23,6 +23,7 @@ from sislab.orchestrator.tune_report import ReportToTrialDriver, fit_reporting_t
 from sislab.spec.overrides import resolve
 from sislab.spec.spec import Spec
 from sislab.trainers.checkpoint import CheckpointPointer
+from sislab.trainers.credentials import TrackingCredentials, with_credentials
 from sislab.trainers.worker import TrialPayload, train_fn_per_worker
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class SweepContext:
         storage_filesystem: pyarrow filesystem for S3 storage, else None.
         worker_fn: Function every Train worker runs (``sislab bench orchestration`` swaps in a
             trivial one to measure sislab's own overhead).
+        credentials: The driver's MLflow credentials, exported into each Train worker's
+            environment (``trainers.credentials``); in memory only, never in the spec or config.
     """
 
     spec_data: dict[str, Any]
@@ -50,6 +53,7 @@ class SweepContext:
     storage_path: str
     storage_filesystem: Any = None
     worker_fn: Callable[[dict[str, Any]], None] = train_fn_per_worker
+    credentials: TrackingCredentials | None = field(default=None, repr=False)
 
 
 def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
@@ -137,7 +141,7 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
         dataset_config = ray.train.DataConfig(datasets_to_split=["train"])
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = TorchTrainer(
-        context.worker_fn,
+        with_credentials(context.worker_fn, context.credentials),
         train_loop_config=payload.model_dump(),
         scaling_config=scaling_config(spec),
         torch_config=TorchConfig(backend=ddp_backend(spec)),

@@ -39,9 +39,13 @@ class ResourceWait(Callback):
 
     def __init__(self, spec: Spec, console: Console | None = None) -> None:
         self._demand = trial_demand(spec)
-        self._console = console or Console()
+        self._console = console
         self._since: float | None = None
         self._last = 0.0
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks into the experiment state; consoles hold locks.
+        return {**self.__dict__, "_console": None}
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
         waiting = any(t.status == Trial.PENDING for t in trials) and not any(
@@ -60,4 +64,4 @@ class ResourceWait(Callback):
         free = ray.available_resources()
         line = pending_line(self._demand, free, now - self._since)
         if line is not None:
-            self._console.print(line, highlight=False)
+            (self._console or Console()).print(line, highlight=False)

@@ -13,7 +13,8 @@ Starts `sislab ui RUN_DIR`, then captures, at 1600x1000:
 - ``ui-compare.png``: the compare view of the first two finished trials;
 - ``ui-parent.png``: the sweep's parent run (its description);
 
-and copies the best trial's last sample grid (``samples/`` artifact) to ``demo-last-grid.png``.
+and copies the best trial's last sample grid (its ``images/`` artifact, logged with
+``log_image``; older runs: ``samples/``) to ``demo-last-grid.png``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 WINDOW = "1600,1000"
 # Simulated time Chromium gives the page's scripts before the shot (the UI fetches runs, metrics
 # and images after it loads).
-VIRTUAL_TIME_MS = 20000
+VIRTUAL_TIME_MS = 40000
 SHOT_TIMEOUT_S = 120
 MIN_GRID_WIDTH = 384
 
@@ -90,7 +91,12 @@ def main() -> None:
 
     browser = chromium()
     args.out.mkdir(parents=True, exist_ok=True)
-    grids = client.list_artifacts(best.info.run_id, "samples")
+    # log_image names a grid images/<key>+step+<N>+...png: the last one is the highest step.
+    logged = [a for a in client.list_artifacts(best.info.run_id, "images") if "+step+" in a.path]
+    logged.sort(key=lambda a: int(a.path.split("+step+")[1].split("+")[0]))
+    grids = [a for a in logged if a.path.endswith(".png")] or client.list_artifacts(
+        best.info.run_id, "samples"
+    )
     if grids:
         with tempfile.TemporaryDirectory() as tmp:
             last = client.download_artifacts(best.info.run_id, grids[-1].path, tmp)
@@ -109,12 +115,14 @@ def main() -> None:
             images = f"{run_page}/model-metrics"
         else:
             images = f"{run_page}/artifacts/{grids[-1].path}" if grids else f"{run_page}/artifacts"
-        shoot(browser, images, args.out / "ui-trial-images.png")
+        # Tall: the image charts come after the metric charts on the run's metrics page.
+        shoot(browser, images, args.out / "ui-trial-images.png", 2400)
         pair = [t.info.run_id for t in finished[:2]]
         query = urllib.parse.urlencode(
             {"runs": json.dumps(pair), "experiments": json.dumps([experiment])}
         )
-        shoot(browser, f"{base}/#/compare-runs?{query}", args.out / "ui-compare.png", 1600)
+        # Tall: the grids of both runs come after the plots, run details and params.
+        shoot(browser, f"{base}/#/compare-runs?{query}", args.out / "ui-compare.png", 4000)
         shoot(
             browser, f"{base}/#/experiments/{experiment}/runs/{parent}", args.out / "ui-parent.png"
         )

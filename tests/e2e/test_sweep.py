@@ -214,7 +214,9 @@ def _check_parent(client: MlflowClient, parent, children, names: dict[str, str])
     params = parent.data.params
     assert "train.lr_g" not in params  # varied: never the spec's default
     assert params["train.lr_d"] == "0.0004" and params["model.ngf"] == "8"  # shared
-    assert json.loads(params["search.space"])["space"] == {"train.lr_g": {"grid": [1e-4, 3e-4]}}
+    space = json.loads(params["search.space"])["space"]
+    assert space["train.lr_g"] == {"grid": [1e-4, 3e-4, FAILING_LR]}
+    assert space["dataset.on_corrupt"]["when"] == {"train.lr_g": FAILING_LR}  # the failing trial
     assert params["search.metric"] == "train/loss_g"
     assert not [k for k in params if is_infrastructure(k) and not k.startswith("search.")]
     assert "search_space.json" in [a.path for a in client.list_artifacts(parent.info.run_id)]
@@ -229,11 +231,15 @@ def _check_parent(client: MlflowClient, parent, children, names: dict[str, str])
     assert parent.data.tags["sislab.best_trial"] == best_name
     description = parent.data.tags["mlflow.note.content"]
     assert f"**{best_name}**" in description
-    assert "| trial | lr_g | status | train/loss_g |" in description
+    # One column per varied field (the failing trial's own fields are "-" for the others).
+    assert "| trial | lr_g | max_failures | on_corrupt | status | train/loss_g |" in description
     for trial_id, name in names.items():
-        assert f"| {trial_id} | {name.split(' ')[0].split('=')[1]} | FINISHED |" in description
+        lr = name.split(" ")[0].split("=")[1]
+        assert f"| {trial_id} | {lr} | - | - | FINISHED |" in description
+    assert "| 5e-4 | 0 | error | FAILED | - |" in description
     protocol = children[0].data.tags["sislab.protocol.id"]
     assert f"`{protocol}`" in description
-    assert "substitute weights (alexnet)" in description and "(2/2 trials)" in description
+    assert "substitute weights (alexnet)" in description and "(3/3 trials)" in description
+    assert "trial failed (1/3 trials)" in description
     assert "perceptual loss off: no vgg19 weights" in description
     assert '"train.lr_g"' in description  # the search space

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from tests.trainers.shared_noise import RecordedNoise, SharedNoise
+from tests.trainers.test_groupdnet_procedure import GROUPDNET
 
 from sislab.spec.loader import spec_from_dict
 from sislab.trainers import build
@@ -39,19 +40,7 @@ CASES = {
     "spade-vae": ("spade", {"ngf": 8, "ndf": 8, "use_vae": True, "z_dim": 8, "num_d": 1}),
     "va-spade": ("va-spade", {"ngf": 8, "ndf": 8, "spade_hidden": 8, "position_code": "learn"}),
     "oasis": ("oasis", {"ngf": 8, "ndf": 8, "z_dim": 4, "spade_hidden": 8, "ema_decay": 0.9}),
-    "groupdnet": (
-        "groupdnet",
-        {
-            "ngf": 4,
-            "encoder_ndf": 4,
-            "ndf": 4,
-            "num_d": 1,
-            "n_layers_d": 2,
-            "num_upsampling_layers": "normal",
-            "cg_mlp_style": "cityscapes",
-            "decoder_groups": [4, 4, 2, 2, 1, 1, 1],
-        },
-    ),
+    "groupdnet": ("groupdnet", GROUPDNET),  # test_groupdnet_procedure's tiny GroupDNet
     "scgan": (
         "scgan",
         {"ngf": 2, "nff": 2, "nrf": 2, "ndf": 4, "num_candidates": 2, "use_vae": True, "z_dim": 8},

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.trainers.test_groupdnet_procedure import GROUPDNET
 
 from sislab.cli.main import main
 from sislab.metrics.protocol import (
@@ -23,17 +24,8 @@ from sislab.trainers.context import LocalContext
 from sislab.trainers.loop import run_training
 from sislab.trainers.tracking import MemoryTracker
 
-# tests/trainers/test_groupdnet_procedure.py's tiny GroupDNet: 4 classes at 64x64, 2 iterations.
-TINY = {
-    "ngf": 4,
-    "encoder_ndf": 4,
-    "ndf": 4,
-    "num_d": 1,
-    "n_layers_d": 2,
-    "num_upsampling_layers": "normal",
-    "cg_mlp_style": "cityscapes",
-    "decoder_groups": [4, 4, 2, 2, 1, 1, 1],
-}
+# The tiny GroupDNet of tests/trainers/test_groupdnet_procedure.py: 4 classes at 64x64.
+TINY = GROUPDNET
 SPEC = {
     "name": "gdn-smis",
     "method": "groupdnet",

@@ -51,24 +51,35 @@ def test_fid_of_a_set_with_itself_is_zero() -> None:
     assert abs(fid.fid_from_features(x, x)) < 1e-8
 
 
-def test_non_finite_square_root_retries_with_eps(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[np.ndarray] = []
-    real_sqrtm = fid.linalg.sqrtm
+@pytest.mark.parametrize(("n1", "n2", "d"), [(12, 300, 64), (300, 12, 64), (10, 16, 64)])
+def test_fewer_images_than_dimensions_match_pytorch_fid(n1: int, n2: int, d: int) -> None:
+    """The N x N form (evaluations during training: a few images, 2048 dimensions) is the same
+    number as pytorch-fid's sqrtm, and as the full eigen form from statistics."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
 
-    def flaky_sqrtm(matrix: np.ndarray) -> np.ndarray:
-        calls.append(matrix)
-        return np.full_like(matrix, np.nan) if len(calls) == 1 else real_sqrtm(matrix)
-
-    monkeypatch.setattr(fid.linalg, "sqrtm", flaky_sqrtm)
-    sigma = np.eye(3)
-    value = fid.frechet_distance(np.zeros(3), sigma, np.ones(3), sigma, eps=0.5)
-    # As in pytorch-fid the offset enters only the square root: 3 + 3 + 3 - 2 * tr(1.5 I).
-    assert value == pytest.approx(0, abs=1e-12)
-    np.testing.assert_allclose(calls[1], np.eye(3) * 1.5**2)
+    x, y = _features(5, n1, d), _features(6, n2, d, shift=0.2)
+    expected = calculate_frechet_distance(*fid.feature_statistics(x), *fid.feature_statistics(y))
+    assert fid.fid_from_features(x, y) == pytest.approx(expected, rel=1e-6)
+    assert fid.frechet_distance_to_statistics(x, *fid.feature_statistics(y)) == pytest.approx(
+        expected, rel=1e-6
+    )
+    stats = fid.feature_statistics(x) + fid.feature_statistics(y)
+    assert fid.frechet_distance(*stats) == pytest.approx(expected, rel=1e-6)
 
 
-def test_imaginary_square_root_is_refused() -> None:
-    with pytest.raises(DataError, match="imaginary component"):
+def test_full_rank_statistics_match_pytorch_fid() -> None:
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    stats = fid.feature_statistics(_features(7, 400, 32)) + fid.feature_statistics(
+        _features(8, 350, 32, shift=0.5)
+    )
+    assert fid.frechet_distance(*stats) == pytest.approx(
+        calculate_frechet_distance(*stats), rel=1e-9
+    )
+
+
+def test_a_covariance_that_is_not_psd_is_refused() -> None:
+    with pytest.raises(DataError, match="not positive semi-definite"):
         fid.frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
 
 
@@ -79,6 +90,8 @@ def test_bad_shapes_are_refused() -> None:
         fid.feature_statistics(np.zeros((1, 3)))
     with pytest.raises(DataError, match="do not match"):
         fid.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+    with pytest.raises(DataError, match="dimensions differ"):
+        fid.fid_from_features(np.zeros((4, 2)), np.zeros((4, 3)))
     with pytest.raises(DataError, match="dimensions differ"):
         fid.kernel_inception_distance(np.zeros((4, 2)), np.zeros((4, 3)))
 

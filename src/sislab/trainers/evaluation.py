@@ -232,9 +232,7 @@ class Evaluator:
             self._real = _concat([g[1] for g in gathered])
         if fake is not None and images > 1:
             if "fid" in self.wanted:
-                out["fid"] = fid.frechet_distance(
-                    *fid.feature_statistics(fake), *fid.feature_statistics(self._real)
-                )
+                out["fid"] = fid.fid_from_features(fake, self._real)
             if "kid" in self.wanted:
                 out["kid"], out["kid_std"] = fid.kernel_inception_distance(
                     fake,
@@ -248,9 +246,7 @@ class Evaluator:
                     # floating-point noise (~1e-16); not logged.
                     del out["kid_std"]
             if "fid_train" in self.wanted and self.train_reference is not None:
-                out["fid_train"] = fid.frechet_distance(
-                    *fid.feature_statistics(fake), *self.train_reference
-                )
+                out["fid_train"] = fid.frechet_distance_to_statistics(fake, *self.train_reference)
         if "lpips" in self.wanted:
             out["lpips"] = float(sums[0] / max(images, 1))
         if "lpips_diversity" in self.wanted:

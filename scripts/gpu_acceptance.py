@@ -2,8 +2,10 @@
 
 Checks, each a row: every method trains through the sweep path (``run_sweep``: Tune trials of
 Ray Train workers, MLflow runs) with one worker in fp32 and in bf16; two workers share the one GPU
-(gloo, as NCCL refuses two ranks on one device); ``sislab bench train`` for SPADE and SC-GAN; and
-one profiled training step per method, counting host-device copies and host syncs
+(gloo, as NCCL refuses two ranks on one device), with ``train.micro_batch_size: auto`` (each
+worker probes its micro-batch, the trial logs ``probe.*``); the batch probe alone on a worker
+batch too large for the device (CUDA: the out-of-memory errors of the binary search are caught);
+``sislab bench train`` for SPADE and SC-GAN; and one profiled training step per method, counting host-device copies and host syncs
 (``aten::_local_scalar_dense``: ``.item()``, ``bool(tensor)``) beyond the batch, which is moved to
 the device before the profiled step. ``--device cpu`` runs the same table tiny (64 px, 2
 iterations, narrow widths) for a test on a machine without a GPU.
@@ -138,6 +140,7 @@ def _sweep(data: dict, tmp: Path) -> tuple[list[dict], float]:
             "status": c.info.status,
             "metrics": c.data.metrics,
             "error": c.data.tags.get("sislab.error", ""),
+            "probe": {k: v for k, v in c.data.params.items() if k.startswith("probe.")},
         }
         for c in children
     ]
@@ -176,13 +179,58 @@ def shared_device_row(settings: Settings, tmp: Path) -> Row:
     method = settings.methods[0]
     data = _base_spec(settings, "acceptance-two-workers", 2, 0.5)
     data["search"] = {"methods": {method: _sub_space(settings, method, {})}}
+    data["train"]["micro_batch_size"] = "auto"
+    data["resources"]["memory_per_worker_mb"] = 64_000  # CPU: a budget every micro-batch fits
     trials, seconds = _sweep(data, tmp)
-    ok = len(trials) == 1 and trials[0]["status"] == "FINISHED"
+    ok = len(trials) == 1 and trials[0]["status"] == "FINISHED" and bool(trials[0]["probe"])
     detail = trials[0]["status"] if trials else "no trial"
     if trials and trials[0]["error"]:
         detail += f": {trials[0]['error'][:80]}"
-    setting = f"{method}, 2 workers on one {settings.device} device"
+    if trials:
+        detail += ", " + ", ".join(f"{k} {v}" for k, v in sorted(trials[0]["probe"].items()))
+    setting = f"{method}, 2 workers on one {settings.device} device, micro-batch auto"
     return Row("ddp", setting, ok, seconds, detail)
+
+
+def probe_row(settings: Settings) -> Row:
+    """The batch probe on one worker batch: on CUDA larger than the GPU holds at once (OOM
+    caught), on CPU a tiny one under a roomy budget (the code path only)."""
+    import torch
+
+    from sislab.spec.loader import spec_from_dict
+    from sislab.trainers import build
+    from sislab.trainers.batch_probe import device_budget_mb, probe_micro_batch
+
+    method = settings.methods[0]
+    device = torch.device(settings.device)
+    worker_batch = 4 if settings.tiny else 1024
+    data = _base_spec(settings, "acceptance-probe", 1, 1.0)
+    data["train"]["batch_size"] = worker_batch
+    data["dataset"]["uri"] = data["dataset"]["uri"].replace(
+        f"num={2 * settings.iters}", f"num={worker_batch}"
+    )
+    data["model"] = {k.removeprefix("model."): v for k, v in TINY[method].items()} if (
+        settings.tiny) else {}  # fmt: skip
+    started = time.perf_counter()
+    try:
+        spec = spec_from_dict(data)
+        geometry = build.dataset_geometry(spec)
+
+        def procedure():
+            return build.build_procedure(spec, geometry, device, 1, lambda m: m.to(device))[0]
+
+        budget = device_budget_mb(device, 64_000)
+        result = probe_micro_batch(procedure, geometry, worker_batch, device, budget)
+    except Exception as err:  # a row of the table, not a crash of the whole run
+        return Row("probe", method, False, time.perf_counter() - started, repr(err))
+    tried = ", ".join(
+        f"{m}: {'OOM' if p is None else f'{p:.0f} MB'}" for m, p in sorted(result.tried.items())
+    )
+    ok = result.peak_mb <= result.budget_mb
+    detail = (f"micro-batch {result.micro_batch_size} x {result.accumulation}, peak "
+              f"{result.peak_mb:.0f} of {result.budget_mb:.0f} MB ({result.kind}); tried {tried}")  # fmt: skip
+    setting = f"{method}, worker batch {worker_batch} at {settings.size} px"
+    return Row("probe", setting, ok, time.perf_counter() - started, detail)
 
 
 def bench_rows(settings: Settings) -> list[Row]:
@@ -300,6 +348,7 @@ def run(settings: Settings, workdir: Path) -> list[Row]:
     """All checks in order; a check that fails is a FAILED row, the others still run."""
     rows = sweep_rows(settings, workdir)
     rows.append(shared_device_row(settings, workdir))
+    rows.append(probe_row(settings))
     rows += bench_rows(settings)
     rows += profile_rows(settings)
     return rows

@@ -39,12 +39,17 @@ def test_dry_run_on_cpu_prints_a_passing_table(ray_cluster, tmp_path: Path, caps
     assert checks == [
         ("sweep", "spade fp32, 1 worker, 2 it"),
         ("sweep", "spade bf16, 1 worker, 2 it"),
-        ("ddp", "spade, 2 workers on one cpu device"),
+        ("ddp", "spade, 2 workers on one cpu device, micro-batch auto"),
+        ("probe", "spade, worker batch 4 at 64 px"),
         ("bench", "spade"),
         ("bench", "scgan"),
         ("profile", "spade step"),
     ]
     assert all(row[2] == "ok" for row in rows)
+    # micro_batch_size auto: each worker probed (2 images each: 1 or 2 per pass) and the trial
+    # logged the choice.
+    assert "probe.micro_batch_size 2" in rows[2][4] and "probe.grad_accumulation 1" in rows[2][4]
+    assert "micro-batch 4 x 1" in rows[3][4]
     # The profiled step: no copies, no host syncs outside the optimiser.
     assert "DtoH 0, HtoD 0, syncs 0" in rows[-1][4]
 

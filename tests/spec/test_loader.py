@@ -173,3 +173,44 @@ def test_unknown_keys_that_look_like_type_tags_are_named(tmp_path):
     problems = validate_file(write(tmp_path, "name: x\n'[': null\nmodel: {int: 3}\n"))
     assert any(":2: [: unknown field" in p for p in problems), problems
     assert any(":3: model.int: unknown field" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ("  batch_size: 16\n  micro_batch_size: 3\n",
+         "train.micro_batch_size: train.batch_size=16 is not divisible by resources.num_workers x "
+         "train.micro_batch_size = 2 x 3"),
+        ("  batch_size: 12\n  grad_accumulation: 4\n",
+         "train.grad_accumulation: train.batch_size=12 is not divisible by resources.num_workers "
+         "x train.grad_accumulation = 2 x 4"),
+        ("  batch_size: 16\n  grad_accumulation: 2\n  micro_batch_size: 4\n",
+         "train.grad_accumulation: train.grad_accumulation=2 and train.micro_batch_size=4 both"),
+        ("  batch_size: 16\n  micro_batch_size: auto\n",
+         "train.micro_batch_size: train.micro_batch_size: auto on CPU workers fits the "
+         "micro-batch into resources.memory_per_worker_mb, which is not set"),
+    ],
+)  # fmt: skip
+def test_micro_batches_must_split_each_workers_batch(tmp_path, train: str, message: str):
+    text = f"name: x\nmethod: spade\ntrain:\n{train}resources:\n  num_workers: 2\n"
+    path = write(tmp_path, text)
+    (line,) = validate_file(path)
+    field = message.split(":")[0]
+    row = 1 + text.splitlines().index(
+        next(x for x in text.splitlines() if field.split(".")[1] in x)
+    )
+    assert line.startswith(f"{path}:{row}: {message}"), line
+
+
+def test_micro_batches_that_split_the_batch_are_valid(tmp_path):
+    for train in ("  batch_size: 16\n  micro_batch_size: 4\n",
+                  "  batch_size: 16\n  grad_accumulation: 8\n"):  # fmt: skip
+        text = f"name: x\nmethod: spade\ntrain:\n{train}resources:\n  num_workers: 2\n"
+        assert validate_file(write(tmp_path, text)) == []
+    spec = spec_from_dict(
+        {"name": "x", "train": {"batch_size": 16, "micro_batch_size": 2},
+         "resources": {"num_workers": 2}}
+    )  # fmt: skip
+    from sislab.spec.models import accumulation_steps
+
+    assert accumulation_steps(spec.train, spec.resources.num_workers) == 4

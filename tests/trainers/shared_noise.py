@@ -106,3 +106,48 @@ class RecordedNoise(_Patch):
         values = function(*shape, generator=generator, dtype=dtype, device=device)
         self.draws.append(values.detach().clone())
         return values
+
+
+class MicroBatchNoise(SharedNoise):
+    """``SharedNoise`` for gradient accumulation: the same noise for k micro-batches of B as for
+    one pass over kB (on each of W ranks).
+
+    A step runs each side (G, D) over the micro-batches; ``watch`` wraps the procedure's
+    ``generator_losses``/``discriminator_losses`` so that every call starts a micro-batch: the
+    draws restart their count per side, and micro-batch i of rank r keeps the rows of virtual
+    rank ``r * k + i`` of draws made at the global batch size. With k = 1 this is the reference.
+
+    Args:
+        rank: This process's rank.
+        world_size: Ranks.
+        accumulation: Micro-batches per step (k).
+        micro_batch: Rows per micro-batch (B).
+        seed: Base seed of the step's draws.
+    """
+
+    def __init__(
+        self, rank: int, world_size: int, accumulation: int, micro_batch: int, seed: int
+    ) -> None:
+        super().__init__(rank * accumulation, world_size * accumulation, micro_batch, seed)
+        self.base_rank, self.accumulation, self.base_seed = rank * accumulation, accumulation, seed
+        self.side_calls = {"g": 0, "d": 0}
+        self.starts: list[tuple[str, int]] = []  # (side, micro-batch index) of every call
+
+    def begin(self, side: str) -> None:
+        """A micro-batch of ``side`` starts: the next virtual rank, the side's own draw count."""
+        index = self.side_calls[side] % self.accumulation
+        self.side_calls[side] += 1
+        self.starts.append((side, index))
+        self.rank, self.calls = self.base_rank + index, 0
+        self.seed = self.base_seed * 2 + (side == "d")
+
+    def watch(self, procedure) -> None:
+        """Wrap the procedure's loss functions (instance attributes, as StepGuard does)."""
+        for side, name in (("g", "generator_losses"), ("d", "discriminator_losses")):
+            compute = getattr(type(procedure), name).__get__(procedure)
+
+            def losses(batch, semantics, side=side, compute=compute):
+                self.begin(side)
+                return compute(batch, semantics)
+
+            setattr(procedure, name, losses)

@@ -9,10 +9,14 @@ two set-ups is compared, and the two ranks must hold bit-identical states. The s
 catches a parameter left without a gradient, which DDP reports only at the following iteration.
 In normal training (no hook) the ranks must draw different noise: the loop seeds each rank by
 ``derive_seed(seed, rank, epoch)``.
+
+The same spawn runs test_accumulation's 2 ranks x 2 micro-batches cases (``ACCUMULATION_CASES``)
+against one rank with the whole batch, counting DDP's all-reduces per micro-batch.
 """
 
 from __future__ import annotations
 
+import itertools
 import socket
 from pathlib import Path
 
@@ -20,8 +24,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tests.trainers import test_accumulation as accumulation
 from tests.trainers.shared_noise import RecordedNoise, SharedNoise
 from tests.trainers.test_groupdnet_procedure import GROUPDNET
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.nn.parallel import DistributedDataParallel
 
 from sislab.spec.loader import spec_from_dict
 from sislab.trainers import build
@@ -37,7 +44,10 @@ SEED = 3
 # One tiny configuration per procedure; the SPADE family twice, to cover the VAE encoder (KL,
 # reparameterisation noise) and VASIS's semantic noise in the norms.
 CASES = {
-    "spade-vae": ("spade", {"ngf": 8, "ndf": 8, "use_vae": True, "z_dim": 8, "num_d": 1}),
+    "spade-vae": (
+        "spade",
+        {"ngf": 8, "ndf": 8, "spade_hidden": 8, "use_vae": True, "z_dim": 8, "num_d": 1},
+    ),
     "va-spade": ("va-spade", {"ngf": 8, "ndf": 8, "spade_hidden": 8, "position_code": "learn"}),
     "oasis": ("oasis", {"ngf": 8, "ndf": 8, "z_dim": 4, "spade_hidden": 8, "ema_decay": 0.9}),
     "groupdnet": ("groupdnet", GROUPDNET),  # test_groupdnet_procedure's tiny GroupDNet
@@ -136,6 +146,42 @@ def _train_float64(case: str, rank: int, world_size: int) -> dict:
     return {"states": states, "noise": recorded.draws}
 
 
+# test_accumulation's cases that also run on 2 ranks x 2 micro-batches of 1 (the VAE's KL scaling
+# and encoder, OASIS's class counts, LabelMix, EMA and three D calls per step).
+ACCUMULATION_CASES = ("spade-vae", "oasis")
+
+
+def _train_accumulated(case: str, rank: int) -> dict:
+    """test_accumulation's steps on 2 ranks x 2 micro-batches; all-reduces counted per pass."""
+    counter = {"allreduces": 0, "snapshots": []}
+
+    def hook(state, bucket):
+        counter["allreduces"] += 1
+        return allreduce_hook(state, bucket)
+
+    def watch(procedure, noise) -> None:
+        if not counter["snapshots"]:
+            nets = (
+                procedure.generator,
+                getattr(procedure, "encoder", None),
+                procedure.discriminator,
+            )
+            for net in nets:
+                if isinstance(net, DistributedDataParallel):
+                    net.register_comm_hook(None, hook)
+        begin = noise.begin
+
+        def counted(side: str) -> None:
+            counter["snapshots"].append(counter["allreduces"])
+            begin(side)
+
+        noise.begin = counted
+
+    states = accumulation.train(case, rank, 2, 2, watch=watch)
+    snapshots = [*counter["snapshots"], counter["allreduces"]]
+    return {"states": states, "allreduces": [b - a for a, b in itertools.pairwise(snapshots)]}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -147,6 +193,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         results = {case: _train(case, rank, 2) for case in CASES}
+        results["accumulated"] = {
+            case: _train_accumulated(case, rank) for case in ACCUMULATION_CASES
+        }
         torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -159,7 +208,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=2, join=True)
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     reference = {case: _train(case, 0, 1) for case in CASES}
-    return {"ranks": ranks, "reference": reference}
+    accumulated = {case: accumulation.train(case, 0, 1, 1) for case in ACCUMULATION_CASES}
+    return {"ranks": ranks, "reference": reference, "accumulation_reference": accumulated}
 
 
 def _max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -200,3 +250,26 @@ def test_ranks_draw_different_noise_in_normal_training(runs, case: str) -> None:
     assert all(not torch.equal(a, b) for a, b in zip(draws0, draws1, strict=True) if a.numel() > 4)
     # The same (seed, rank, epoch) draws the same noise again (a resumed epoch).
     assert derive_seed(SEED, 0, 0) != derive_seed(SEED, 1, 0)
+
+
+@pytest.mark.parametrize("case", ACCUMULATION_CASES)
+def test_two_ranks_with_two_micro_batches_equal_one_pass_over_the_whole_batch(runs, case):
+    rank0, rank1 = (runs["ranks"][r]["accumulated"][case] for r in (0, 1))
+    reference = runs["accumulation_reference"][case]
+    states = []
+    for state0, state1 in zip(rank0["states"], rank1["states"], strict=True):
+        for key, value in state0.items():
+            if key != "losses":
+                assert torch.equal(value, state1[key]), key
+        # Each rank's losses are its rows' means; the loop logs their mean over the ranks.
+        losses = {k: (v + state1["losses"][k]) / 2 for k, v in state0["losses"].items()}
+        states.append({**state0, "losses": losses})
+    accumulation.assert_same_states(case, states, reference, "2 ranks x 2 micro-batches")
+    # Per step: G's first micro-batch, G's last, D's first, D's last. no_sync: the gradients are
+    # all-reduced once per side, after the last micro-batch.
+    counts = rank0["allreduces"]
+    assert len(counts) == 4 * accumulation.STEPS, counts
+    for step in range(accumulation.STEPS):
+        g_first, g_last, d_first, d_last = counts[4 * step : 4 * step + 4]
+        assert g_first == 0 and d_first == 0, counts
+        assert g_last > 0 and d_last > 0, counts

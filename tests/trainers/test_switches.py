@@ -19,7 +19,7 @@ from sislab.models.geometry import DatasetGeometry
 from sislab.models.losses.perceptual import vgg19_features
 from sislab.models.registry import get_method
 from sislab.spec.models import LossesSpec, TrainSpec
-from sislab.trainers.bench import _synthetic_batch
+from sislab.trainers.bench import synthetic_batch
 from sislab.trainers.build import PROCEDURES
 from sislab.trainers.procedures.base import ProcedureRuntime
 from sislab.trainers.procedures.oasis import update_ema
@@ -122,7 +122,7 @@ def _assert_same_step(new, old, steps: int = 2, gradients: bool = True) -> None:
     bound only (with ``steps=1``: SC-GAN's second-step loss already drifts 1e-4): NHWC sums in another order, and some of the tiny test nets' gradients are
     ill-conditioned enough (1e-4 of their scale) for that to show; their losses still agree.
     """
-    batch = _synthetic_batch(GEOMETRY, 2, torch.device("cpu"))
+    batch = synthetic_batch(GEOMETRY, 2, torch.device("cpu"))
     grads_new, grads_old = _record_gradients(new), _record_gradients(old)
     for step in range(steps):
         torch.manual_seed(10 + step)  # noise, VAE sampling, LabelMix masks

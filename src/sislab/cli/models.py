@@ -22,7 +22,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     speed.add_argument("--batch", type=int, default=1, help="images per forward (papers: 1)")
     speed.add_argument("--warmup", type=int, default=3, help="untimed forwards first")
     speed.add_argument("--iterations", type=int, default=10, help="timed forwards")
+    memory = summary.add_argument_group("training memory of one step (measured, not modelled)")
+    memory.add_argument(
+        "--memory", type=int, default=None, metavar="BATCH",
+        help="run real training steps (G and D, all losses) on BATCH images of this method, "
+        "dataset and size, and print their peak memory (CUDA max allocated, CPU peak RSS)",
+    )  # fmt: skip
+    memory.add_argument(
+        "--image-size", type=_size, default=None, help="HxW of --memory (default: the preset's)"
+    )
+    memory.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default=None,
+        help="autocast precision (default: train.precision's default)",
+    )  # fmt: skip
     summary.set_defaults(handler=_summary)
+
+
+def _size(text: str) -> tuple[int, int]:
+    from sislab.cli.bench import _size as parse
+
+    return parse(text)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -51,6 +70,8 @@ def _summary(args: argparse.Namespace) -> int:
         summary = summary.model_copy(update={"speed": speed})
     data = {"dataset": args.dataset, "height": geometry.height, "width": geometry.width,
             "preset": preset, **summary.model_dump()}  # fmt: skip
+    if args.memory is not None:
+        data["memory"] = _training_memory(args, config)
     if args.json:
         print(json.dumps(data))
         return 0
@@ -64,4 +85,34 @@ def _summary(args: argparse.Namespace) -> int:
         speed = summary.speed
         print(f"  inference      {speed.images_per_s:8.2f} images/s on {speed.device}, "
               f"batch {speed.batch_size} ({speed.iterations} timed after {speed.warmup} warm-up)")  # fmt: skip
+    if args.memory is not None:
+        memory = data["memory"]
+        print(f"  training       {memory['peak_mb']:8.0f} MB peak for batch {memory['batch_size']} "
+              f"at {memory['height']}x{memory['width']} {memory['precision']} on "
+              f"{memory['device']} ({memory['kind']} over {memory['steps']} real training "
+              f"steps{memory['note']})")  # fmt: skip
     return 0
+
+
+def _training_memory(args: argparse.Namespace, config) -> dict:
+    """Peak memory of real training steps (``sislab bench train``'s path) at the asked size."""
+    from sislab.trainers.batch_probe import PROBE_STEPS
+    from sislab.trainers.bench import bench_train
+
+    baseline = _rss_mb()
+    result = bench_train(
+        args.method, args.dataset, size=args.image_size, batch_size=args.memory, iters=1,
+        warmup=PROBE_STEPS - 1, precision=args.precision, device=args.device, model_config=config,
+    )  # fmt: skip
+    note = ""
+    if result.device == "cpu":
+        note = f"; {baseline:.0f} MB of it is the process before the model was built"
+    return {"batch_size": result.batch_size, "height": result.height, "width": result.width,
+            "precision": result.precision, "device": result.device, "peak_mb": result.peak_memory_mb,
+            "kind": result.memory_kind, "steps": PROBE_STEPS, "note": note}  # fmt: skip
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -55,6 +55,7 @@ def cross_field_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> lis
                 f"such as {nearby}, or change resources.num_workers",
             )
         )
+    problems += _accumulation_problems(spec, skip)
     decay, epochs = spec.train.lr_decay_epochs, spec.train.epochs
     decay_paths = [("train", "lr_decay_epochs"), ("train", "epochs")]
     if decay is not None and decay > epochs and not any(_touches(p, skip) for p in decay_paths):
@@ -67,6 +68,44 @@ def cross_field_problems(spec: Spec, skip: frozenset[Path] = frozenset()) -> lis
         )
     problems += _smis_metric_problems(spec, skip)
     return problems
+
+
+def _accumulation_problems(spec: Spec, skip: frozenset[Path]) -> list[Problem]:
+    """Micro-batches must split each worker's batch evenly; auto on CPU needs a memory budget."""
+    train, resources = spec.train, spec.resources
+    paths = [("train", "batch_size"), ("resources", "num_workers"), ("train", "micro_batch_size"),
+             ("train", "grad_accumulation")]  # fmt: skip
+    if any(_touches(p, skip) for p in paths) or train.batch_size % resources.num_workers:
+        return []  # the batch/worker problem is reported on its own
+    per_worker, micro = train.batch_size // resources.num_workers, train.micro_batch_size
+    if micro is not None and train.grad_accumulation != 1:
+        return [(("train", "grad_accumulation"),
+                 f"train.grad_accumulation={train.grad_accumulation} and train.micro_batch_size="
+                 f"{micro} both set the accumulation; keep one (micro_batch_size {micro} means "
+                 f"{per_worker} / {micro} micro-batches per worker)")]  # fmt: skip
+    if isinstance(micro, int) and per_worker % micro:
+        fits = [m for m in range(1, per_worker + 1) if per_worker % m == 0 and m <= micro]
+        return [(("train", "micro_batch_size"),
+                 f"train.batch_size={train.batch_size} is not divisible by resources.num_workers x "
+                 f"train.micro_batch_size = {resources.num_workers} x {micro}: each worker's "
+                 f"{per_worker} images must split into equal micro-batches; use a "
+                 f"micro_batch_size dividing {per_worker}, such as {fits[-1]}, or change "
+                 f"train.batch_size")]  # fmt: skip
+    steps = train.grad_accumulation
+    if per_worker % steps:
+        fits = [k for k in range(1, per_worker + 1) if per_worker % k == 0 and k <= steps]
+        return [(("train", "grad_accumulation"),
+                 f"train.batch_size={train.batch_size} is not divisible by resources.num_workers x "
+                 f"train.grad_accumulation = {resources.num_workers} x {steps}: each worker's "
+                 f"{per_worker} images must split into equal micro-batches; use a "
+                 f"grad_accumulation dividing {per_worker}, such as {fits[-1]}, or change "
+                 f"train.batch_size")]  # fmt: skip
+    if micro == "auto" and not resources.use_gpu and resources.memory_per_worker_mb is None:
+        return [(("train", "micro_batch_size"),
+                 "train.micro_batch_size: auto on CPU workers fits the micro-batch into "
+                 "resources.memory_per_worker_mb, which is not set; set it (e.g. 4000), use "
+                 "resources.use_gpu: true, or give micro_batch_size a number")]  # fmt: skip
+    return []
 
 
 def _smis_metric_problems(spec: Spec, skip: frozenset[Path]) -> list[Problem]:

@@ -27,10 +27,12 @@ OasisPreset = Literal["ade20k", "cityscapes", "coco-stuff"]
 
 # OASIS config.py set_dataset_default_lm (VA-OASIS's config.py has the same): the dataset's
 # LabelMix weight and EMA decay. Its Cityscapes lr_g 4e-4 is train.lr_g, outside model:.
+# Every OASIS loader sets contain_dontcare_label (dataloaders/*Dataset.py), which zeroes that
+# class's loss weights (models/losses.py:33,38): sislab's index of it is ignore_class.
 OASIS_PRESETS: dict[str, dict[str, Any]] = {
-    "ade20k": {"labelmix_weight": 10.0, "ema_decay": 0.9999},
-    "cityscapes": {"labelmix_weight": 5.0, "ema_decay": 0.999},
-    "coco-stuff": {"labelmix_weight": 10.0, "ema_decay": 0.9999},
+    "ade20k": {"labelmix_weight": 10.0, "ema_decay": 0.9999, "ignore_class": 150},
+    "cityscapes": {"labelmix_weight": 5.0, "ema_decay": 0.999, "ignore_class": 0},
+    "coco-stuff": {"labelmix_weight": 10.0, "ema_decay": 0.9999, "ignore_class": 182},
 }
 
 
@@ -44,8 +46,9 @@ class OasisFields(StrictModel):
 
     preset: Literal["auto"] | OasisPreset | None = Field(
         "auto",
-        description="Dataset defaults of OASIS's config (labelmix_weight, ema_decay): ade20k, "
-        "cityscapes (5, 0.999), coco-stuff; auto: the dataset's (by its manifest name, else its "
+        description="Dataset defaults of OASIS's config (labelmix_weight, ema_decay, and the "
+        "don't-care class as ignore_class): ade20k (10, 0.9999, 150), cityscapes (5, 0.999, 0), "
+        "coco-stuff (10, 0.9999, 182); auto: the dataset's (by its manifest name, else its "
         "class count), none for other datasets; null: no preset. Fields set explicitly win "
         "(`sislab validate` and `sislab run` print the preset in use).",
     )

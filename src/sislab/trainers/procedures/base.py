@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from sislab.models.geometry import DatasetGeometry
+from sislab.trainers.procedures.accumulation import PowerIterationReplay, micro_batches, no_sync
 
 
 @dataclass
@@ -63,32 +64,45 @@ class Procedure(Protocol):
         ...
 
 
-def alternating_step(procedure: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def alternating_step(procedure, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """One generator step then one discriminator step, as SPADE's and OASIS's trainers do.
 
     ``procedure`` provides ``_semantics``, ``_autocast``, ``generator_losses``,
-    ``discriminator_losses``, and ``opt_g``/``opt_d`` with their ``scaler_g``/``scaler_d``.
+    ``discriminator_losses``, ``opt_g``/``opt_d`` with their ``scaler_g``/``scaler_d``, the
+    networks ``generator``, ``discriminator`` (and ``encoder``), and ``accumulation``: the
+    micro-batches each step accumulates over (accumulation.py).
 
     Returns:
-        Detached ``loss_g``, ``loss_d`` and every loss term.
+        Detached ``loss_g``, ``loss_d`` and every loss term, means over the whole batch.
     """
-    semantics = procedure._semantics(batch)
-    procedure.opt_g.zero_grad(set_to_none=True)
-    with procedure._autocast():
-        loss_g, g_terms = procedure.generator_losses(batch, semantics)
-    procedure.scaler_g.scale(loss_g).backward()
-    procedure.scaler_g.step(procedure.opt_g)
-    procedure.scaler_g.update()
-
-    procedure.opt_d.zero_grad(set_to_none=True)
-    with procedure._autocast():
-        loss_d, d_terms = procedure.discriminator_losses(batch, semantics)
-    procedure.scaler_d.scale(loss_d).backward()
-    procedure.scaler_d.step(procedure.opt_d)
-    procedure.scaler_d.update()
-    out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
-    out.update({k: v.detach() for k, v in (g_terms | d_terms).items()})
+    chunks = micro_batches(batch, procedure.accumulation)
+    semantics = [procedure._semantics(chunk) for chunk in chunks]
+    encoder = getattr(procedure, "encoder", None)  # only the VAE methods have one
+    nets = [procedure.generator, encoder, procedure.discriminator]
+    out = _accumulated_side(procedure, "g", chunks, semantics, [procedure.generator, encoder], nets)
+    out |= _accumulated_side(procedure, "d", chunks, semantics, [procedure.discriminator], nets)
     return out
+
+
+def _accumulated_side(procedure, side: str, chunks, semantics, trained, nets):
+    """One optimiser step of ``side`` over the micro-batches; returns the mean detached losses."""
+    optimizer, scaler = getattr(procedure, f"opt_{side}"), getattr(procedure, f"scaler_{side}")
+    compute = procedure.generator_losses if side == "g" else procedure.discriminator_losses
+    num = len(chunks)
+    replay = PowerIterationReplay(nets if num > 1 else [])
+    optimizer.zero_grad(set_to_none=True)
+    sums: dict[str, torch.Tensor] = {}
+    for i, (chunk, semantic) in enumerate(zip(chunks, semantics, strict=True)):
+        with no_sync(trained, i < num - 1), replay.micro_batch(i):
+            with procedure._autocast():
+                loss, terms = compute(chunk, semantic)
+            # Every loss is a mean over its micro-batch: 1/k of each is the whole batch's mean.
+            scaler.scale(loss / num if num > 1 else loss).backward()
+        for key, value in {f"loss_{side}": loss, **terms}.items():
+            sums[key] = sums.get(key, 0) + value.detach() / num
+    scaler.step(optimizer)
+    scaler.update()
+    return sums
 
 
 class AdversarialSchedules:

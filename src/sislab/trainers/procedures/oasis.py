@@ -32,7 +32,7 @@ from sislab.models.losses.oasis import (
 )
 from sislab.models.methods.oasis import OasisFields
 from sislab.models.registry import Method
-from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
+from sislab.spec.models import LossesSpec, TrainSpec, accumulation_steps, decay_epochs
 from sislab.trainers.procedures.base import (
     AdversarialSchedules,
     ProcedureRuntime,
@@ -98,6 +98,8 @@ class OasisProcedure(AdversarialSchedules):
         self.world_size = runtime.world_size
         self.precision = train.precision
         self.train_spec = train
+        self.accumulation = accumulation_steps(train, runtime.world_size)  # see SpadeProcedure
+        self._step_counts: torch.Tensor | None = None
         configure_backends(self.device)
         runtime.notes.update(switch_notes(train))
         generator = method.build_generator(model_cfg, geometry).to(self.device)
@@ -139,10 +141,13 @@ class OasisProcedure(AdversarialSchedules):
         """Pixels per class over all ranks' batches, for class balancing (None: off).
 
         OASIS balances by the batch's class frequencies; the spec's batch is global, so the
-        counts are summed over the ranks (2 ranks x B == 1 rank x 2B).
+        counts are summed over the ranks (2 ranks x B == 1 rank x 2B) and, with accumulation,
+        taken once per step from the whole batch (``train_step``), not per micro-batch.
         """
         if not self.cfg.class_balancing:
             return None
+        if self._step_counts is not None:
+            return self._step_counts
         counts = torch.bincount(classes.reshape(-1), minlength=self.geometry.num_classes).float()
         if self.world_size > 1 and dist.is_initialized():
             dist.all_reduce(counts)
@@ -199,7 +204,12 @@ class OasisProcedure(AdversarialSchedules):
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """G step, D step, EMA update; returns detached losses (``loss_g``, ``loss_d``, terms)."""
-        out = alternating_step(self, channels_last_batch(batch, self.train_spec))
+        if self.accumulation > 1:
+            self._step_counts = self._class_counts(batch["label"][:, 0].long())
+        try:
+            out = alternating_step(self, channels_last_batch(batch, self.train_spec))
+        finally:
+            self._step_counts = None
         if self.ema is not None:
             update_ema(self.ema, _unwrap(self.generator), self.cfg.ema_decay)
         return out

@@ -25,7 +25,7 @@ from sislab.models.losses.kl import kl_divergence
 from sislab.models.losses.perceptual import VGG19Perceptual
 from sislab.models.registry import Method
 from sislab.models.semantic_input import semantic_input
-from sislab.spec.models import LossesSpec, TrainSpec, decay_epochs
+from sislab.spec.models import LossesSpec, TrainSpec, accumulation_steps, decay_epochs
 from sislab.trainers.procedures.base import (
     AdversarialSchedules,
     ProcedureRuntime,
@@ -82,6 +82,8 @@ class SpadeProcedure(AdversarialSchedules):
         self.world_size = runtime.world_size
         self.precision = train.precision
         self.train_spec = train
+        # Micro-batches per G/D step (alternating_step); micro_batch_size: auto's probe sets it.
+        self.accumulation = accumulation_steps(train, runtime.world_size)
         configure_backends(self.device)
         runtime.notes.update(switch_notes(train))
         generator = self._build_generator(method, model_cfg, geometry).to(self.device)
@@ -193,9 +195,10 @@ class SpadeProcedure(AdversarialSchedules):
         if "mu" in extra:
             # The KL is a sum over the batch, and the spec's batch is global: DDP averages the
             # ranks' gradients, so each rank's sum counts world_size times to give the gradient
-            # of the sum over all ranks' rows (2 ranks x B == 1 rank x 2B).
+            # of the sum over all ranks' rows (2 ranks x B == 1 rank x 2B); likewise the
+            # accumulation divides every micro-batch's loss by the number of micro-batches.
             terms["g_kl"] = kl_divergence(extra["mu"].float(), extra["logvar"].float()) * (
-                self.weights.kl * self.world_size
+                self.weights.kl * self.world_size * self.accumulation
             )
         terms.update(self._extra_generator_terms(real, extra))
         return sum(terms.values()), terms

@@ -15,6 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from sislab.cli.estimate import add_timing_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``run`` and ``ui``."""
@@ -34,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)"
     )
+    run.add_argument(
+        "--estimate", action=argparse.BooleanOptionalAction, default=None,
+        help="time each distinct configuration first and print the expected device-hours, "
+        "logged on the parent run as cost/estimate_* (sislab estimate; seconds per "
+        "configuration). Default: on for a local Ray, off with --address (this machine is not "
+        "the cluster's workers)",
+    )  # fmt: skip
+    add_timing_options(run)
     run.add_argument(
         "--job",
         action="store_true",
@@ -77,17 +87,36 @@ def ui_command(
 
 def _print_summary(console: Console, outcome, spec, elapsed_s: float) -> None:
     from sislab.orchestrator.parent_run import varied_keys
-    from sislab.orchestrator.summary import first_and_last, summary_columns, trial_summaries
+    from sislab.orchestrator.search_algs import objectives
+    from sislab.orchestrator.summary import (
+        TRIALS_CSV,
+        first_and_last,
+        shown_rows,
+        status_counts,
+        summary_columns,
+        trial_summaries,
+        write_trials_csv,
+    )
     from sislab.trainers.run_names import short_keys
 
     state = outcome.state
     rows = trial_summaries(state.tracking_uri, state.experiment_id, state.parent_run_id)
+    csv_path = outcome.run_dir.root / TRIALS_CSV
+    write_trials_csv(csv_path, rows, varied_keys(spec))
+    metrics, modes = objectives(spec)
+    shown = shown_rows(rows, metrics[0], modes[0])
     columns = summary_columns(rows)
+    if metrics[0] not in columns and any(metrics[0] in r.metrics for r in rows):
+        columns.append(metrics[0])
     varied = short_keys(varied_keys(spec))
-    table = Table(title=f"{state.name}: {len(rows)} trials, {elapsed_s:.0f}s, {state.status}")
+    title = f"{state.name}: {len(rows)} trials ({status_counts(rows)}), {elapsed_s:.0f}s, {state.status}"
+    caption = None
+    if len(shown) < len(rows):
+        caption = f"the best {len(shown)} under {metrics[0]} ({modes[0]}); all trials: {csv_path}"
+    table = Table(title=title, caption=caption)
     for column in ("trial", "status", *varied.values(), *columns, "mlflow run"):
         table.add_column(column.removeprefix("train/"))
-    for row in rows:
+    for row in shown:
         status = f"{row.status}: {row.error}" if row.error else row.status
         values = [f"{row.metrics[m]:.4g}" if m in row.metrics else "-" for m in columns]
         given = [row.params.get(k, "-") for k in varied]
@@ -95,7 +124,7 @@ def _print_summary(console: Console, outcome, spec, elapsed_s: float) -> None:
     console.print(table)
     if spec.eval.best_metric:
         key = f"eval/{spec.eval.best_metric}"
-        for trial, (first, last) in first_and_last(state.tracking_uri, rows, key).items():
+        for trial, (first, last) in first_and_last(state.tracking_uri, shown, key).items():
             console.print(
                 f"{trial} {key}: {first[1]:.4g} at the first evaluation (iteration {first[0]}), "
                 f"{last[1]:.4g} at the last (iteration {last[0]})",
@@ -140,14 +169,25 @@ def _run(args: argparse.Namespace) -> int:
     spec_path = Path(args.spec).resolve()
     spec = load_spec(spec_path)
     spec = check_before_run(spec, spec_path, address=args.address, num_cpus=args.num_cpus)
+    console = Console()
+    estimate = None
+    # By default only for a new local Ray (as check_before_run tells it): a cluster's workers
+    # are not this machine.
+    local = args.address in (None, "", "local") and not os.environ.get("RAY_ADDRESS")
+    if args.estimate or (args.estimate is None and local):
+        from sislab.cli.estimate import make_estimate
+        from sislab.orchestrator.estimate import render
+
+        estimate = make_estimate(spec, args.estimate_iters, args.estimate_warmup, args.num_cpus)
+        for line in render(estimate):
+            console.print(line, highlight=False, soft_wrap=True)
     run_dir = RunDir.create(args.runs_root, spec.name, args.run_dir)
     if args.job:
         os.chdir(run_dir.root)
-    console = Console()
     console.print(f"sislab run {spec.name}: run folder {run_dir.root} (Ray logs in logs/ray.log)")
     outcome = run_sweep(
         spec, spec_path, run_dir=run_dir, address=args.address, console=console,
-        num_cpus=args.num_cpus,
+        num_cpus=args.num_cpus, estimate=estimate,
     )  # fmt: skip
     _print_summary(console, outcome, spec, time.monotonic() - started)
     return 0 if outcome.num_errors == 0 else 1

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from sislab.models.registry import METHODS
 from sislab.spec.models import (
+    CostSpec,
     DatasetSpec,
     EvalSpec,
     LossesSpec,
@@ -76,6 +77,11 @@ class Spec(StrictModel):
         default_factory=StorageSpec, description="Results and checkpoints storage."
     )
     weights: WeightsSpec = Field(default_factory=WeightsSpec, description="Pretrained weights.")
+    cost: CostSpec = Field(
+        default_factory=CostSpec,
+        description="Prices of device time (see docs/planning.md); `sislab estimate` and the "
+        "parent run's cost/total use them.",
+    )
 
     @field_validator("method")
     @classmethod

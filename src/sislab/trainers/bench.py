@@ -55,7 +55,8 @@ class TrainBench:
     warmup_s: list[float]
 
 
-def _synthetic_batch(geometry: DatasetGeometry, batch_size: int, device: torch.device) -> dict:
+def synthetic_batch(geometry: DatasetGeometry, batch_size: int, device: torch.device) -> dict:
+    """A fixed batch of blocky synthetic layouts and noise images of ``geometry`` on ``device``."""
     generator = torch.Generator().manual_seed(0)
     # Blocky layouts (8x8 cells) rather than per-pixel noise, closer to real label maps.
     cells = torch.randint(
@@ -136,11 +137,13 @@ def bench_train(
     runtime = ProcedureRuntime(target, 1, lambda m: m.to(target), vgg_state)
     torch.manual_seed(0)
     procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
-    batch = _synthetic_batch(geometry, batch_size, target)
-    warmup_s = [_timed_step(procedure, batch, target) for _ in range(warmup)]
-    _reset_peak(target)
-    rss_before = _rss_mb()
-    times = [_timed_step(procedure, batch, target) for _ in range(iters)]
+    batch = synthetic_batch(geometry, batch_size, target)
+    rss_before: list[float] = []
+    warmup_s, times = time_iterations(
+        procedure, batch, iters, warmup, target,
+        on_warm=lambda: (_reset_peak(target), rss_before.append(_rss_mb())),
+    )  # fmt: skip
+    rss_before = rss_before[0]
     if target.type == "cuda":
         peak, kind = torch.cuda.max_memory_allocated(target) / 2**20, "cuda max_memory_allocated"
     else:
@@ -160,6 +163,29 @@ def bench_train(
         None if device_peak is None else device_peak[0],
         None if device_peak is None else device_peak[1], compile_s, warmup_s,
     )  # fmt: skip
+
+
+def time_iterations(
+    procedure, batch: dict, iters: int, warmup: int, device: torch.device, on_warm=None
+) -> tuple[list[float], list[float]]:
+    """Seconds of ``warmup`` untimed-for-the-median then ``iters`` training iterations on
+    ``batch`` (``sislab bench train`` and ``sislab estimate`` share it).
+
+    Args:
+        procedure: The training procedure.
+        batch: One batch on ``device``.
+        iters: Timed iterations.
+        warmup: Iterations before them.
+        device: Synchronised around each iteration (CUDA).
+        on_warm: Called between the warm-up and the timed iterations (e.g. to reset peaks).
+
+    Returns:
+        The warm-up iterations' seconds and the timed iterations' seconds.
+    """
+    warmup_s = [_timed_step(procedure, batch, device) for _ in range(warmup)]
+    if on_warm is not None:
+        on_warm()
+    return warmup_s, [_timed_step(procedure, batch, device) for _ in range(iters)]
 
 
 def _timed_step(procedure, batch: dict, device: torch.device) -> float:

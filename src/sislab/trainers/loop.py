@@ -28,6 +28,7 @@ from sislab.trainers.checkpoint import (
     set_rng_state,
 )
 from sislab.trainers.context import TrainContext, scratch_dir, sum_over_ranks
+from sislab.trainers.cost import CostMeter
 from sislab.trainers.evaluation import Evaluator, improves
 from sislab.trainers.nonfinite import StepGuard
 from sislab.trainers.procedures.base import Procedure
@@ -84,7 +85,7 @@ class LoopState:
 
     ``eval_metrics`` holds the latest evaluation (``eval/<name>``), carried into every report
     until the next one; ``best`` the metric, value, epoch, iteration, URI and scores of the best
-    checkpoint so far.
+    checkpoint so far; ``cost`` the device time so far (``CostMeter.state``).
     """
 
     epoch: int = 0
@@ -93,6 +94,7 @@ class LoopState:
     nonfinite_steps: int = 0
     eval_metrics: dict[str, float] = field(default_factory=dict)
     best: dict | None = None
+    cost: dict | None = None
 
 
 def derive_seed(seed: int, rank: int, epoch: int) -> int:
@@ -136,6 +138,7 @@ def restore(procedure: Procedure, ctx: TrainContext, cfg: LoopConfig) -> LoopSta
             meta.images_seen,
             eval_metrics=dict(meta.eval_metrics or {}),
             best=meta.best if meta.mlflow_run_id == cfg.mlflow_run_id else None,
+            cost=meta.cost if meta.mlflow_run_id == cfg.mlflow_run_id else None,
         )
 
 
@@ -147,11 +150,13 @@ def run_training(
     tracker: Tracker,
     procedure: Procedure,
     evaluator: Evaluator | None = None,
+    meter: CostMeter | None = None,
 ) -> LoopState:
     """Train ``procedure`` on ``source`` from the latest checkpoint (or from scratch) to the end.
 
     With an ``evaluator``, every evaluation epoch computes its metrics (all ranks take part), and
     a checkpoint that improves ``cfg.select_best_by`` is also copied to the run's best checkpoint.
+    With a ``meter``, rank 0 logs the trial's ``cost/*`` after every epoch and at the end.
 
     Returns:
         The final loop state (epochs and iterations completed).
@@ -160,9 +165,14 @@ def run_training(
         TrainingError: A loss or gradient became non-finite and ``cfg.on_nonfinite`` is stop.
     """
     state = restore(procedure, ctx, cfg)
+    meter = meter or CostMeter.disabled()
+    meter.load(state.cost)
     guard = StepGuard(procedure)
     try:
-        _train_epochs(cfg, ctx, source, tracker, procedure, state, guard, evaluator)
+        _train_epochs(cfg, ctx, source, tracker, procedure, state, guard, evaluator, meter)
+    except BaseException:
+        _log_cost(ctx, tracker, meter, state)  # a failing trial held its devices too
+        raise
     finally:
         guard.close()
     if ctx.is_main and state.best and state.best.get("scores"):
@@ -170,8 +180,15 @@ def run_training(
         # of eval/*: the runs table ranks trials by it.
         scores = {k.replace("eval/", "best/", 1): v for k, v in state.best["scores"].items()}
         tracker.log_metrics(scores, step=state.best.get("iteration", state.iteration))
+    _log_cost(ctx, tracker, meter, state)
     tracker.flush()
     return state
+
+
+def _log_cost(ctx, tracker: Tracker, meter: CostMeter, state: LoopState) -> None:
+    cost = meter.metrics(state.images_seen) if ctx.is_main else {}
+    if cost:
+        tracker.log_metrics(cost, step=state.iteration)
 
 
 def _check_nonfinite(cfg: LoopConfig, guard: StepGuard, losses, state: LoopState, tracker) -> bool:
@@ -205,7 +222,7 @@ def _check_nonfinite(cfg: LoopConfig, guard: StepGuard, losses, state: LoopState
 
 
 def _train_epochs(
-    cfg, ctx, source, tracker, procedure, state: LoopState, guard: StepGuard, evaluator
+    cfg, ctx, source, tracker, procedure, state: LoopState, guard: StepGuard, evaluator, meter
 ) -> None:
     if state.iteration:
         tracker.log_metrics(
@@ -225,7 +242,8 @@ def _train_epochs(
         epoch_sums: dict[str, torch.Tensor] = {}
         epoch_iters, finite_iters, epoch_start = 0, 0, time.perf_counter()
         window_start, window_iters = epoch_start, 0
-        for batch in source.batches(epoch):
+        meter.begin("train")  # the epoch's iterations, less the waits for their batches
+        for batch in meter.timed_batches(source.batches(epoch)):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
             guard.begin()
             losses = procedure.train_step(batch)
@@ -247,6 +265,7 @@ def _train_epochs(
                 logged_lr.update(rates)
                 tracker.log_metrics(logged, step=state.iteration)
                 window_start, window_iters = time.perf_counter(), 0
+        meter.end()
         procedure.end_epoch(epoch + 1)
         state.epoch += 1
         final = state.epoch == cfg.epochs
@@ -265,13 +284,21 @@ def _train_epochs(
             metrics["train/images_per_s"] = (
                 epoch_iters * cfg.batch_size / (time.perf_counter() - epoch_start)
             )
+        metrics["system/peak_memory_mb"] = peak_memory_mb(ctx.device)  # this rank's, so far
         evaluating = final or state.epoch % cfg.eval_every_epochs == 0
         improved = False
         if evaluating and evaluator is not None:
-            improved = _evaluate(cfg, ctx, source, tracker, procedure, state, evaluator)
+            with meter.phase("eval"):
+                improved = _evaluate(cfg, ctx, source, tracker, procedure, state, evaluator)
+            if ctx.is_main and (
+                targets := meter.check_targets(state.eval_metrics, state.iteration)
+            ):
+                tracker.log_metrics(targets, step=state.iteration)
         metrics.update(state.eval_metrics)
         if ctx.is_main and evaluating:
             _log_grid(procedure, grid_batch, cfg, tracker, state)
+        _log_cost(ctx, tracker, meter, state)
+        state.cost = meter.state()
         if final or improved or state.epoch % cfg.checkpoint_every_epochs == 0:
             tracker.flush()
             _report_with_checkpoint(procedure, ctx, cfg, state, metrics, tracker, improved)
@@ -318,6 +345,7 @@ def _report_with_checkpoint(
         config=cfg.config,
         eval_metrics=state.eval_metrics or None,
         best=state.best,
+        cost=state.cost,
     )
     with scratch_dir() as folder:
         save_checkpoint(folder, meta, {"procedure": procedure.state_dict(), "rng": rng_state()})

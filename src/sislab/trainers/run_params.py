@@ -29,6 +29,10 @@ INFRASTRUCTURE = (
     "train.log_every_iters",
     "train.max_failures",
     "eval.batch_size",
+    # Prices: on the parent run only (orchestrator.cost); a trial's cost.device* are its own.
+    "cost.gpu_hour",
+    "cost.cpu_hour",
+    "cost.currency",
     "search",
     "resources.cpus_per_worker",
     "resources.trial_driver_cpus",

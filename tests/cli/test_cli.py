@@ -47,7 +47,12 @@ def test_validate_reports_three_mistakes_with_lines(tmp_path: Path) -> None:
 def test_validate_ok_and_missing_file(tmp_path: Path) -> None:
     spec = tmp_path / "ok.yaml"
     spec.write_text("name: fine\nresources: {cpus_per_worker: 0.5}\n")  # fits 2 CPUs
-    assert sislab("validate", str(spec)).stdout.strip() == "ok"
+    # SPADE's official recipe changes Adam's beta2 from the field default (and says so).
+    assert sislab("validate", str(spec)).stdout.strip().splitlines() == [
+        "preflight: spade: recipe official (generic table, `sislab recipe show spade`) sets "
+        "train.betas=[0.0, 0.9]",
+        "ok",
+    ]
     missing = sislab("validate", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "nope.yaml" in missing.stdout
 

@@ -180,7 +180,10 @@ def test_a_synthetic_dataset_keeps_the_defaults(tmp_path: Path) -> None:
     )
     report = preflight(load_spec(path))
     assert report.notes == [
-        "oasis: preset none (auto: the dataset is synthetic, which has no preset: the defaults)"
+        # OASIS's code never decays its learning rate (the recipe's generic table).
+        "oasis: recipe official (generic table, `sislab recipe show oasis`) sets "
+        "train.lr_decay_epochs=0",
+        "oasis: preset none (auto: the dataset is synthetic, which has no preset: the defaults)",
     ]
     model = report.spec.model
     assert (model.preset, model.labelmix_weight, model.ema_decay) == (None, 10.0, 0.9999)

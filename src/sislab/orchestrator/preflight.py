@@ -16,10 +16,16 @@ from pathlib import Path as FilePath
 
 from sislab.errors import DataError, SislabError, SpecError
 from sislab.models.geometry import DatasetGeometry
-from sislab.models.presets import auto_reason, preset_in_use, with_resolved_preset
+from sislab.models.presets import (
+    auto_reason,
+    dataset_name,
+    preset_in_use,
+    with_resolved_preset,
+)
 from sislab.orchestrator import preflight_data, preflight_models, preflight_resources
 from sislab.orchestrator.preflight_data import DatasetFacts
 from sislab.orchestrator.preflight_models import ModelCheck
+from sislab.recipes.apply import apply_recipe, explicit_fields
 from sislab.search_spaces.space import METHOD_KEY, SearchSpace, validation_configurations
 from sislab.search_spaces.trial_spec import trial_spec
 from sislab.search_spaces.validate import MAX_CHECKED, space_of
@@ -187,6 +193,9 @@ def preflight(
         resolved = spec.model_copy(update={"model": with_resolved_preset(spec.model, geometry)})
     trials = trial_configurations(resolved, geometry)
     if facts is not None:
+        trials, recipe_notes, recipe_problems = _with_recipe(spec, trials, geometry)
+        notes += recipe_notes
+        problems += [p for p in recipe_problems if p not in problems]
         for _, trial in trials:
             for problem in preflight_data.split_problems(trial, facts):
                 if problem not in problems:
@@ -203,6 +212,42 @@ def preflight(
                 if problem not in problems:
                     problems.append(problem)
     return PreflightReport(problems, notes, resolved, num_checks)
+
+
+def _at(data: dict, dotted_key: str):
+    for part in dotted_key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _with_recipe(
+    spec: Spec, trials: list[tuple[dict, Spec]], geometry: DatasetGeometry
+) -> tuple[list[tuple[dict, Spec]], list[str], list[Problem]]:
+    """The trials with their ``train.recipe`` applied (what they will train with), a note per
+    method on the values the recipe changes, and the configurations the recipe makes invalid."""
+    explicit = explicit_fields(spec)  # the spec as loaded knows which fields the user set
+    dataset = dataset_name(geometry)
+    out, notes, problems = [], [], []
+    for config, trial in trials:
+        try:
+            applied, record = apply_recipe(trial, dataset, explicit, config)
+        except SislabError as exc:
+            problems.append((("train", "recipe"), f"{config or 'the spec'}: {exc}"))
+            continue
+        out.append((config, applied))
+        before, after = trial.model_dump(mode="json"), applied.model_dump(mode="json")
+        changed = [
+            f"{key}={entry['value']}"
+            for key, entry in record["values"].items()
+            if entry["from"] == "recipe" and _at(before, key) != _at(after, key)
+        ]
+        note = (
+            f"{record['method']}: recipe {record['recipe']} ({record['table']} table, "
+            f"`sislab recipe show {record['method']}`) sets {', '.join(changed)}"
+        )
+        if changed and note not in notes:
+            notes.append(note)
+    return out, notes, problems
 
 
 def local_where(num_cpus: int | None) -> str:

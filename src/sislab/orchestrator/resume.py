@@ -30,6 +30,7 @@ from sislab.orchestrator.sweep import (
     storage_target,
 )
 from sislab.orchestrator.trial import SweepContext
+from sislab.recipes.apply import explicit_fields
 from sislab.spec.loader import load_spec
 from sislab.trainers.credentials import TrackingCredentials
 
@@ -91,6 +92,7 @@ def resume_sweep(
         storage_path=state.storage_path,
         storage_filesystem=storage_fs,
         credentials=TrackingCredentials.from_environ(os.environ),
+        explicit_fields=explicit_fields(spec),
     )
     MlflowClient(state.tracking_uri).set_tag(state.parent_run_id, "sislab.resumed", "true")
     logger.info(NOT_RESTORED)

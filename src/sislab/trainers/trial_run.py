@@ -10,6 +10,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from sislab.recipes.apply import RECIPE_ARTIFACT, recipe_summary
 from sislab.trainers.mlflow_tracker import (
     KIND_TAG,
     NOTE_TAG,
@@ -22,6 +23,8 @@ from sislab.trainers.mlflow_tracker import (
 from sislab.trainers.run_names import trial_run_name, varies_method
 from sislab.trainers.run_params import INFRASTRUCTURE_ARTIFACT, split_params
 from sislab.trainers.run_source import source_tags
+
+RECIPE_TAG = "sislab.recipe"
 
 
 def log_params(client: MlflowClient, run_id: str, values: dict[str, Any]) -> None:
@@ -53,6 +56,7 @@ def open_trial_run(
     spec_data: dict[str, Any],
     overrides: dict[str, Any],
     notes: dict[str, str] | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> str:
     """The trial's nested run: found by trial id under the parent, else created.
 
@@ -69,6 +73,8 @@ def open_trial_run(
         spec_data: The trial's resolved spec as JSON data.
         overrides: The trial's sampled values (dotted keys).
         notes: The procedure's notes (``sislab.perceptual_loss``: off, and why).
+        recipe: The ``train.recipe`` record (``recipes.apply``): logged as
+            ``config/recipe.json`` with a one-line ``sislab.recipe`` tag.
     """
     existing = find_trial_run(client, experiment_id, parent_run_id, trial_id)
     if existing is not None:
@@ -90,4 +96,7 @@ def open_trial_run(
     )
     log_params(client, run.info.run_id, params)
     log_json(client, run.info.run_id, infrastructure, INFRASTRUCTURE_ARTIFACT)
+    if recipe:
+        client.set_tag(run.info.run_id, RECIPE_TAG, recipe_summary(recipe))
+        log_json(client, run.info.run_id, recipe, RECIPE_ARTIFACT)
     return run.info.run_id

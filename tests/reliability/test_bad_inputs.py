@@ -35,7 +35,13 @@ from sislab.datasets.preprocess import Preprocess, decode_image
 from sislab.datasets.shards import Row, read_shard, write_shard
 from sislab.datasets.storage import resolve
 from sislab.errors import CheckpointError, DataError
-from sislab.trainers.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from sislab.trainers.checkpoint import (
+    CheckpointMeta,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+    save_meta,
+)
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -249,6 +255,14 @@ def test_pickled_object_checkpoint_is_refused_without_running_it(tmp_path: Path)
     folder = _checkpoint(tmp_path / "ckpt")
     marker = tmp_path / "code-ran"
     torch.save({"procedure": Payload(marker)}, folder / "state.pt")
+    # Its sha256 is not the one meta.json records: refused before torch reads it.
+    with pytest.raises(CheckpointError, match=r"is not the [0-9a-f]{64} recorded in meta.json"):
+        load_checkpoint(folder, "spade")
+    assert not marker.exists()
+    # A checkpoint without a recorded sha256 (written before sislab recorded one).
+    meta = read_meta(folder)
+    meta.state_sha256 = None
+    save_meta(folder, meta)
     with pytest.raises(CheckpointError, match="truncated or not a sislab checkpoint") as err:
         load_checkpoint(folder, "spade")
     assert str(folder / "state.pt") in err.value.message
@@ -260,7 +274,9 @@ def test_truncated_checkpoint_names_the_file(tmp_path: Path) -> None:
     folder = _checkpoint(tmp_path / "ckpt")
     state = folder / "state.pt"
     state.write_bytes(state.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match=r"state.pt: checkpoint is truncated") as err:
+    with pytest.raises(
+        CheckpointError, match=r"state.pt: checkpoint is truncated or corrupt"
+    ) as err:
         load_checkpoint(folder, "spade")
     assert "resume from an earlier checkpoint" in err.value.fix
     (folder / "meta.json").write_text("{not json")

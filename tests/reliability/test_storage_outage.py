@@ -110,3 +110,19 @@ def test_corrupt_shards_are_not_retried(s3, caplog) -> None:
 def test_spec_fields_default_to_a_bounded_budget() -> None:
     spec = DatasetSpec()
     assert (spec.read_retries, spec.retry_backoff_s) == (4, 1.0)
+
+
+def test_sweep_storage_keeps_its_retries_when_ray_pickles_it() -> None:
+    import pickle
+
+    from sislab.datasets.storage import RetryingS3FileSystem, StorageOptions, s3_filesystem
+
+    fs = s3_filesystem(StorageOptions("http://127.0.0.1:9", "us-east-1"), max_attempts=8)
+    # pyarrow's own S3FileSystem pickles without its retry strategy (3 tries in every copy).
+    copy = pickle.loads(pickle.dumps(fs))
+    assert isinstance(copy, RetryingS3FileSystem) and copy.max_attempts == 8
+    assert copy.options == {
+        "endpoint_override": "127.0.0.1:9",
+        "scheme": "http",
+        "region": "us-east-1",
+    }

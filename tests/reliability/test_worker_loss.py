@@ -1,5 +1,5 @@
 """Worker loss: a Train worker SIGKILLed mid-trial; the trial restarts from its last checkpoint,
-and the MLflow step axis has no missing step and no duplicate beyond one checkpoint interval.
+and the MLflow step axis has every step exactly once.
 
 (Moved here from tests/e2e/test_kill_resume.py and extended; the one SIGKILL test of the suite.)"""
 
@@ -24,7 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Enough epochs after the first checkpoint that the kill lands mid-training: an epoch of this
 # tiny model takes a fraction of a second once reports no longer wait for Ray's 2 s poll.
 EPOCHS, ITERS_PER_EPOCH = 8, 2
-CHECKPOINT_ITERS = ITERS_PER_EPOCH  # checkpoint_every_epochs: 1
 SPEC = f"""\
 name: e2e-kill-resume
 method: spade
@@ -117,14 +116,7 @@ def test_killed_worker_resumes_from_checkpoint(ray_cluster, tmp_path: Path) -> N
     total = EPOCHS * ITERS_PER_EPOCH
     for key in ("train/loss_g", "train/loss_d"):
         steps = [m.step for m in client.get_metric_history(run_id, key)]
-        # No missing step: every iteration of the trial was logged.
-        assert sorted(set(steps)) == list(range(1, total + 1)), (key, steps)
-        # Duplicates only where work was redone: after the checkpoint the trial resumed from,
-        # and at most one checkpoint interval of it.
-        duplicated = sorted({s for s in steps if steps.count(s) > 1})
-        assert all(steps.count(s) == 2 for s in duplicated), steps
-        assert all(resume_at < s <= resume_at + CHECKPOINT_ITERS for s in duplicated), (
-            resume_at,
-            duplicated,
-        )
-    print(f"killed; resumed from iteration {resume_at}; redone steps {duplicated}")
+        # Every iteration of the trial logged exactly once: the steps redone after the resume
+        # point that the killed worker had already sent are not logged again.
+        assert sorted(steps) == list(range(1, total + 1)), (key, steps)
+    print(f"killed; resumed from iteration {resume_at}; 0 steps logged twice, 0 missing")

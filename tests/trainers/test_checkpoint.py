@@ -13,8 +13,10 @@ from sislab.errors import CheckpointError
 from sislab.trainers.checkpoint import (
     CheckpointMeta,
     load_checkpoint,
+    read_meta,
     rng_state,
     save_checkpoint,
+    save_meta,
     set_rng_state,
 )
 
@@ -58,6 +60,12 @@ def test_pickled_objects_are_not_loaded(tmp_path: Path) -> None:
     _save(tmp_path)
     # A checkpoint smuggling an arbitrary object must not unpickle it (weights_only=True).
     torch.save({"net": {"w": torch.zeros(1)}, "evil": Path("/")}, tmp_path / "state.pt")
+    # Another file than the one written: its sha256 is not the one meta.json records.
+    with pytest.raises(CheckpointError, match=r"is not the [0-9a-f]{64} recorded in meta\.json"):
+        load_checkpoint(tmp_path, "spade")
+    meta = read_meta(tmp_path)
+    meta.state_sha256 = None  # a checkpoint written before sislab recorded the sha256
+    save_meta(tmp_path, meta)
     with pytest.raises(CheckpointError, match="not a sislab checkpoint"):
         load_checkpoint(tmp_path, "spade")
 

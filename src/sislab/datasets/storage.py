@@ -58,8 +58,29 @@ class Location:
         return self.uri.rstrip("/") + "/" + relative
 
 
-def s3_filesystem(options: StorageOptions) -> pafs.S3FileSystem:
-    """An ``S3FileSystem`` with the endpoint and region of ``options`` (credentials: AWS chain)."""
+class RetryingS3FileSystem(pafs.S3FileSystem):
+    """``S3FileSystem`` with AWS's standard retries over ``max_attempts`` tries, kept when pickled.
+
+    pyarrow's own pickling drops ``retry_strategy`` (the copy Ray hands to trials and Train
+    workers would retry 3 times, ~1.5 s); this class rebuilds it with the same attempts.
+
+    Args:
+        max_attempts: Tries of each request (backoff with jitter, at most 20 s between tries).
+        options: ``S3FileSystem`` arguments (endpoint, scheme, region).
+    """
+
+    def __init__(self, max_attempts: int, options: dict[str, str]) -> None:
+        strategy = pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)
+        super().__init__(retry_strategy=strategy, **options)
+        self.max_attempts, self.options = max_attempts, dict(options)
+
+    def __reduce__(self):
+        return RetryingS3FileSystem, (self.max_attempts, self.options)
+
+
+def s3_filesystem(options: StorageOptions, max_attempts: int | None = None) -> pafs.S3FileSystem:
+    """An ``S3FileSystem`` with the endpoint and region of ``options`` (credentials: AWS chain);
+    with ``max_attempts``, one that retries each request that often (``RetryingS3FileSystem``)."""
     endpoint = (
         options.endpoint_override
         or os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -74,6 +95,8 @@ def s3_filesystem(options: StorageOptions) -> pafs.S3FileSystem:
     if region:
         kwargs["region"] = region
     log.debug("S3 filesystem endpoint=%s region=%s", endpoint or "aws", region or "default")
+    if max_attempts is not None:
+        return RetryingS3FileSystem(max_attempts, kwargs)
     return pafs.S3FileSystem(**kwargs)
 
 

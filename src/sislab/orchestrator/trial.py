@@ -24,6 +24,7 @@ from sislab.spec.overrides import resolve
 from sislab.spec.spec import Spec
 from sislab.trainers.checkpoint import CheckpointPointer
 from sislab.trainers.credentials import TrackingCredentials, with_credentials
+from sislab.trainers.tune_decisions import AwaitDecisions
 from sislab.trainers.worker import TrialPayload, train_fn_per_worker
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ class SweepContext:
             trivial one to measure sislab's own overhead).
         credentials: The driver's MLflow credentials, exported into each Train worker's
             environment (``trainers.credentials``); in memory only, never in the spec or config.
+        trial_fn: What a trial runs once its overrides are known: :func:`train_driver`
+            (``sislab bench orchestration --trials N`` swaps in a trial without Ray Train).
+        explicit_fields: Dotted ``train.*``/``losses.*`` fields the spec file sets
+            (``recipes.apply.explicit_fields``): the recipe leaves them alone. ``spec_data`` is a
+            dump, in which every field looks set.
     """
 
     spec_data: dict[str, Any]
@@ -54,6 +60,8 @@ class SweepContext:
     storage_filesystem: Any = None
     worker_fn: Callable[[dict[str, Any]], None] = train_fn_per_worker
     credentials: TrackingCredentials | None = field(default=None, repr=False)
+    trial_fn: Callable[[dict[str, Any], SweepContext], None] | None = None
+    explicit_fields: frozenset[str] = frozenset()
 
 
 def scaling_config(spec: Spec) -> ray.train.ScalingConfig:
@@ -117,15 +125,34 @@ def trial_spec_of(spec_data: dict[str, Any], config: dict[str, Any]) -> Spec:
     return resolve(base, config)
 
 
+def trial_spec_with_recipe(
+    spec_data: dict[str, Any], config: dict[str, Any], explicit: frozenset[str]
+) -> tuple[Spec, dict[str, Any]]:
+    """``trial_spec_of``, then the spec's ``train.recipe`` for the trial's method and dataset
+    on the fields neither the spec file (``explicit``) nor the configuration set.
+
+    Returns:
+        The trial's spec and the recipe record for ``config/recipe.json``.
+    """
+    from sislab.models.presets import dataset_name
+    from sislab.recipes.apply import apply_recipe
+    from sislab.trainers.build import dataset_geometry
+
+    spec = trial_spec_of(spec_data, config)
+    dataset = None if spec.train.recipe == "none" else dataset_name(dataset_geometry(spec))
+    return apply_recipe(spec, dataset, explicit, config)
+
+
 def train_driver(config: dict[str, Any], context: SweepContext) -> None:
     """Tune trainable: resolve this trial's spec and fit its TorchTrainer."""
     trial_id = ray.tune.get_context().get_trial_id()
-    spec = trial_spec_of(context.spec_data, config)
+    spec, recipe = trial_spec_with_recipe(context.spec_data, config, context.explicit_fields)
     run_name, donor = train_run(trial_id, read_pointer(ray.tune.get_checkpoint()))
     payload = TrialPayload(
         spec=spec.model_dump(mode="json"),
         trial_id=trial_id,
         overrides=config,
+        recipe=recipe,
         tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id,
         parent_run_id=context.parent_run_id,
@@ -140,8 +167,15 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
         datasets = build_ray_datasets(spec.dataset, spec.dataset.image_size, spec.train.seed)
         dataset_config = ray.train.DataConfig(datasets_to_split=["train"])
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
+    worker_fn = with_credentials(context.worker_fn, context.credentials)
+    decisions = None
+    if spec.search.scheduler.pbt is not None:
+        # PBT pauses trials and clones others into them: workers wait for Tune's answer to
+        # each report, so that no epoch runs (and logs) past the point Tune restarts from.
+        decisions = Queue(actor_options={"num_cpus": 0})
+        worker_fn = AwaitDecisions(worker_fn, decisions)
     trainer = TorchTrainer(
-        with_credentials(context.worker_fn, context.credentials),
+        worker_fn,
         train_loop_config=payload.model_dump(),
         scaling_config=scaling_config(spec),
         torch_config=TorchConfig(backend=ddp_backend(spec)),
@@ -158,4 +192,4 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
             ),
         ),
     )
-    fit_reporting_to_tune(trainer.fit, queue, trial_id, run_name)
+    fit_reporting_to_tune(trainer.fit, queue, trial_id, run_name, decisions)

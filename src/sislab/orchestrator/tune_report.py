@@ -58,13 +58,19 @@ class ReportToTrialDriver(UserCallback):
 
 
 def fit_reporting_to_tune(
-    fit: Callable[[], Any], queue: Queue, trial_id: str, run_name: str
+    fit: Callable[[], Any],
+    queue: Queue,
+    trial_id: str,
+    run_name: str,
+    decisions: Queue | None = None,
 ) -> None:
     """Run ``fit`` (a TorchTrainer's) and report each of its results to Tune as it arrives.
 
     Runs in the Tune trial's function thread, the one whose ``ray.tune.report`` Tune waits on;
     ``fit`` runs in a daemon thread, so a trial Tune stops (its function thread leaves
-    ``report``) ends with its process.
+    ``report``) ends with its process. With ``decisions`` (PBT), the epoch of each report Tune
+    took and let the trial continue after is put there, for the workers that wait on it
+    (``trainers.tune_decisions``).
 
     Raises:
         Whatever ``fit`` raised (Train's error after its retries), so that Tune marks the trial.
@@ -81,20 +87,27 @@ def fit_reporting_to_tune(
 
     threading.Thread(target=run, name="sislab-train-fit", daemon=True).start()
     while (item := queue.get()) != _FINISHED:
-        path = item.get(CHECKPOINT_PATH_KEY)
-        if path is None:
-            ray.tune.report(item)
-            continue
-        pointer = CheckpointPointer(
-            trial_id=trial_id,
-            run_name=run_name,
-            path=path,
-            epoch=int(item.get("epoch", 0)),
-            iteration=int(item.get("iteration", 0)),
-        )
-        with tempfile.TemporaryDirectory(prefix="sislab-pointer-") as folder:
-            (Path(folder) / POINTER_FILE).write_text(pointer.model_dump_json())
-            # Tune copies the folder into the trial's storage before report returns.
-            ray.tune.report(item, checkpoint=ray.tune.Checkpoint.from_directory(folder))
+        _report(item, trial_id, run_name)
+        if decisions is not None:
+            decisions.put(int(item.get("epoch", 0)))
     if failure:
         raise failure[0]
+
+
+def _report(item: dict[str, Any], trial_id: str, run_name: str) -> None:
+    """One Train report to Tune, with a pointer checkpoint when it has a Train checkpoint."""
+    path = item.get(CHECKPOINT_PATH_KEY)
+    if path is None:
+        ray.tune.report(item)
+        return
+    pointer = CheckpointPointer(
+        trial_id=trial_id,
+        run_name=run_name,
+        path=path,
+        epoch=int(item.get("epoch", 0)),
+        iteration=int(item.get("iteration", 0)),
+    )
+    with tempfile.TemporaryDirectory(prefix="sislab-pointer-") as folder:
+        (Path(folder) / POINTER_FILE).write_text(pointer.model_dump_json())
+        # Tune copies the folder into the trial's storage before report returns.
+        ray.tune.report(item, checkpoint=ray.tune.Checkpoint.from_directory(folder))

@@ -6,6 +6,7 @@ file is checked against the trial (method, format) before any tensor is touched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -36,6 +37,8 @@ class CheckpointMeta(BaseModel):
     config: dict | None = None  # the trial's resolved spec, to rebuild its networks later
     eval_metrics: dict[str, float] | None = None  # the latest evaluation (eval/<name> keys)
     best: dict[str, Any] | None = None  # metric, value, epoch, uri of the best checkpoint so far
+    cost: dict[str, Any] | None = None  # the trial's device time so far (trainers.cost)
+    state_sha256: str | None = None  # of state.pt, checked on load (None: written before checks)
 
 
 class CheckpointPointer(BaseModel):
@@ -92,9 +95,19 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, state: dict[str, Any]) -
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (STATE_FILE + ".partial")
     torch.save(state, tmp)
+    meta.state_sha256 = file_sha256(tmp)
     tmp.replace(folder / STATE_FILE)
     save_meta(folder, meta)
     return folder
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_meta(folder: Path, meta: CheckpointMeta) -> None:
@@ -145,6 +158,13 @@ def load_checkpoint(
             fix="resume from a checkpoint of the same method, or start a new run folder.",
         )
     path = folder / STATE_FILE
+    actual = file_sha256(path) if meta.state_sha256 is not None and path.exists() else None
+    if actual is not None and actual != meta.state_sha256:
+        raise CheckpointError(
+            f"{path}: checkpoint is truncated or corrupt: its sha256 {actual} is not the "
+            f"{meta.state_sha256} recorded in {META_FILE}",
+            fix="resume from an earlier checkpoint of the trial.",
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

@@ -80,3 +80,14 @@ def test_description_holds_best_table_protocol_caveats_space() -> None:
 def test_description_without_scores() -> None:
     text = render_description("abl", "eval/fid", "min", [ROWS[2]], {})
     assert "No finished trial reported `eval/fid`." in text
+
+
+def test_description_of_many_trials_lists_the_best_and_counts() -> None:
+    rows = [_row(f"t{i:03d}", f"lr_g={i}e-5", float(200 - i)) for i in range(199)]
+    rows.append(_row("t199", "lr_g=199e-5", None, status="FAILED"))
+    text = render_description("many", "eval/fid", "min", rows, {"space": {"train.lr_g": 1}})
+    assert len(text) < 8000  # MLflow's cap on a tag: the whole description survives
+    assert "200 trials (1 failed, 199 finished); the best 25 under `eval/fid` below" in text
+    assert "| t198 | 198e-5 | FINISHED | 2 |" in text and "| t174 |" in text
+    assert "| t173 |" not in text and "| t199 |" not in text
+    assert "- trial failed (1/200 trials)" in text and '"train.lr_g": 1' in text

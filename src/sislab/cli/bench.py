@@ -17,8 +17,11 @@ def _size(text: str) -> tuple[int, int]:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the benchmarks."""
     orch = sub.add_parser(
-        "orchestration", help="trivial 2-trial sweep through sislab and plain Ray Tune + Train"
+        "orchestration",
+        help="a sweep of trivial trials through sislab and through plain Ray Tune: per-trial "
+        "overhead and the driver's memory",
     )
+    orch.add_argument("--trials", type=int, default=200, help="trials per sweep")
     orch.add_argument("--repeats", type=int, default=1, help="runs per side (median reported)")
     orch.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
     orch.set_defaults(handler=_orchestration)
@@ -87,10 +90,17 @@ def _model_config(method: str, pairs: list[str]):
 def _orchestration(args: argparse.Namespace) -> int:
     from sislab.orchestrator.bench import bench_orchestration
 
-    result = bench_orchestration(args.repeats, args.num_cpus)
-    print(f"plain Ray Tune + Train: {', '.join(f'{s:.1f}s' for s in result.plain_s)}")
-    print(f"sislab run:             {', '.join(f'{s:.1f}s' for s in result.sislab_s)}")
-    print(f"ratio sislab / plain (medians): {result.ratio:.3f}")
+    result = bench_orchestration(args.trials, args.repeats, args.num_cpus)
+    n = result.trials
+    for name, runs in (("plain Ray Tune", result.plain), ("sislab run", result.sislab)):
+        for run in runs:
+            quarters = ", ".join(f"{run.mb_at(q):.0f}" for q in (0.25, 0.5, 0.75, 1.0))
+            print(
+                f"{name:<15} {n} trials: {run.seconds:.1f} s total, {run.seconds / n * 1e3:.0f} "
+                f"ms/trial; driver RSS peak {run.peak_mb:.0f} MB, at 1/4, 1/2, 3/4, end of the "
+                f"run: {quarters} MB"
+            )
+    print(f"per-trial overhead ratio sislab / plain (medians): {result.ratio:.3f}")
     return 0
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``submit``."""
+    from sislab.cli.jobs import add_token_flag
+
     parser = sub.add_parser(
         "submit", help="run a spec on a remote Ray cluster (Jobs API)",
         description="Submit `sislab run SPEC --address auto` as a Ray job. Credentials never "
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ship-sislab", action="store_true",
         help="upload this machine's sislab package instead of using the cluster's install",
     )  # fmt: skip
+    add_token_flag(parser)
     parser.add_argument("--submission-id", default=None, help="job id to use (default: Ray's)")
     parser.add_argument("--wait", action="store_true", help="wait for the job and print its end")
     parser.add_argument("--timeout-s", type=float, default=24 * 3600.0, help="limit of --wait")
@@ -59,12 +62,15 @@ def _warnings(spec) -> list[str]:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from sislab.cli.jobs import require_address
+    from sislab.cli.jobs import ray_token, require_address
     from sislab.cluster import jobs
     from sislab.orchestrator.preflight import check_before_run
     from sislab.spec.loader import load_spec
 
     address = require_address(args.address)
+    jobs.check_env_names(args.env)  # a credential is refused before the cluster is contacted
+    token = ray_token(args)
+    jobs.check_access(address, token)  # a missing or wrong token fails now, in a second
     spec = load_spec(args.spec)  # fail here, not minutes later on the cluster
     # The cluster's resources and a local dataset path are checked by `sislab run` on it.
     check_before_run(spec, args.spec, address=address, read_local_dataset=False)
@@ -77,13 +83,13 @@ def _submit(args: argparse.Namespace) -> int:
         )  # fmt: skip
         print("entrypoint:", submission.entrypoint)
         print("runtime env:", json.dumps(submission.printable_runtime_env()))
-        job_id = jobs.submit(address, submission, args.submission_id)
+        job_id = jobs.submit(address, submission, args.submission_id, token)
     print(f"submitted job {job_id}")
     print(f"  dashboard: {address.rstrip('/')}/#/jobs/{job_id}")
     print(f"  logs:      sislab jobs logs {job_id} --address {address} --follow")
     print(f"  stop:      sislab jobs stop {job_id} --address {address}")
     if not args.wait:
         return 0
-    status = jobs.wait_for_job(address, job_id, args.timeout_s)
+    status = jobs.wait_for_job(address, job_id, args.timeout_s, token)
     print(f"job {job_id}: {status}")
     return 0 if status == "SUCCEEDED" else 1

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sislab.cluster.ray_token import RayToken, authentication_errors
 from sislab.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -173,11 +174,17 @@ def staging_folder() -> Iterator[Path]:
         yield Path(folder)
 
 
-def _client(address: str):
+NO_TOKEN = RayToken(None, "none")  # a cluster without token authentication
+
+
+def _client(address: str, token: RayToken):
+    """A Jobs API client sending ``token`` (Ray's AuthenticationError becomes a ClusterError in
+    each call below, :func:`sislab.cluster.ray_token.authentication_errors`)."""
     from ray.job_submission import JobSubmissionClient
 
     try:
-        return JobSubmissionClient(address)
+        with authentication_errors(address, token):
+            return JobSubmissionClient(address, headers=token.headers())
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ClusterError(
             f"cannot reach the Ray Jobs API at {address}: {err}",
@@ -186,61 +193,84 @@ def _client(address: str):
         ) from None
 
 
-def submit(address: str, submission: Submission, submission_id: str | None = None) -> str:
-    """Submit the job and return its id."""
-    client = _client(address)
-    job_id = client.submit_job(
-        entrypoint=submission.entrypoint,
-        runtime_env=submission.runtime_env(),
-        submission_id=submission_id,
-    )
+def submit(
+    address: str,
+    submission: Submission,
+    submission_id: str | None = None,
+    token: RayToken = NO_TOKEN,
+) -> str:
+    """Submit the job and return its id (``token``: the cluster's, see ``cluster.ray_token``)."""
+    client = _client(address, token)
+    with authentication_errors(address, token):
+        job_id = client.submit_job(
+            entrypoint=submission.entrypoint,
+            runtime_env=submission.runtime_env(),
+            submission_id=submission_id,
+        )
     logger.info("submitted %s to %s", job_id, address)
     return job_id
 
 
-def list_jobs(address: str) -> list[Any]:
+def check_access(address: str, token: RayToken) -> None:
+    """One authenticated request, so that a missing or wrong token fails before anything else.
+
+    Raises:
+        ClusterError: The Jobs API is unreachable or refuses the token.
+    """
+    list_jobs(address, token)
+
+
+def list_jobs(address: str, token: RayToken = NO_TOKEN) -> list[Any]:
     """Every job the cluster knows, oldest first (Ray's ``JobDetails``)."""
-    jobs = _client(address).list_jobs()
+    client = _client(address, token)
+    with authentication_errors(address, token):
+        jobs = client.list_jobs()
     return sorted(jobs, key=lambda job: job.start_time or 0)
 
 
-def job_logs(address: str, job_id: str) -> str:
+def job_logs(address: str, job_id: str, token: RayToken = NO_TOKEN) -> str:
     """The job's driver output so far."""
-    return _client(address).get_job_logs(job_id)
+    client = _client(address, token)
+    with authentication_errors(address, token):
+        return client.get_job_logs(job_id)
 
 
-def follow_logs(address: str, job_id: str) -> Iterator[str]:
+def follow_logs(address: str, job_id: str, token: RayToken = NO_TOKEN) -> Iterator[str]:
     """The job's driver output as it is written, until the job ends."""
     import asyncio
 
-    client = _client(address)
+    client = _client(address, token)
     loop = asyncio.new_event_loop()
     stream = client.tail_job_logs(job_id)
     try:
         while True:
             try:
-                yield loop.run_until_complete(stream.__anext__())
+                with authentication_errors(address, token):
+                    yield loop.run_until_complete(stream.__anext__())
             except StopAsyncIteration:
                 return
     finally:
         loop.close()
 
 
-def stop_job(address: str, job_id: str) -> bool:
+def stop_job(address: str, job_id: str, token: RayToken = NO_TOKEN) -> bool:
     """Ask the cluster to stop the job; whether a running job was stopped."""
-    return _client(address).stop_job(job_id)
+    client = _client(address, token)
+    with authentication_errors(address, token):
+        return client.stop_job(job_id)
 
 
-def wait_for_job(address: str, job_id: str, timeout_s: float) -> str:
+def wait_for_job(address: str, job_id: str, timeout_s: float, token: RayToken = NO_TOKEN) -> str:
     """Poll until the job ends; its final status (SUCCEEDED, FAILED or STOPPED).
 
     Raises:
         ClusterError: The job still runs after ``timeout_s``.
     """
-    client = _client(address)
+    client = _client(address, token)
     deadline = time.monotonic() + timeout_s
     while True:
-        status = str(client.get_job_status(job_id).value)
+        with authentication_errors(address, token):
+            status = str(client.get_job_status(job_id).value)
         if status in ("SUCCEEDED", "FAILED", "STOPPED"):
             return status
         if time.monotonic() > deadline:

@@ -33,6 +33,9 @@ BEST_RUN_TAG = "sislab.best_trial_run_id"
 BEST_NAME_TAG = "sislab.best_trial"
 # Trial tags whose value is a caveat for the sweep's numbers when it starts like this.
 CAVEAT_TAGS = {"sislab.perceptual_loss": "off"}
+# Trials listed in the description; MLflow cuts a tag at 8,000 characters, which a 200-trial table
+# passes, taking the protocol, caveats and space with it. More trials: the best ones and counts.
+DESCRIPTION_ROWS = 25
 
 
 def varied_keys(spec: Spec) -> list[str]:
@@ -137,6 +140,12 @@ def caveats(rows: list[TrialRow]) -> list[str]:
     return [f"{text} ({n}/{total} trials)" for text, n in sorted(counts.items())]
 
 
+def ranked(rows: list[TrialRow], mode: str) -> list[TrialRow]:
+    """Rows by score under ``mode`` (unscored last, in trial order)."""
+    sign = 1.0 if mode == "min" else -1.0
+    return sorted(rows, key=lambda r: (r.score is None, sign * (r.score or 0.0)))
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -153,10 +162,21 @@ def render_description(
         lines += [f"No finished trial reported `{metric}`.", ""]
     else:
         lines += [f"Best trial under `{metric}` ({mode}): **{best.name}** = {best.score:.4g}", ""]
+    shown = rows
+    if len(rows) > DESCRIPTION_ROWS:
+        counts = Counter(r.status.lower() for r in rows)
+        listed = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        lines += [
+            f"{len(rows)} trials ({listed}); the best {DESCRIPTION_ROWS} under `{metric}` below, "
+            "all of them in this run's child runs (MLflow runs table) and in the run folder's "
+            "`trials.csv`.",
+            "",
+        ]
+        shown = ranked(rows, mode)[:DESCRIPTION_ROWS]
     columns = sorted({k for r in rows for k in r.fields}, key=lambda k: (k != METHOD_KEY, k))
     lines.append("| trial | " + " | ".join([*columns, "status", metric]) + " |")
     lines.append("|" + "---|" * (len(columns) + 3))
-    for r in rows:
+    for r in shown:
         trial = r.name.rsplit(SEPARATOR, 1)[-1]
         cells = [trial, *(r.fields.get(c) for c in columns), r.status, r.score]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")

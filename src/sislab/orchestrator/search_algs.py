@@ -200,7 +200,7 @@ def search_driver(config: dict[str, Any], context: SweepContext, space: SearchSp
     method, overrides = split_method(overrides_of(trial_config(config), space))
     if method is not None and method != context.spec_data.get("method"):
         context = dataclasses.replace(context, spec_data=switch_method(context.spec_data, method))
-    train_driver(overrides, context)
+    (context.trial_fn or train_driver)(overrides, context)
 
 
 def pareto_front(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import math
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
@@ -11,6 +15,8 @@ from sislab.trainers.mlflow_tracker import PARENT_TAG, TRIAL_TAG
 from sislab.trainers.run_names import label_of_run_name
 
 SUMMARY_METRICS = ("train/loss_g", "train/loss_d", "train/images_per_s")
+SUMMARY_ROWS = 20  # trials the final table lists; more: the best ones, counts and trials.csv
+TRIALS_CSV = "trials.csv"  # every trial, in the run folder
 # Bookkeeping values that are not scores.
 _NOT_SCORES = ("/epoch", "/kid_std")
 
@@ -88,3 +94,37 @@ def first_and_last(
                 (history[-1].step, history[-1].value),
             )
     return out
+
+
+def shown_rows(rows: list[TrialSummary], metric: str, mode: str) -> list[TrialSummary]:
+    """The rows the final table lists: all up to ``SUMMARY_ROWS``, else the best under
+    ``metric`` (failed trials and trials without a finite value last)."""
+    if len(rows) <= SUMMARY_ROWS:
+        return rows
+    sign = 1.0 if mode == "min" else -1.0
+
+    def key(row: TrialSummary) -> tuple[bool, float]:
+        value = row.metrics.get(metric)
+        ranked = value is not None and math.isfinite(value) and row.status != "FAILED"
+        return (not ranked, sign * value if ranked else 0.0)
+
+    return sorted(rows, key=key)[:SUMMARY_ROWS]
+
+
+def status_counts(rows: list[TrialSummary]) -> str:
+    """``195 FINISHED, 5 FAILED``."""
+    counts = Counter(row.status for row in rows)
+    return ", ".join(f"{n} {status}" for status, n in counts.most_common())
+
+
+def write_trials_csv(path: Path, rows: list[TrialSummary], varied: list[str]) -> None:
+    """Every trial: id, status, the varied params, every latest metric, MLflow run id, error."""
+    metrics = sorted({m for row in rows for m in row.metrics})
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["trial", "status", *varied, *metrics, "mlflow_run_id", "error"])
+        for row in rows:
+            writer.writerow(
+                [row.trial_id, row.status, *(row.params.get(k, "") for k in varied),
+                 *(row.metrics.get(m, "") for m in metrics), row.run_id, row.error or ""]
+            )  # fmt: skip

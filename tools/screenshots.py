@@ -1,39 +1,39 @@
-"""Screenshots of a sweep in the MLflow UI, taken by a headless Chromium, for the docs.
+"""Screenshots of a sweep in the MLflow UI, taken in a headless Chromium, for the docs.
 
-Usage (the project's venv; Chromium from the system package manager, e.g. `apt-get install
-chromium`)::
+Usage (``make screenshots RUN_DIR=...`` installs the ``screenshots`` extra, Playwright, which
+drives the system's Chromium, e.g. from ``apt-get install chromium``: it downloads no browser)::
 
     .venv/bin/python tools/screenshots.py RUN_DIR [--out docs/images] [--port 5099]
 
-Starts `sislab ui RUN_DIR`, then captures, at 1600x1000:
+Starts `sislab ui RUN_DIR`, opens the URL it prints and, clicking as a user would, captures:
 
-- ``ui-runs.png``: the runs table right after opening the URL `sislab ui` prints;
-- ``ui-trial-images.png``: the best trial's sample grids (its images view, or its ``samples/``
-  artifacts when the run logged no images);
-- ``ui-compare.png``: the compare view of the first two finished trials;
-- ``ui-parent.png``: the sweep's parent run (its description);
+- ``ui-runs.png``: the runs table as the URL opens it, after one click on the sweep's expander
+  (the trials nested under it, the varied params and the sweep's metric as columns);
+- ``ui-trial-images.png``: the best trial's sample grids in its Model metrics tab, at the first
+  and at the last evaluation (the step slider under the grid);
+- ``ui-compare.png``: the first two finished trials' grids side by side at their last
+  evaluation (the experiment's chart view with those two trials shown);
+- ``ui-parent.png``: the sweep's parent run: its Markdown description;
 
 and copies the best trial's last sample grid (its ``images/`` artifact, logged with
-``log_image``; older runs: ``samples/``) to ``demo-last-grid.png``.
+``log_image``) to ``demo-last-grid.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 from pathlib import Path
 
-WINDOW = "1600,1000"
-# Simulated time Chromium gives the page's scripts before the shot (the UI fetches runs, metrics
-# and images after it loads).
-VIRTUAL_TIME_MS = 40000
-SHOT_TIMEOUT_S = 120
+WIDTH, HEIGHT = 1600, 1000
+# Time for the UI to fetch runs, metrics and images after a navigation or a click (ms).
+WAIT_MS = 60000
 MIN_GRID_WIDTH = 384
+MAX_WIDTH = 1600
 
 
 def chromium() -> str:
@@ -41,16 +41,6 @@ def chromium() -> str:
         if path := shutil.which(name):
             return path
     sys.exit("no Chromium found: install it with your package manager (apt-get install chromium)")
-
-
-def shoot(browser: str, url: str, target: Path, height: int = 1000) -> None:
-    subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--window-size=1600,{height}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
-         f"--screenshot={target}", url],
-        check=True, timeout=SHOT_TIMEOUT_S, capture_output=True,
-    )  # fmt: skip
-    print(f"{target}  <- {url}")
 
 
 def start_ui(run_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
@@ -66,6 +56,146 @@ def start_ui(run_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
     sys.exit("sislab ui exited before printing its URL")
 
 
+def save(png: bytes, target: Path) -> None:
+    target.write_bytes(png)
+    print(target)
+
+
+def close_assistant(page) -> None:
+    """Close MLflow 3.17's assistant side panel (it takes a third of the width)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    close = page.locator("button[aria-label='Close']").first
+    try:
+        close.wait_for(timeout=15000)
+    except PlaywrightTimeout:
+        return  # closed already (the UI remembers it)
+    close.click()
+    page.wait_for_timeout(500)
+
+
+def bottom_of(page, text: str) -> float:
+    box = page.get_by_text(text, exact=True).first.bounding_box()
+    return box["y"] + box["height"]
+
+
+def unfold_sweep(page) -> None:
+    """The one click: the expander beside the sweep's parent run unfolds its trials."""
+    row = page.locator(".ag-row", has=page.get_by_text("(sweep)"))
+    row.first.get_by_role("button").first.click()
+
+
+def shoot_runs_table(page, url: str, trial_names: list[str], target: Path) -> None:
+    page.goto(url)
+    page.get_by_text("(sweep)").first.wait_for()
+    close_assistant(page)
+    unfold_sweep(page)
+    for name in trial_names:
+        page.get_by_text(name).first.wait_for()
+    page.wait_for_timeout(1500)
+    headers = [h.bounding_box() for h in page.locator(".ag-header-cell").all()]
+    right = max(h["x"] + h["width"] for h in headers if h)
+    bottom = max(bottom_of(page, name) for name in trial_names) + 40
+    clip = {"x": 0, "y": 0, "width": min(WIDTH, right + 24), "height": bottom}
+    save(page.screenshot(clip=clip), target)
+
+
+def samples_card(page):
+    """The ``samples`` image chart card (MLflow's image grid of the logged sample grids)."""
+    title = page.locator("h4", has_text="samples").first
+    # The UI draws a chart section only once it is scrolled near: scroll its panel down (the
+    # wheel over the page's middle) until the card is there.
+    page.mouse.move(page.viewport_size["width"] - 100, 600)
+    for _ in range(60):
+        if title.count() and title.is_visible():
+            break
+        page.mouse.wheel(0, 600)
+        page.wait_for_timeout(500)
+    title.wait_for()
+    title.scroll_into_view_if_needed()
+    return page.locator("[data-testid='experiment-view-compare-runs-card']", has=title).first
+
+
+def hide_run_params(page, card) -> None:
+    """Configure the image card to show the images alone (not each run's 60 params above)."""
+    card.locator("[data-testid='experiment-view-compare-runs-card-menu']").click()
+    page.get_by_role("menuitem", name="Configure").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("switch", name="Show run parameters").click()
+    dialog.get_by_role("button", name="Save changes").click()
+    dialog.wait_for(state="hidden")
+    page.wait_for_timeout(1000)
+
+
+def move_slider(page, card, end: str) -> None:
+    """Choose a step with the keyboard on the image card's step slider: ``last`` (End) or
+    ``first`` (Home, then one step on: MLflow 3.17 opens the card at step 0, where nothing was
+    logged; in headless runs neither typing a step in the box nor clicking the track moved it)."""
+    thumb = card.get_by_role("slider").first
+    thumb.focus()
+    page.keyboard.press("End" if end == "last" else "Home")
+    if end == "first":
+        page.keyboard.press("ArrowRight")
+    card.locator("img").first.wait_for()
+    page.wait_for_timeout(3000)
+
+
+def shoot_image_card(page, ends: list[str], target: Path) -> None:
+    """The ``samples`` card (its grids, one per run shown, and its step slider) at each of
+    ``ends`` of the slider, side by side."""
+    hide_run_params(page, samples_card(page))
+    shots = []
+    for end in ends:
+        card = samples_card(page)
+        move_slider(page, card, end)
+        shots.append(card.screenshot())
+    side_by_side(shots, target)
+
+
+def side_by_side(parts: list[bytes], target: Path, gap: int = 24) -> None:
+    """Write screenshots next to each other (a white gap between them) as one PNG."""
+    from PIL import Image
+
+    images = [Image.open(io.BytesIO(p)).convert("RGB") for p in parts]
+    width = sum(i.width for i in images) + gap * (len(images) - 1)
+    sheet = Image.new("RGB", (width, max(i.height for i in images)), "white")
+    x = 0
+    for image in images:
+        sheet.paste(image, (x, 0))
+        x += image.width + gap
+    if sheet.width > MAX_WIDTH:  # readable in a README: scale down to MAX_WIDTH
+        height = round(sheet.height * MAX_WIDTH / sheet.width)
+        sheet = sheet.resize((MAX_WIDTH, height), Image.LANCZOS)
+    sheet.save(target)
+    print(target)
+
+
+def attempt(page, out: Path, name: str, shoot, *args) -> None:
+    """Run one capture; when the UI does not look as expected, say so, keep a screenshot of the
+    page as it was (``failed-NAME.png``) and go on with the next view."""
+    try:
+        shoot(page, *args)
+    except Exception as error:  # a UI change must not lose the other views
+        print(f"{name}: {type(error).__name__}: {str(error).splitlines()[0]}", file=sys.stderr)
+        page.screenshot(path=str(out / f"failed-{name}.png"))
+        page.keyboard.press("Escape")
+
+
+def shoot_parent(page, url: str, target: Path) -> None:
+    """The parent run's Overview down to the end of its description (unfolded)."""
+    page.goto(url)
+    page.get_by_text("Description", exact=True).first.wait_for()
+    close_assistant(page)
+    more = page.get_by_text("Show more", exact=True)
+    if more.count():
+        more.first.click()
+    less = page.get_by_text("Show less", exact=True).first
+    less.wait_for()
+    page.wait_for_timeout(1000)
+    box = less.bounding_box()
+    save(page.screenshot(clip={"x": 0, "y": 0, "width": WIDTH, "height": box["y"] + 40}), target)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -75,6 +205,7 @@ def main() -> None:
 
     from mlflow.tracking import MlflowClient
     from PIL import Image
+    from playwright.sync_api import sync_playwright
 
     from sislab.orchestrator.run_dir import RunDir
 
@@ -89,14 +220,11 @@ def main() -> None:
     scored = [t for t in finished if "eval/fid" in t.data.metrics]
     best = min(scored, key=lambda t: t.data.metrics["eval/fid"]) if scored else finished[0]
 
-    browser = chromium()
     args.out.mkdir(parents=True, exist_ok=True)
     # log_image names a grid images/<key>+step+<N>+...png: the last one is the highest step.
     logged = [a for a in client.list_artifacts(best.info.run_id, "images") if "+step+" in a.path]
     logged.sort(key=lambda a: int(a.path.split("+step+")[1].split("+")[0]))
-    grids = [a for a in logged if a.path.endswith(".png")] or client.list_artifacts(
-        best.info.run_id, "samples"
-    )
+    grids = [a for a in logged if a.path.endswith(".png")]
     if grids:
         with tempfile.TemporaryDirectory() as tmp:
             last = client.download_artifacts(best.info.run_id, grids[-1].path, tmp)
@@ -106,26 +234,40 @@ def main() -> None:
                 size = (grid.width * factor, grid.height * factor)
                 grid.resize(size, Image.NEAREST).save(args.out / "demo-last-grid.png")
         print(f"{args.out / 'demo-last-grid.png'}  <- {grids[-1].path} of {best.info.run_name}")
+
     ui, url = start_ui(args.run_dir, args.port)
     base = url.split("#")[0].rstrip("/")
     try:
-        shoot(browser, url, args.out / "ui-runs.png")
-        run_page = f"{base}/#/experiments/{experiment}/runs/{best.info.run_id}"
-        if "mlflow.loggedImages" in best.data.tags:
-            images = f"{run_page}/model-metrics"
-        else:
-            images = f"{run_page}/artifacts/{grids[-1].path}" if grids else f"{run_page}/artifacts"
-        # Tall: the image charts come after the metric charts on the run's metrics page.
-        shoot(browser, images, args.out / "ui-trial-images.png", 2400)
-        pair = [t.info.run_id for t in finished[:2]]
-        query = urllib.parse.urlencode(
-            {"runs": json.dumps(pair), "experiments": json.dumps([experiment])}
-        )
-        # Tall: the grids of both runs come after the plots, run details and params.
-        shoot(browser, f"{base}/#/compare-runs?{query}", args.out / "ui-compare.png", 4000)
-        shoot(
-            browser, f"{base}/#/experiments/{experiment}/runs/{parent}", args.out / "ui-parent.png"
-        )
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            page.set_default_timeout(WAIT_MS)
+            names = [t.info.run_name for t in finished]
+            shoot_runs_table(page, url, names, args.out / "ui-runs.png")
+            # The image views at three times the pixels: MLflow draws a grid in a ~170 px tile.
+            zoom = browser.new_page(
+                viewport={"width": WIDTH, "height": 2000}, device_scale_factor=3
+            )
+            zoom.set_default_timeout(WAIT_MS)
+            zoom.goto(f"{base}/#/experiments/{experiment}/runs/{best.info.run_id}/model-metrics")
+            close_assistant(zoom)
+            attempt(zoom, args.out, "ui-trial-images", shoot_image_card,
+                    ["first", "last"], args.out / "ui-trial-images.png")  # fmt: skip
+            # The compare view: the runs table's chart view, the sweep unfolded (its trials
+            # shown), the image card at the last evaluation: one grid per trial, side by side.
+            zoom.goto(f"{url}&compareRunsMode=CHART")
+            zoom.get_by_text("(sweep)").first.wait_for()
+            close_assistant(zoom)
+            unfold_sweep(zoom)
+            zoom.wait_for_timeout(3000)
+            attempt(zoom, args.out, "ui-compare", shoot_image_card,
+                    ["last"], args.out / "ui-compare.png")  # fmt: skip
+            shoot_parent(
+                page, f"{base}/#/experiments/{experiment}/runs/{parent}", args.out / "ui-parent.png"
+            )
+            browser.close()
     finally:
         ui.terminate()
         ui.wait(timeout=60)

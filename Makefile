@@ -18,16 +18,21 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sislab run examples/quickstart.yaml --run-dir $(RUN_DIR)
 
-# The docs' MLflow UI screenshots and demo grid, from a finished run folder (needs Chromium):
+# The docs' MLflow UI screenshots and demo grid, from a finished run folder (needs the system's
+# Chromium, e.g. apt-get install chromium; Playwright, the screenshots extra, drives it):
 #   make screenshots RUN_DIR=runs/quickstart-YYYYmmdd-HHMMSS
 screenshots: $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[screenshots]'
 	$(BIN)/python tools/screenshots.py $(RUN_DIR) --out docs/images
 
+# Two pytest-xdist workers: the Ray tests in one (tests/conftest.py groups them), the rest beside.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not e2e and not slow"
+	$(PYTEST) -m "not e2e and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +30,43 @@ os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="sislab-test-torch-home-")
 os.environ["SISLAB_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="sislab-test-weights-")
 # FID reference statistics are cached here; a user's cache must not leak into tests.
 os.environ["SISLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="sislab-test-cache-")
+
+
+# Test modules that share the session's Ray (or start Ray heads of their own: tests/cluster) run
+# as one pytest-xdist scope, on one worker, one at a time, as in a serial run: `make test` runs two
+# workers, so the rest of the suite (single-threaded: OMP_NUM_THREADS=1) uses the second core
+# meanwhile instead of queueing behind the sweeps. Every other module is a scope of its own, so
+# that its module-scoped fixtures (a spawned DDP run, a trained model) are built once. (xdist's
+# own `--dist loadgroup` reads groups from node ids, which pytest 9 no longer lets it rewrite.)
+RAY_SCOPE = "ray"
+TESTS = Path(__file__).resolve().parent
+
+
+@cache
+def _is_ray_module(module: str) -> bool:
+    path = TESTS.parent / module
+    return path.parent.name == "cluster" or "ray_cluster" in path.read_text()
+
+
+def _scope(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return RAY_SCOPE if _is_ray_module(module) else module
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Ray modules first: the longest chain starts at once (stable: each part keeps its order)."""
+    items.sort(key=lambda item: _scope(item.nodeid) != RAY_SCOPE)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Scopes as above: the Ray modules one scope, every other module its own."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RayScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return RayScopeScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,16 @@ def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, bucket: str, tmp_pat
     assert len(runs) == 2  # one MLflow run per trial, the exploit included
     assert {r.info.status for r in runs} == {"FINISHED"}
     by_trial = {r.data.tags["sislab.trial_id"]: r for r in runs}
+    # Each run's metric history holds each step once, from the first to the last: the epoch a
+    # trial started before PBT paused it or cloned the donor into it was never logged (its
+    # workers waited for Tune's decision), and the recipient's history continues from the
+    # donor's iteration.
+    for run in runs:
+        for key in ("train/loss_g", "train/loss_d", "lr/g"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps)), (key, steps)
+            if key != "lr/g":  # learning rates are logged when they change
+                assert sorted(steps) == [1, 2], (key, steps)
     exploited = [r for r in runs if "sislab.pbt.exploit.e0001" in r.data.tags]
     assert len(exploited) == 1  # two trials, quantile 0.5: exactly one clones the other
     recipient = exploited[0]
@@ -93,8 +103,8 @@ def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, bucket: str, tmp_pat
     feat = {m.step: m.value for m in client.get_metric_history(rid, "pbt/losses.feat_match")}
     assert 1.0 <= feat[1] <= 20.0
     # The optimiser trained on with the new rate, from the donor's epoch.
-    lr_g = {m.step: m.value for m in client.get_metric_history(rid, "lr/g")}
-    assert lr_g[2] == pytest.approx(new_lr)
+    lr_g = [(m.step, m.value) for m in client.get_metric_history(rid, "lr/g")]
+    assert lr_g[-1][0] == 2 and lr_g[-1][1] == pytest.approx(new_lr)
     resumed = client.get_metric_history(rid, "train/resumed_from_epoch")
     assert [m.value for m in resumed] == [1.0]
 

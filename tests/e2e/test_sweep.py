@@ -22,6 +22,7 @@ from sislab.datasets.classes import voc_colour
 from sislab.datasets.manifest import ClassInfo, Manifest, SplitInfo, save_manifest
 from sislab.datasets.shards import Row, write_shard
 from sislab.datasets.storage import resolve
+from sislab.orchestrator.estimate import ConfigEstimate, SweepEstimate
 from sislab.orchestrator.run_dir import RunDir
 from sislab.orchestrator.sweep import run_sweep
 from sislab.spec.loader import load_spec
@@ -89,8 +90,9 @@ dataset: {{uri: "{data}", image_size: [{SIZE}, {SIZE}], preprocess: fixed, on_co
 model: {{ngf: 8, ndf: 8}}
 train: {{epochs: 2, lr_decay_epochs: 1, batch_size: 2, log_every_iters: 1}}
 eval: {{num_grid_samples: 2, metrics: [fid, kid, lpips], allow_substitute_weights: true,
-       every_epochs: 2}}
+       every_epochs: 2, target: {{fid: 1.0e6}}}}
 resources: {{num_workers: 2, cpus_per_worker: 0.4}}
+cost: {{cpu_hour: 0.05, currency: EUR}}
 tracking: {{system_metrics_every_s: 2}}
 search:
   space:
@@ -104,7 +106,13 @@ search:
     run_dir = RunDir.create(tmp_path, spec.name, tmp_path / "run")
     console = Console(file=io.StringIO(), width=4000)
 
-    outcome = run_sweep(spec, spec_path, run_dir=run_dir, console=console)
+    # What `sislab run` times before launch (timings made up here: a test checks that they
+    # land on the parent run next to the actual cost, not how long SPADE takes).
+    estimate = SweepEstimate(
+        spec.name, 3, 1, [ConfigEstimate("spade", [10.0, 20.0, 30.0], "cpu", 0.9, 1.0, 0.5,
+                                         [8, 8, 8], [1, 1, 1], 2.0)], spec.cost,
+    )  # fmt: skip
+    outcome = run_sweep(spec, spec_path, run_dir=run_dir, console=console, estimate=estimate)
 
     assert outcome.num_trials == 3 and outcome.num_errors == 1
     state = run_dir.load_state()
@@ -133,7 +141,9 @@ search:
     names = {c.data.tags["sislab.trial_id"]: c.info.run_name for c in children}
     for child in children:
         _check_trial(client, child, tmp_path, train_sha256s)
-    _check_parent(client, client.get_run(parent.info.run_id), children, names)
+    parent = client.get_run(parent.info.run_id)
+    _check_parent(client, parent, children, names)
+    _check_cost(parent, [*children, client.get_run(failed.info.run_id)], estimate)
 
 
 def _check_trial(client: MlflowClient, child, tmp_path: Path, train_sha256s: list[str]) -> None:
@@ -156,6 +166,20 @@ def _check_trial(client: MlflowClient, child, tmp_path: Path, train_sha256s: lis
     local = client.download_artifacts(run_id, "config/infrastructure.json", str(tmp_path))
     infra = json.loads(Path(local).read_text())
     assert {"storage.uri", "dataset.read_retries", "weights.sha256"} <= set(infra)
+    # The official recipe (SPADE's generic table: a dataset the code has no settings for) set
+    # Adam's betas; the search's lr_g won, and the run says so.
+    assert params["train.recipe"] == "official" and params["train.betas"] == "[0.0, 0.9]"
+    local = client.download_artifacts(run_id, "config/recipe.json", str(tmp_path))
+    recipe = json.loads(Path(local).read_text())["values"]
+    assert recipe["train.betas"] == {
+        "value": [0.0, 0.9],
+        "recipe_value": [0.0, 0.9],
+        "source": "spade/options/train_options.py:27-28",
+        "from": "recipe",
+    }
+    assert recipe["train.lr_g"]["from"] == "search"
+    assert "train.epochs" not in recipe  # the generic table sets no schedule
+    assert child.data.tags["sislab.recipe"].startswith("official (spade, generic)")
     assert float(params["summary.generator_params"]) > 0  # a constant: a param, not a chart
     for loss in LOSSES:
         assert len(client.get_metric_history(run_id, loss)) >= 2, loss
@@ -214,11 +238,14 @@ def _check_parent(client: MlflowClient, parent, children, names: dict[str, str])
     params = parent.data.params
     assert "train.lr_g" not in params  # varied: never the spec's default
     assert params["train.lr_d"] == "0.0004" and params["model.ngf"] == "8"  # shared
+    assert params["train.betas"] == "[0.0, 0.9]"  # the recipe's, as the trials trained
     space = json.loads(params["search.space"])["space"]
     assert space["train.lr_g"] == {"grid": [1e-4, 3e-4, FAILING_LR]}
     assert space["dataset.on_corrupt"]["when"] == {"train.lr_g": FAILING_LR}  # the failing trial
     assert params["search.metric"] == "train/loss_g"
-    assert not [k for k in params if is_infrastructure(k) and not k.startswith("search.")]
+    assert not [
+        k for k in params if is_infrastructure(k) and not k.startswith(("search.", "cost."))
+    ]
     assert "search_space.json" in [a.path for a in client.list_artifacts(parent.info.run_id)]
     # The best trial under the sweep's metric (its last value, as Tune ranks), with its scores.
     losses = {c.info.run_id: c.data.metrics["train/loss_g"] for c in children}
@@ -243,3 +270,37 @@ def _check_parent(client: MlflowClient, parent, children, names: dict[str, str])
     assert "trial failed (1/3 trials)" in description
     assert "perceptual loss off: no vgg19 weights" in description
     assert '"train.lr_g"' in description  # the search space
+
+
+def _check_cost(parent, trials, estimate: SweepEstimate) -> None:
+    """Issue 18: each trial's device time (2 workers x 0.4 CPUs + the driver's 0.1), split into
+    phases; the parent's sum of all three trials (the failed one held its CPUs too), its price
+    and the estimate next to it."""
+    total = 0.0
+    for trial in trials:
+        metrics, params = trial.data.metrics, trial.data.params
+        if "cost/device_s" not in metrics:  # killed by Ray before it could log (another rank
+            assert trial.info.status == "FAILED"  # failed first): its time is not counted
+            continue
+        assert (params["cost.device"], params["cost.devices_held"]) == ("cpu", "0.9")
+        assert metrics["cost/device_s"] == pytest.approx(0.9 * metrics["cost/wall_s"])
+        phases = ("train", "eval", "data_wait", "other")
+        parts = sum(metrics[f"cost/device_s_{p}"] for p in phases)
+        assert parts == pytest.approx(metrics["cost/device_s"], rel=1e-3)
+        assert metrics["cost/cpu_hours"] == pytest.approx(metrics["cost/device_s"] / 3600)
+        assert "cost/gpu_hours" not in metrics
+        total += metrics["cost/cpu_hours"]
+        if trial.info.status == "FINISHED":
+            assert metrics["cost/device_s_train"] > 0 and metrics["cost/device_s_eval"] > 0
+            assert metrics["cost/device_s_data_wait"] > 0  # Ray Data's batches
+            # Reached at the one evaluation (iteration 8), with the device-hours so far.
+            assert metrics["target/fid_step"] == 8
+            assert 0 < metrics["target/fid_device_hours"] <= metrics["cost/cpu_hours"]
+    costs = parent.data.metrics
+    assert costs["cost/cpu_hours"] == pytest.approx(total, rel=0.01)
+    assert costs["cost/gpu_hours"] == 0
+    assert costs["cost/total"] == pytest.approx(0.05 * total, rel=0.01)
+    assert parent.data.params["cost.currency"] == "EUR"
+    assert costs["cost/wall_s"] >= max(t.data.metrics["cost/wall_s"] for t in trials)
+    assert costs["cost/estimate_cpu_hours"] == pytest.approx(estimate.hours("cpu"))
+    assert costs["cost/estimate_total"] == pytest.approx(0.05 * estimate.hours("cpu"))

@@ -69,3 +69,30 @@ def test_images_params_and_replaced_artifacts(tmp_path: Path) -> None:
     local = client.download_artifacts(run_id, "best_generator/generator.pt", str(tmp_path / "d"))
     assert Path(local).read_text() == "new"
     assert client.get_run(run_id).data.params["summary.generator_params"] == "123"
+
+
+def test_each_step_is_logged_once_and_held_metrics_wait_for_flush(tmp_path: Path) -> None:
+    from sislab.trainers.mlflow_tracker import logged_steps
+
+    client, experiment = _client(tmp_path)
+    run_id = client.create_run(experiment).info.run_id
+    first = MlflowTracker(client, run_id, flush_every_s=60)
+    for step in (1, 2, 3):
+        first.log_metrics({"train/loss_g": float(step)}, step)
+    assert first.close()  # a worker that died after its checkpoint at step 2 had sent step 3
+    assert logged_steps(client, run_id) == {"train/loss_g": 3}
+    # The restarted worker redoes steps 3-4 from the checkpoint, holding them until its flush.
+    second = MlflowTracker(
+        client, run_id, flush_every_s=60, logged=logged_steps(client, run_id), hold_until_flush=True
+    )
+    second.log_metrics({"train/loss_g": 30.0}, 3)
+    second.log_metrics({"train/loss_g": 40.0, "eval/fid": 9.0}, 4)
+    assert second.redone == 1 and second.buffered == 0  # held, not queued
+    assert second.flush()
+    second.log_metrics({"train/loss_g": 50.0}, 5)  # never flushed: a PBT pause drops it
+    history = client.get_metric_history(run_id, "train/loss_g")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+    assert [m.step for m in client.get_metric_history(run_id, "eval/fid")] == [4]
+    # One step (3) was trained again, its point already in the run: logged with step 4.
+    redone = client.get_metric_history(run_id, "train/redone_steps")
+    assert [(m.step, m.value) for m in redone] == [(4, 1.0)]

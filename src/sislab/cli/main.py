@@ -17,13 +17,17 @@ def build_parser() -> argparse.ArgumentParser:
     from sislab.cli import (
         bench,
         bench_model,
+        chaos,
         cluster,
         compare,
         data,
+        estimate,
         eval_cmd,
         jobs,
         mlflow_cmd,
         models,
+        recipe,
+        report,
         resume,
         run,
         sample,
@@ -38,11 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.register(sub)
+    estimate.register(sub)
     resume.register(sub)
+    chaos.register(sub)
     search.register(sub)
     compare.register(sub)
     spec_cmds.register(sub)
     models.register(sub)
+    recipe.register(sub)
+    report.register(sub)
     data.register(sub)
     sample.register(sub)
     eval_cmd.register(sub)

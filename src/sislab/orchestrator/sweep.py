@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
 from mlflow.tracking import MlflowClient
@@ -27,6 +27,7 @@ from sislab.cluster.connect import (
     connect,
     is_local_address,
 )
+from sislab.errors import SislabError
 from sislab.orchestrator import tracking
 from sislab.orchestrator.credentials import stop_tune_credential_propagation
 from sislab.orchestrator.live_view import LiveView
@@ -37,9 +38,13 @@ from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
 from sislab.orchestrator.search_algs import objectives, search_driver, tune_search
 from sislab.orchestrator.search_algs import scheduler as make_scheduler
 from sislab.orchestrator.trial import SweepContext
+from sislab.recipes.apply import explicit_fields
 from sislab.search_spaces.validate import space_of
 from sislab.spec.spec import Spec
 from sislab.trainers.credentials import TrackingCredentials
+
+if TYPE_CHECKING:
+    from sislab.orchestrator.estimate import SweepEstimate
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,11 @@ class SweepOutcome:
 # user's own value wins): Tune hands it to each trial driver, Train to its controller.
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 TRAIN_POLL_S = "0.5"
+# Tries of each request to the sweep's S3 storage (checkpoints, Tune's state): AWS's backoff with
+# jitter, up to 20 s apart, rides out ~45 s of a store that does not answer (measured: 6 tries
+# 23 s, 8 tries 45 s, against a closed port); pyarrow's default of 3 gives up after ~1.5 s, and a
+# checkpoint that cannot be written fails the trial's workers.
+STORAGE_S3_ATTEMPTS = 8
 
 
 def ray_train_settings() -> None:
@@ -91,7 +101,10 @@ def storage_target(spec: Spec, run_dir: RunDir) -> tuple[str, object | None]:
     if uri.startswith("s3://"):
         from sislab.datasets.storage import StorageOptions, s3_filesystem
 
-        fs = s3_filesystem(StorageOptions(spec.storage.endpoint_override, spec.storage.region))
+        fs = s3_filesystem(
+            StorageOptions(spec.storage.endpoint_override, spec.storage.region),
+            max_attempts=STORAGE_S3_ATTEMPTS,
+        )
         # With an explicit filesystem Ray wants the path without its scheme.
         return uri.removeprefix("s3://").rstrip("/"), fs
     return str(Path(uri).expanduser().resolve()), None
@@ -99,18 +112,18 @@ def storage_target(spec: Spec, run_dir: RunDir) -> tuple[str, object | None]:
 
 def max_concurrent(spec: Spec) -> int:
     """Trials at once: the spec's value, else what the cluster's CPUs/GPUs allow."""
-    if spec.search.max_concurrent_trials:
-        return spec.search.max_concurrent_trials
-    res = spec.resources
-    available = ray.cluster_resources()
-    if res.use_gpu:
-        per_trial = res.num_workers * res.gpus_per_worker
-        return max(1, math.floor(available.get("GPU", 0) / per_trial))
-    per_trial = res.num_workers * res.cpus_per_worker + res.trial_driver_cpus
-    if not spec.dataset.uri.startswith("synthetic://"):
-        # Leave room for at least one Ray Data read task per trial, or ingest starves.
-        per_trial += spec.dataset.read_cpus
-    return max(1, math.floor(available.get("CPU", 1) / per_trial + 1e-9))
+    from sislab.orchestrator.estimate import concurrency
+
+    return concurrency(spec, ray.cluster_resources())
+
+
+def num_trials(num_samples: int, param_space: dict) -> int:
+    """Trials of a Tuner: ``num_samples`` times each grid axis of ``param_space`` (PBT's)."""
+    total = num_samples
+    for value in param_space.values():
+        if isinstance(value, dict) and "grid_search" in value:
+            total *= len(value["grid_search"])
+    return total
 
 
 def make_trainable(spec: Spec, context: SweepContext):
@@ -121,7 +134,26 @@ def make_trainable(spec: Spec, context: SweepContext):
     )
 
 
+def _recorded(spec: Spec) -> Spec:
+    """The spec the parent run's params show: with its ``train.recipe`` applied for its method
+    and dataset, so that they read as the trials train (a search that switches methods gets each
+    method's recipe in its trials; the parent then shows the base method's)."""
+    from sislab.models.presets import dataset_name
+    from sislab.recipes.apply import apply_recipe
+    from sislab.trainers.build import dataset_geometry
+
+    if spec.train.recipe == "none":
+        return spec
+    try:
+        dataset = dataset_name(dataset_geometry(spec))
+        return apply_recipe(spec, dataset, explicit_fields(spec))[0]
+    except SislabError as exc:  # the trials report it; the parent keeps the spec's values
+        logger.info("parent params without the recipe: %s", exc)
+        return spec
+
+
 def _start_tracking(spec: Spec, spec_path: Path, run_dir: RunDir) -> SweepState:
+    spec = _recorded(spec)
     uri = spec.tracking.uri or run_dir.default_tracking_uri
     if not spec.tracking.uri:
         prepare_sqlite_store(run_dir.db_path)
@@ -149,6 +181,8 @@ def run_sweep(
     console: Console | None = None,
     num_cpus: int | None = None,
     worker_fn=None,
+    estimate: SweepEstimate | None = None,
+    trial_fn=None,
 ) -> SweepOutcome:
     """Run the sweep the spec describes and wait for it.
 
@@ -161,6 +195,9 @@ def run_sweep(
         console: Where the live view draws.
         num_cpus: CPUs of a local Ray (None: all).
         worker_fn: Replacement of the Train worker function (benchmarks only).
+        estimate: The ``SweepEstimate`` printed before launch, logged on the parent run as
+            ``cost/estimate_*`` next to the actual ``cost/*`` (None: not made).
+        trial_fn: Replacement of the whole Train run of a trial (benchmarks only).
     """
     shutil.copyfile(spec_path, run_dir.spec_path)
     ray_train_settings()
@@ -187,6 +224,10 @@ def run_sweep(
     storage_path, storage_fs = storage_target(spec, run_dir)
     state = state.model_copy(update={"storage_path": storage_path})
     run_dir.save_state(state)
+    if estimate is not None:
+        from sislab.orchestrator.cost import record_estimate
+
+        record_estimate(MlflowClient(state.tracking_uri), state.parent_run_id, estimate)
     context = SweepContext(
         spec_data=spec.model_dump(mode="json"),
         tracking_uri=state.tracking_uri,
@@ -195,11 +236,17 @@ def run_sweep(
         storage_path=storage_path,
         storage_filesystem=storage_fs,
         credentials=TrackingCredentials.from_environ(os.environ),
+        explicit_fields=explicit_fields(spec),
     )
     if worker_fn is not None:
         context = dataclasses.replace(context, worker_fn=worker_fn)
-    view = LiveView(spec.train.epochs, console)
+    if trial_fn is not None:
+        context = dataclasses.replace(context, trial_fn=trial_fn)
     searcher, num_samples, param_space = tune_search(spec, space_of(spec))
+    metrics, modes = objectives(spec)
+    view = LiveView(
+        spec.train.epochs, console, metrics[0], modes[0], num_trials(num_samples, param_space)
+    )
     # Ray suggests reuse_actors with PBT; sislab leaves it off (see reuse_trial_actors).
     warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
     tuner = tune.Tuner(
@@ -223,6 +270,9 @@ def run_sweep(
                     state.tracking_uri, state.experiment_id, state.parent_run_id
                 ),
             ],
+            # A trial whose driver process dies (a lost node, an OOM kill) starts again from
+            # its last checkpoint, like a Train worker (``train.max_failures``).
+            failure_config=tune.FailureConfig(max_failures=spec.train.max_failures),
             verbose=0,
         ),
     )
@@ -231,14 +281,16 @@ def run_sweep(
 
 
 def _record_outcome(client: MlflowClient, spec: Spec, state: SweepState) -> None:
-    """The best trial and the description on the parent run; a failure here is logged, never
-    lost work (the trials' runs hold everything)."""
+    """The best trial, the cost and the description on the parent run; a failure here is
+    logged, never lost work (the trials' runs hold everything)."""
     from sislab.orchestrator.compare import iter_trial_runs
+    from sislab.orchestrator.cost import record_costs
     from sislab.orchestrator.parent_run import record_outcome
 
     try:
         runs = list(iter_trial_runs(client, state.experiment_id, state.parent_run_id))
         record_outcome(client, spec, state.parent_run_id, runs)
+        record_costs(client, spec.cost, state.parent_run_id, runs)
     except Exception:  # MLflow unreachable: the sweep still ends with its status
         logger.exception("could not write the sweep's outcome to its parent run")
 

@@ -144,7 +144,26 @@ class TrainSpec(StrictModel):
         None, description="Cap on iterations per epoch (null: the whole split). For smoke runs."
     )
     batch_size: PositiveInt = Field(
-        16, description="Global batch size, split evenly among resources.num_workers."
+        16,
+        description="Global batch size: the images of one optimiser step, all workers together "
+        "(what the papers report). Each worker gets batch_size / resources.num_workers, in "
+        "grad_accumulation micro-batches (docs/batch.md).",
+    )
+    grad_accumulation: PositiveInt = Field(
+        1,
+        description="Micro-batches per optimiser step on each worker: every G and D step "
+        "accumulates the gradients of batch_size / num_workers / grad_accumulation images at a "
+        "time, the same update as one pass over the whole batch except for batch-norm "
+        "statistics, which are per micro-batch (docs/batch.md). Leave 1 when micro_batch_size "
+        "is set.",
+    )
+    micro_batch_size: PositiveInt | Literal["auto"] | None = Field(
+        None,
+        description="Images per worker per forward/backward pass; the accumulation is then "
+        "batch_size / num_workers / micro_batch_size (must divide evenly). auto: before "
+        "training, each trial finds the largest micro-batch that fits the worker's memory "
+        "(CUDA: the GPU's, with a 10% margin; CPU: resources.memory_per_worker_mb) and logs it "
+        "as the params probe.*. null: grad_accumulation decides.",
     )
     lr_g: PositiveFloat = Field(1.0e-4, description="Generator (and encoder) learning rate.")
     lr_d: PositiveFloat = Field(4.0e-4, description="Discriminator learning rate (TTUR).")
@@ -179,9 +198,22 @@ class TrainSpec(StrictModel):
     log_every_iters: PositiveInt = Field(
         10, description="Log training losses and throughput to MLflow every N iterations."
     )
+    recipe: Literal["official", "paper", "none"] = Field(
+        "official",
+        description="Training recipe filling the train.*/losses.* fields the spec does not set "
+        "(`sislab recipe show METHOD --dataset NAME`): official: the values the method's "
+        "official code trains with on the dataset (learning rates, Adam betas, epochs and decay, "
+        "batch size, loss weights; a dataset the code has no settings for gets the method's "
+        "generic ones); paper: the paper's text where it differs; none: sislab's defaults. A "
+        "value set in the spec or by the search always wins; a spec setting epochs or "
+        "lr_decay_epochs keeps its own schedule. The run records each value's origin in "
+        "config/recipe.json.",
+    )
     seed: int = Field(0, description="Seed of model init, data order and noise.")
     max_failures: NonNegativeInt = Field(
-        1, description="Restarts of a trial's workers from the last checkpoint after a failure."
+        1,
+        description="Restarts from the last checkpoint after a failure: of a trial's Train "
+        "workers (per Train run), and of the trial itself when its driver process dies.",
     )
     on_nonfinite: Literal["stop", "skip"] = Field(
         "stop",
@@ -191,6 +223,17 @@ class TrainSpec(StrictModel):
         "logs the count as train/nonfinite_steps. Either way no optimiser step ever applies "
         "non-finite gradients.",
     )
+
+
+def accumulation_steps(train: TrainSpec, num_workers: int) -> int:
+    """Micro-batches per optimiser step on one worker.
+
+    ``batch_size / num_workers / micro_batch_size`` when the micro-batch is a number, else
+    ``grad_accumulation`` (with ``micro_batch_size: auto`` the probe replaces it before training).
+    """
+    if isinstance(train.micro_batch_size, int):
+        return max(1, train.batch_size // num_workers // train.micro_batch_size)
+    return train.grad_accumulation
 
 
 def decay_epochs(train: TrainSpec) -> int:
@@ -294,12 +337,26 @@ class EvalSpec(StrictModel):
         "tagged sislab.protocol.offline and `sislab eval smis` evaluates its checkpoint under it.",
     )
 
+    target: dict[EvalMetric, float] = Field(
+        default_factory=dict,
+        description="Time-to-target: metric -> value, e.g. {fid: 60}. The first evaluation that "
+        "reaches it (at or below for fid, kid, lpips, mocd; at or above for the others) logs "
+        "target/<metric>_step (the iteration) and target/<metric>_device_hours (the trial's "
+        "device-hours so far, see docs/planning.md). Each metric must be one of eval.metrics.",
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> EvalSpec:
         if self.select_best_by not in (None, "none") and self.select_best_by not in self.metrics:
             raise ValueError(
                 f"select_best_by {self.select_best_by!r} is not one of eval.metrics "
                 f"{self.metrics}; add it to eval.metrics or set select_best_by: null"
+            )
+        missing = sorted(set(self.target) - set(self.metrics))
+        if missing:
+            raise ValueError(
+                f"target {missing} not in eval.metrics {self.metrics}; add them to eval.metrics "
+                "or remove them from eval.target"
             )
         if {"miou", "accuracy"} & set(self.metrics) and not self.segmenter:
             raise ValueError(
@@ -469,6 +526,12 @@ class ResourcesSpec(StrictModel):
     use_gpu: bool = Field(False, description="One GPU per worker (nccl); false: CPU (gloo).")
     cpus_per_worker: PositiveFloat = Field(1.0, description="CPUs reserved per worker.")
     gpus_per_worker: PositiveFloat = Field(1.0, description="GPUs per worker when use_gpu.")
+    memory_per_worker_mb: PositiveFloat | None = Field(
+        None,
+        description="Memory budget of one CPU worker process in MB (peak resident set size), "
+        "which train.micro_batch_size: auto fits its micro-batch into; null: no budget (auto "
+        "then needs use_gpu).",
+    )
     trial_driver_cpus: PositiveFloat = Field(
         0.1, description="CPUs reserved for each trial's Train driver (the Tune trainable)."
     )
@@ -574,4 +637,20 @@ class WeightsSpec(StrictModel):
     )
     allow_download: bool = Field(
         False, description="Allow fetching weights from their canonical URL when not found."
+    )
+
+
+class CostSpec(StrictModel):
+    """Prices of device time, for the money a sweep costs (``cost/total`` on its parent run)."""
+
+    gpu_hour: NonNegativeFloat | None = Field(
+        None,
+        description="Price of one GPU held for one hour (null: GPU time is counted, not priced).",
+    )
+    cpu_hour: NonNegativeFloat | None = Field(
+        None,
+        description="Price of one CPU held for one hour (null: CPU time is counted, not priced).",
+    )
+    currency: str = Field(
+        "USD", description="Currency of the prices, logged as the parent run's param cost.currency."
     )

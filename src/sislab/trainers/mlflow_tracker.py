@@ -32,6 +32,7 @@ MAX_BUFFERED_METRICS = 1_000_000  # ~100 MB; hours of logging every iteration
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "sislab.trial_id"
 KIND_TAG = "sislab.kind"
+REDONE_STEPS_KEY = "train/redone_steps"
 NOTE_TAG = "mlflow.note.content"  # the run's description (Markdown) in the MLflow UI
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
@@ -47,6 +48,12 @@ __all__ = ["MAX_PARAM_CHARS", "flatten"]  # re-exported: older callers import th
 def params_of(values: dict[str, Any]) -> list[Param]:
     """MLflow params of dotted key -> value: credentials removed, values truncated."""
     return [Param(key, redact(param_text(value))) for key, value in sorted(values.items())]
+
+
+def logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
+    """The last step logged for each metric key of a run (MLflow's latest metric is the one with
+    the highest step), so that a restarted worker does not log again the steps it redoes."""
+    return {m.key: m.step for m in client.get_run(run_id).to_proto().data.metrics}
 
 
 def find_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str):
@@ -71,6 +78,13 @@ class MlflowTracker:
     with a warning and the count in ``dropped``. MLflow's own HTTP retries still apply inside one
     attempt (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``_TIMEOUT``).
 
+    Each step of a metric key is logged at most once (MLflow's history is append-only): a point
+    at or below the key's last step (``logged`` when a restarted worker opens its run again,
+    then every point this tracker takes) is dropped, so work redone after a worker loss, a
+    resume or a PBT pause does not appear twice. With ``hold_until_flush`` the metrics stay here
+    until the next ``flush`` (the loop's, before each checkpoint): work a PBT pause or exploit
+    throws away is never logged.
+
     Args:
         client: MLflow client of the tracking store.
         run_id: The trial's nested run.
@@ -80,6 +94,8 @@ class MlflowTracker:
         retry_backoff_s: Wait after the first failed attempt; doubled after each failure.
         max_backoff_s: Cap on the wait between attempts.
         max_buffered: Metrics kept while MLflow is unreachable.
+        logged: Last step of each metric key already in the run (``logged_steps``).
+        hold_until_flush: Queue metrics for sending only at ``flush``.
     """
 
     def __init__(
@@ -93,6 +109,8 @@ class MlflowTracker:
         retry_backoff_s: float = RETRY_BACKOFF_S,
         max_backoff_s: float = MAX_BACKOFF_S,
         max_buffered: int = MAX_BUFFERED_METRICS,
+        logged: dict[str, int] | None = None,
+        hold_until_flush: bool = False,
     ) -> None:
         self.client = client
         self.run_id = run_id
@@ -104,6 +122,11 @@ class MlflowTracker:
         self.max_buffered = max_buffered
         self.failures = 0  # failed send attempts so far
         self.dropped = 0  # metrics dropped because the buffer was full
+        self.redone = 0  # metric points not logged: their step was logged before
+        self.hold_until_flush = hold_until_flush
+        self._last_step: dict[str, int] = dict(logged or {})
+        self._held: list[Metric] = []
+        self._redone_steps: set[int] = set()
         self._pending: list[Metric] = []
         self._tags: list[RunTag] = []
         self._params: list[Param] = []
@@ -128,8 +151,28 @@ class MlflowTracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         now_ms = int(time.time() * 1000)
+        fresh = {k: v for k, v in metrics.items() if step > self._last_step.get(k, -1)}
+        self.redone += len(metrics) - len(fresh)
+        if len(fresh) < len(metrics):
+            self._redone_steps.add(step)
+        elif fresh and self._redone_steps:
+            # The first new step after redone ones: how many steps this worker trained again
+            # whose points its run already held (what a restart cost; ``sislab chaos`` sums it).
+            fresh[REDONE_STEPS_KEY] = float(len(self._redone_steps))
+            self._redone_steps.clear()
+        self._last_step.update(dict.fromkeys(fresh, step))
+        points = [Metric(k, float(v), now_ms, step) for k, v in fresh.items()]
+        if self.hold_until_flush:
+            with self._lock:
+                self._held += points
+            return
+        self._queue_metrics(points)
+
+    def _queue_metrics(self, points: list[Metric]) -> None:
+        if not points:
+            return
         with self._lock:
-            self._pending += [Metric(k, float(v), now_ms, step) for k, v in metrics.items()]
+            self._pending += points
             overflow = len(self._pending) - self.max_buffered
             if overflow > 0:
                 del self._pending[:overflow]
@@ -185,6 +228,9 @@ class MlflowTracker:
     def flush(self, timeout_s: float | None = None) -> bool:
         """Ask the sender to send everything now; wait at most ``timeout_s`` (default
         ``flush_timeout_s``). Returns True when nothing is left queued."""
+        with self._lock:
+            held, self._held = self._held, []
+        self._queue_metrics(held)
         self._wake.set()
         done = self._idle.wait(self.flush_timeout_s if timeout_s is None else timeout_s)
         if not done:

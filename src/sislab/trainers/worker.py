@@ -6,9 +6,11 @@ Runs in every Train worker process. Only global rank 0 writes to MLflow and repo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,11 @@ from torch.nn.parallel import DistributedDataParallel
 from sislab.spec.spec import Spec
 from sislab.trainers import build
 from sislab.trainers.checkpoint import CheckpointPointer
+from sislab.trainers.cost import CostMeter, cost_config
 from sislab.trainers.loop import run_training
 from sislab.trainers.sync_batchnorm import convert_sync_batchnorm
 from sislab.trainers.tracking import NullTracker, Tracker
+from sislab.trainers.tune_decisions import wait_for_decision
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class TrialPayload(BaseModel):
         spec: The trial's resolved spec, as JSON data.
         trial_id: Tune trial id.
         overrides: The trial's sampled values (dotted keys), for the run name.
+        recipe: Where the recipe's fields got their values (``recipes.apply``), logged as
+            ``config/recipe.json``; empty: no record.
         tracking_uri: MLflow tracking URI (None: no tracking).
         experiment_id: MLflow experiment of the sweep.
         parent_run_id: The sweep's parent run, under which rank 0 opens the trial's run.
@@ -46,6 +52,7 @@ class TrialPayload(BaseModel):
     spec: dict[str, Any]
     trial_id: str
     overrides: dict[str, Any] = {}
+    recipe: dict[str, Any] = {}
     tracking_uri: str | None = None
     experiment_id: str | None = None
     parent_run_id: str | None = None
@@ -75,6 +82,8 @@ class RayContext:
             ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         )
         ray.train.report(metrics, checkpoint=checkpoint)
+        if self.is_main:
+            wait_for_decision(int(metrics.get("epoch", 0)))
 
     def _best_target(self):
         from sislab.trainers.context import BEST_CHECKPOINT
@@ -121,18 +130,30 @@ class RayContext:
             yield Path(folder)
 
 
+def key_digest(keys: list[str]) -> int:
+    """Sum of the rows' 32-bit key hashes (mod 2**32): equal for the same rows in any order."""
+    return sum(int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) for k in keys) % 2**32
+
+
 class RayDataSource:
     """Batches from this worker's share of the Ray Data train split (datasets other than synthetic).
+
+    After each epoch rank 0 logs the rows all ranks trained on, ``data/epoch_rows``, and the
+    digest of their keys, ``data/epoch_key_digest`` (``key_digest``), at the epoch's last
+    iteration: with them ``sislab chaos`` checks that every epoch saw every row once.
 
     Args:
         spec: The trial's spec.
         world_size: Number of workers (epoch length = rows // world_size // batch).
+        tracker: Where rank 0 logs the epoch's rows (other ranks: a null tracker).
     """
 
-    def __init__(self, spec: Spec, world_size: int) -> None:
+    def __init__(self, spec: Spec, world_size: int, tracker: Tracker) -> None:
         from sislab.datasets.pipeline import split_rows
 
         self.spec = spec
+        self.world_size = world_size
+        self.tracker = tracker
         self.batch_size = build.per_worker_batch(spec)
         rows = split_rows(spec.dataset, spec.dataset.train_split)
         self.num_batches = rows // world_size // self.batch_size
@@ -152,9 +173,29 @@ class RayDataSource:
             num_batches=self.num_batches,
         )
         self.skipped_rows = 0
+        rows = digest = 0
         for batch in batches:
+            rows += len(batch["key"])
+            digest += key_digest(batch["key"])
             yield {k: v for k, v in batch.items() if k != "key"}
         self.skipped_rows = batches.skipped_rows
+        self._log_epoch_rows(epoch, rows, digest)
+
+    def _log_epoch_rows(self, epoch: int, rows: int, digest: int) -> None:
+        import torch.distributed as dist
+
+        totals = torch.tensor([rows, digest], dtype=torch.int64)
+        if self.world_size > 1 and dist.is_initialized():
+            moved = totals.to(ray.train.torch.get_device())  # NCCL reduces device tensors only
+            dist.all_reduce(moved)
+            totals = moved.cpu()
+        self.tracker.log_metrics(
+            {
+                "data/epoch_rows": float(totals[0]),
+                "data/epoch_key_digest": float(totals[1] % 2**32),
+            },
+            step=(epoch + 1) * self.num_batches,
+        )
 
     def grid_batch(self, num: int) -> dict[str, torch.Tensor]:
         from sislab.datasets.epochs import iter_epoch_batches
@@ -230,7 +271,7 @@ def _tracker(
         return NullTracker(), None
     from mlflow.tracking import MlflowClient
 
-    from sislab.trainers.mlflow_tracker import MlflowTracker
+    from sislab.trainers.mlflow_tracker import MlflowTracker, logged_steps
     from sislab.trainers.trial_run import open_trial_run
 
     client = MlflowClient(payload.tracking_uri)
@@ -242,8 +283,16 @@ def _tracker(
         payload.spec,
         payload.overrides,
         notes,
+        payload.recipe,
     )
-    return MlflowTracker(client, run_id), run_id
+    # A restarted or resumed trial (worker loss, `sislab resume`, PBT) appends to its run: the
+    # steps it logged stay, the ones it redoes are not logged again. Under PBT, metrics wait for
+    # the checkpoint that covers them: a trial paused or cloned into drops its epoch in flight.
+    pbt = (payload.spec.get("search") or {}).get("scheduler", {}).get("pbt") is not None
+    tracker = MlflowTracker(
+        client, run_id, logged=logged_steps(client, run_id), hold_until_flush=pbt
+    )
+    return tracker, run_id
 
 
 def _log_inputs(payload: TrialPayload, spec: Spec, run_id: str) -> None:
@@ -313,16 +362,36 @@ def _log_pbt_start(tracker: Tracker, spec: Spec, donor: CheckpointPointer | None
 
 def train_fn_per_worker(config: dict[str, Any]) -> None:
     """Train one trial on this worker; called by Ray Train in every worker process."""
+    started_s = time.perf_counter()  # the trial's device time counts from here (trainers.cost)
     payload = TrialPayload.model_validate(config)
     spec = Spec.model_validate(payload.spec)
+    res = spec.resources
+    meter = CostMeter(
+        cost_config(res.use_gpu, res.num_workers, res.cpus_per_worker, res.gpus_per_worker,
+                    res.trial_driver_cpus, spec.eval.target),
+        started_s,
+    )  # fmt: skip
     ctx = RayContext(payload.donor)
     geometry = build.dataset_geometry(spec)
+    probe = None
+    if spec.train.micro_batch_size == "auto":
+        from sislab.trainers.batch_probe import agree_over_ranks, probe_for_spec
+
+        # Before the trial's own procedure exists: each try's peak is what training will need.
+        probe = agree_over_ranks(probe_for_spec(spec, geometry, ctx.device), ctx.device)
     wrap = make_wrap(ctx.device, ctx.world_size, spec.train.sync_bn)
     procedure, notes = build.build_procedure(spec, geometry, ctx.device, ctx.world_size, wrap)
+    constants = build.model_size(procedure)
+    if probe is not None:
+        procedure.accumulation = probe.accumulation
+        # In every report, so the live view shows what the probe chose.
+        constants |= {"train/micro_batch": probe.micro_batch_size,
+                      "train/accumulation": probe.accumulation}  # fmt: skip
     tracker, run_id = _tracker(payload, ctx.is_main, notes)
     monitor = None
     if ctx.is_main:
         tracker.set_tags({k: v for k, v in notes.items() if k in NOTE_TAGS})
+        tracker.log_params(meter.params())
         if run_id is not None:
             from sislab.trainers.trial_inputs import start_system_metrics
 
@@ -331,6 +400,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
             )
         # A Train run restarting from its own checkpoint has recorded all of this already.
         if ray.train.get_checkpoint() is None:
+            if probe is not None:
+                tracker.log_params(probe.params())
             if payload.donor is None:
                 _log_summary(tracker, spec, geometry)
                 if run_id is not None:
@@ -340,18 +411,19 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     if spec.dataset.uri.startswith("synthetic://"):
         source = build.synthetic_source(spec, ctx.rank, ctx.world_size)
     else:
-        source = RayDataSource(spec, ctx.world_size)
+        source = RayDataSource(spec, ctx.world_size, tracker)
     try:
         evaluator = build.evaluator(spec, geometry, ctx.device, ctx.is_main)
         if evaluator is not None and ctx.is_main:
             _log_protocol(tracker, evaluator.tags)
         run_training(
-            build.loop_config(spec, geometry, run_id, build.model_size(procedure)),
+            build.loop_config(spec, geometry, run_id, constants),
             ctx=ctx,
             source=source,
             tracker=tracker,
             procedure=procedure,
             evaluator=evaluator,
+            meter=meter,
         )
     finally:
         if monitor is not None:

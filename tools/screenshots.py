@@ -9,10 +9,10 @@ Starts `sislab ui RUN_DIR`, opens the URL it prints and, clicking as a user woul
 
 - ``ui-runs.png``: the runs table as the URL opens it, after one click on the sweep's expander
   (the trials nested under it, the varied params and the sweep's metric as columns);
-- ``ui-trial-images.png``: the best trial's sample grids in its Model metrics tab, at the first
-  and at the last evaluation (the step slider under the grid);
-- ``ui-compare.png``: the first two finished trials' grids side by side at their last
-  evaluation (the experiment's chart view with those two trials shown);
+- ``ui-trial-images.png``: the best trial's sample grid in its Model metrics tab at the first,
+  a middle and the last evaluation (the step slider under the grid), side by side;
+- ``ui-compare.png``: the trials' grids side by side at their last evaluation (the
+  experiment's chart view, the sweep unfolded, its ``samples`` card in full screen);
 - ``ui-parent.png``: the sweep's parent run: its Markdown description;
 
 and copies the best trial's last sample grid (its ``images/`` artifact, logged with
@@ -54,6 +54,11 @@ def start_ui(run_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
         if line.startswith("http://"):
             return ui, line.strip()
     sys.exit("sislab ui exited before printing its URL")
+
+
+def step_of(path: str) -> int:
+    """The step in a ``log_image`` file name (``images/<key>+step+<N>+...``)."""
+    return int(path.split("+step+")[1].split("+")[0])
 
 
 def save(png: bytes, target: Path) -> None:
@@ -127,29 +132,51 @@ def hide_run_params(page, card) -> None:
     page.wait_for_timeout(1000)
 
 
-def move_slider(page, card, end: str) -> None:
-    """Choose a step with the keyboard on the image card's step slider: ``last`` (End) or
-    ``first`` (Home, then one step on: MLflow 3.17 opens the card at step 0, where nothing was
-    logged; in headless runs neither typing a step in the box nor clicking the track moved it)."""
+def move_slider(page, card, step: int | None) -> None:
+    """Move the image card's step slider to ``step`` (``None``: the last logged step).
+
+    MLflow 3.17's slider opens at step 0, where nothing was logged, and steps from one logged
+    step to the next with the arrow keys; in headless runs Home, End, typing a step in its box
+    or clicking the track did not move it, so: ArrowRight until the step is reached.
+    """
     thumb = card.get_by_role("slider").first
     thumb.focus()
-    page.keyboard.press("End" if end == "last" else "Home")
-    if end == "first":
+    last = int(float(thumb.get_attribute("aria-valuemax")))
+    target = last if step is None else min(step, last)
+    for _ in range(1000):  # bounded: one press per logged step
+        if int(float(thumb.get_attribute("aria-valuenow"))) >= target:
+            break
         page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(200)
     card.locator("img").first.wait_for()
     page.wait_for_timeout(3000)
 
 
-def shoot_image_card(page, ends: list[str], target: Path) -> None:
+def shoot_image_card(page, steps: list[int | None], target: Path) -> None:
     """The ``samples`` card (its grids, one per run shown, and its step slider) at each of
-    ``ends`` of the slider, side by side."""
+    ``steps`` (``None``: the last), side by side."""
     hide_run_params(page, samples_card(page))
     shots = []
-    for end in ends:
+    for step in steps:
         card = samples_card(page)
-        move_slider(page, card, end)
+        move_slider(page, card, step)
         shots.append(card.screenshot())
     side_by_side(shots, target)
+
+
+def shoot_compare(page, target: Path) -> None:
+    """The ``samples`` card of the chart view in full screen: every shown trial's grid side by
+    side at the last evaluation (the card itself shows one grid at a time, the others scrolled
+    out of its column)."""
+    card = samples_card(page)
+    hide_run_params(page, card)
+    card = samples_card(page)
+    card.get_by_role("button").first.click()  # the card's full-screen button
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("slider").first.wait_for()
+    move_slider(page, dialog, None)  # the full screen opens at step 0, where nothing was logged
+    dialog.locator("img").nth(1).wait_for()
+    side_by_side([dialog.screenshot()], target)
 
 
 def side_by_side(parts: list[bytes], target: Path, gap: int = 24) -> None:
@@ -223,7 +250,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     # log_image names a grid images/<key>+step+<N>+...png: the last one is the highest step.
     logged = [a for a in client.list_artifacts(best.info.run_id, "images") if "+step+" in a.path]
-    logged.sort(key=lambda a: int(a.path.split("+step+")[1].split("+")[0]))
+    logged.sort(key=lambda a: step_of(a.path))
     grids = [a for a in logged if a.path.endswith(".png")]
     if grids:
         with tempfile.TemporaryDirectory() as tmp:
@@ -253,8 +280,13 @@ def main() -> None:
             zoom.set_default_timeout(WAIT_MS)
             zoom.goto(f"{base}/#/experiments/{experiment}/runs/{best.info.run_id}/model-metrics")
             close_assistant(zoom)
+            # The first, a middle and the last evaluation: the grid over training.
+            evaluated = sorted({step_of(a.path) for a in grids})
+            over_steps = (
+                [evaluated[0], evaluated[len(evaluated) // 2], None] if evaluated else [None]
+            )
             attempt(zoom, args.out, "ui-trial-images", shoot_image_card,
-                    ["first", "last"], args.out / "ui-trial-images.png")  # fmt: skip
+                    over_steps, args.out / "ui-trial-images.png")  # fmt: skip
             # The compare view: the runs table's chart view, the sweep unfolded (its trials
             # shown), the image card at the last evaluation: one grid per trial, side by side.
             zoom.goto(f"{url}&compareRunsMode=CHART")
@@ -262,8 +294,8 @@ def main() -> None:
             close_assistant(zoom)
             unfold_sweep(zoom)
             zoom.wait_for_timeout(3000)
-            attempt(zoom, args.out, "ui-compare", shoot_image_card,
-                    ["last"], args.out / "ui-compare.png")  # fmt: skip
+            zoom.set_viewport_size({"width": WIDTH, "height": 900})  # a compact full screen
+            attempt(zoom, args.out, "ui-compare", shoot_compare, args.out / "ui-compare.png")
             shoot_parent(
                 page, f"{base}/#/experiments/{experiment}/runs/{parent}", args.out / "ui-parent.png"
             )

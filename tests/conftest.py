@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +22,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 #   no test makes.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+# Ray Train's own Prometheus metrics (two callbacks per trial, nothing reads them here).
+os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
 # The `mlflow server`s tests start (reliability, cluster) would each also start MLflow's job
 # runner, eight processes of its own for GenAI jobs no test uses: seconds of CPU per start.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -35,9 +38,12 @@ os.environ["SISLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="sislab-test-cache-")
 # Test modules that share the session's Ray (or start Ray heads of their own: tests/cluster) run
 # as one pytest-xdist scope, on one worker, one at a time, as in a serial run: `make test` runs two
 # workers, so the rest of the suite (single-threaded: OMP_NUM_THREADS=1) uses the second core
-# meanwhile instead of queueing behind the sweeps. Every other module is a scope of its own, so
-# that its module-scoped fixtures (a spawned DDP run, a trained model) are built once. (xdist's
-# own `--dist loadgroup` reads groups from node ids, which pytest 9 no longer lets it rewrite.)
+# meanwhile instead of queueing behind the sweeps. (Two Ray chains on three workers were tried:
+# the sweeps are CPU-bound on 2 cores, so they only slowed each other down, and a second Ray node
+# that cannot register within Ray's fixed 30 s fails to start.) Every other module is a scope of
+# its own, so that its module-scoped fixtures (a spawned DDP run, a trained model) are built once.
+# (xdist's own `--dist loadgroup` reads groups from node ids, which pytest 9 no longer lets it
+# rewrite.)
 RAY_SCOPE = "ray"
 TESTS = Path(__file__).resolve().parent
 
@@ -71,7 +77,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray for the whole test session (2 CPUs, no dashboard)."""
+    """One local Ray for the whole test session (2 CPUs)."""
     import ray
 
     # Fake S3 credentials for the moto tests, set before Ray starts so that its worker processes
@@ -83,9 +89,47 @@ def ray_cluster():
     ):
         os.environ.setdefault(name, value)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # The dashboard as `sislab run` starts it (sislab.cluster.connect): Train's placement
+    # group cleaner needs its state API.
+    ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def _live_placement_groups(ray) -> set[str]:
+    """Placement groups of this driver's job that still hold resources."""
+    job = ray.get_runtime_context().get_job_id()
+    return {
+        pg_id
+        for pg_id, entry in ray.util.placement_group_table().items()
+        if entry["state"] != "REMOVED" and pg_id.endswith(job)
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_placement_groups(request: pytest.FixtureRequest):
+    """A test on the shared cluster must hand back every placement group its sweeps made.
+
+    ``sislab run`` ends its process and Ray frees what its job held; here the driver is this
+    pytest process, which lives on, as a long sweep's driver does: a group left behind holds CPUs
+    for the rest of the session and starves the next sweep (a chaos run waited forever on the
+    groups of trials that ASHA had stopped earlier). Counted from the end of the previous test,
+    so that a module-scoped sweep's groups are counted too.
+    """
+    yield
+    if "ray_cluster" not in request.fixturenames:
+        return
+    from ray._raylet import PlacementGroupID
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    ray = request.getfixturevalue("ray_cluster")
+    # Ray removes a finished trial's groups asynchronously: wait for that, with a deadline.
+    deadline = time.monotonic() + 30
+    while (leaked := _live_placement_groups(ray)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pg_id in leaked:  # free them, so that one leak fails one test and not the session
+        remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(pg_id))))
+    assert not leaked, f"placement groups left behind: {sorted(leaked)}"
 
 
 @pytest.fixture(autouse=True, scope="session")

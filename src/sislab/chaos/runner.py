@@ -272,6 +272,7 @@ def run_chaos(
     run_root.mkdir(parents=True, exist_ok=True)
     load_spec(spec_path)  # a spec error surfaces here, before any server starts
     servers: dict[str, Any] = {}
+    sweep: _Sweep | None = None
     try:
         if test_servers:
             for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -288,17 +289,26 @@ def run_chaos(
             seed, worker_kills=worker_kills, test_servers=test_servers, outage_s=outage_s
         )
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address, include_dashboard=True, log_to_driver=False)
         gcs = ray.get_runtime_context().gcs_address
         sweep_root = run_root / "run"
         sweep = _Sweep(spec_path, sweep_root, gcs, run_root / "sweep.log")
         began = time.monotonic()
+
+        def within_deadline() -> None:
+            if time.monotonic() - began > deadline_s:
+                raise SislabError(
+                    f"the chaos sweep did not end in {deadline_s:.0f} s; see {sweep.log}",
+                    fix="raise the deadline, or look for the stuck trial in the log",
+                )
+
         sweep.start("run")
         storage: tuple[str, Any] | None = None
         injected: list[Injected] = []
         for fault in schedule:
             progress = 0.0
             while sweep.running():
+                within_deadline()  # a sweep that stops making progress must not wait forever
                 steps = sweep.steps()
                 progress = max(progress, steps / total_steps)
                 if progress >= fault.at_progress:
@@ -313,12 +323,7 @@ def run_chaos(
             if detail:
                 injected.append(Injected(fault, time.monotonic() - began, progress, detail))
         while sweep.running():
-            if time.monotonic() - began > deadline_s:
-                sweep.kill()
-                raise SislabError(
-                    f"the chaos sweep did not end in {deadline_s:.0f} s; see {sweep.log}",
-                    fix="raise the deadline, or look for the stuck trial in the log",
-                )
+            within_deadline()
             time.sleep(1.0)
         wall = time.monotonic() - began
         run_dir = RunDir.existing(sweep_root)
@@ -335,6 +340,8 @@ def run_chaos(
         )
         return ChaosResult(sweep_root, schedule, injected, checks, figures, wall)
     finally:
+        if sweep is not None and sweep.running():  # a deadline, or this process interrupted
+            sweep.kill()
         for server in servers.values():
             with contextlib.suppress(Exception):
                 server.stop()

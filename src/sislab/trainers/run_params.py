@@ -29,6 +29,7 @@ INFRASTRUCTURE = (
     "train.log_every_iters",
     "train.max_failures",
     "eval.batch_size",
+    "eval.target",  # the goal the cost estimate times, not part of what a trial computes
     # Prices: on the parent run only (orchestrator.cost); a trial's cost.device* are its own.
     "cost.gpu_hour",
     "cost.cpu_hour",
@@ -39,6 +40,8 @@ INFRASTRUCTURE = (
     "resources.placement_strategy",
     "resources.accelerator_type",
     "resources.worker_resources",
+    "resources.memory_per_worker_mb",  # a budget: the micro-batch it picks is logged (probe.*)
+    "resources.autoscaling",
     "tracking",
     "storage",
     "weights",

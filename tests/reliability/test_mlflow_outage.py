@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sislab.chaos.servers import MlflowTestServer
 from sislab.spec.loader import spec_from_dict
 from sislab.trainers import build
 from sislab.trainers.context import LocalContext
 from sislab.trainers.loop import run_training
 from sislab.trainers.mlflow_tracker import MlflowTracker
-
-from .mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +41,7 @@ SPEC = {
 class OutageSource:
     """The synthetic source, killing the server before epoch 2 and restarting it before epoch 4."""
 
-    def __init__(self, inner, server: MlflowServer, events: dict) -> None:
+    def __init__(self, inner, server: MlflowTestServer, events: dict) -> None:
         self.inner, self.server, self.events = inner, server, events
         self.skipped_rows = 0
 
@@ -65,7 +64,7 @@ def test_tracker_buffers_while_mlflow_is_down_and_loses_nothing(
     # One HTTP try per attempt: the tracker's own backoff decides when to try again.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    server = MlflowServer(tmp_path)
+    server = MlflowTestServer(tmp_path)
     server.start()
     try:
         client = MlflowClient(server.uri)

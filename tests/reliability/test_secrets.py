@@ -16,12 +16,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
+from sislab.chaos.servers import MlflowTestServer
 from sislab.errors import SpecError
 from sislab.orchestrator.run_dir import RunDir
 from sislab.orchestrator.sweep import run_sweep
 from sislab.spec.loader import load_spec, validate_file
-
-from .mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -96,7 +95,7 @@ def test_credentials_never_reach_files(
 ) -> None:
     assert ray_cluster.is_initialized()  # started with the stale MLflow credentials
     started = time.time()
-    server = MlflowServer(tmp_path / "mlflow", admin_password=ADMIN_PASSWORD)
+    server = MlflowTestServer(tmp_path / "mlflow", admin_password=ADMIN_PASSWORD)
     (tmp_path / "mlflow").mkdir()
     server.start()
     try:

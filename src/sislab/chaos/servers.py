@@ -56,10 +56,18 @@ class S3TestServer:
 
 class MlflowTestServer:
     """``mlflow server`` (sqlite store under ``root``) on 127.0.0.1, killed and started again on
-    the same port and store."""
+    the same port and store.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: Folder of the sqlite database, the artifacts and the server log.
+        admin_password: Run MLflow's basic-auth app (``sislab mlflow serve --auth``) with this
+            admin password, given to the server only through its environment; its config and
+            user database go to ``root / "auth"``.
+    """
+
+    def __init__(self, root: Path, admin_password: str | None = None) -> None:
         self.root = root
+        self.admin_password = admin_password
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -69,10 +77,17 @@ class MlflowTestServer:
         begin = time.monotonic()
         self.root.mkdir(parents=True, exist_ok=True)
         prepare_sqlite_store(self.root / "mlflow.db")
+        # The command `sislab mlflow serve` runs, and its environment.
         command = serve_command(
-            f"sqlite:///{self.root}/mlflow.db", (self.root / "artifacts").as_uri(), port=self.port
-        )
+            f"sqlite:///{self.root}/mlflow.db", (self.root / "artifacts").as_uri(),
+            port=self.port, auth=self.admin_password is not None,
+        )  # fmt: skip
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        if self.admin_password is not None:
+            from sislab.cluster.mlflow_auth import auth_environ, write_auth_config
+
+            config = write_auth_config(self.root / "auth")
+            env = auth_environ(env, config, self.admin_password)
         with (self.root / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

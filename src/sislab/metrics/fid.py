@@ -128,15 +128,23 @@ def frechet_distance_to_statistics(
     return float(diff @ diff + trace_own + np.trace(sigma) - 2 * np.sqrt(product).sum())
 
 
-def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID between two ``[N, D]`` feature sets (the smaller set kept as features)."""
-    x = _as_features(features1, "FID first set")
-    y = _as_features(features2, "FID second set")
+def _feature_pair(
+    features1: np.ndarray, features2: np.ndarray, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets checked by ``_as_features``, and of the same feature dimension."""
+    x = _as_features(features1, f"{metric} first set")
+    y = _as_features(features2, f"{metric} second set")
     if x.shape[1] != y.shape[1]:
         raise DataError(
-            f"FID: feature dimensions differ ({x.shape[1]} vs {y.shape[1]})",
+            f"{metric}: feature dimensions differ ({x.shape[1]} vs {y.shape[1]})",
             fix="compute both sides with the same feature extractor",
         )
+    return x, y
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """FID between two ``[N, D]`` feature sets (the smaller set kept as features)."""
+    x, y = _feature_pair(features1, features2, "FID")
     small, large = (x, y) if len(x) <= len(y) else (y, x)
     return frechet_distance_to_statistics(small, *feature_statistics(large))
 
@@ -172,13 +180,7 @@ def kernel_inception_distance(
     Raises:
         DataError: Bad shapes, different feature dimensions, or non-positive sizes.
     """
-    x = _as_features(features1, "KID first set")
-    y = _as_features(features2, "KID second set")
-    if x.shape[1] != y.shape[1]:
-        raise DataError(
-            f"KID: feature dimensions differ ({x.shape[1]} vs {y.shape[1]})",
-            fix="compute both sides with the same feature extractor",
-        )
+    x, y = _feature_pair(features1, features2, "KID")
     if num_subsets < 1 or subset_size < 2:
         raise DataError(
             f"KID needs num_subsets >= 1 and subset_size >= 2, got {num_subsets}, {subset_size}"

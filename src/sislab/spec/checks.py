@@ -83,23 +83,21 @@ def _accumulation_problems(spec: Spec, skip: frozenset[Path]) -> list[Problem]:
                  f"train.grad_accumulation={train.grad_accumulation} and train.micro_batch_size="
                  f"{micro} both set the accumulation; keep one (micro_batch_size {micro} means "
                  f"{per_worker} / {micro} micro-batches per worker)")]  # fmt: skip
+
+    def uneven(field: str, value: int) -> list[Problem]:
+        # `value` (a micro-batch size, or a count of micro-batches) does not divide the worker batch.
+        fits = [k for k in range(1, per_worker + 1) if per_worker % k == 0 and k <= value]
+        return [(("train", field),
+                 f"train.batch_size={train.batch_size} is not divisible by resources.num_workers x "
+                 f"train.{field} = {resources.num_workers} x {value}: each worker's "
+                 f"{per_worker} images must split into equal micro-batches; use a "
+                 f"{field} dividing {per_worker}, such as {fits[-1]}, or change "
+                 f"train.batch_size")]  # fmt: skip
+
     if isinstance(micro, int) and per_worker % micro:
-        fits = [m for m in range(1, per_worker + 1) if per_worker % m == 0 and m <= micro]
-        return [(("train", "micro_batch_size"),
-                 f"train.batch_size={train.batch_size} is not divisible by resources.num_workers x "
-                 f"train.micro_batch_size = {resources.num_workers} x {micro}: each worker's "
-                 f"{per_worker} images must split into equal micro-batches; use a "
-                 f"micro_batch_size dividing {per_worker}, such as {fits[-1]}, or change "
-                 f"train.batch_size")]  # fmt: skip
-    steps = train.grad_accumulation
-    if per_worker % steps:
-        fits = [k for k in range(1, per_worker + 1) if per_worker % k == 0 and k <= steps]
-        return [(("train", "grad_accumulation"),
-                 f"train.batch_size={train.batch_size} is not divisible by resources.num_workers x "
-                 f"train.grad_accumulation = {resources.num_workers} x {steps}: each worker's "
-                 f"{per_worker} images must split into equal micro-batches; use a "
-                 f"grad_accumulation dividing {per_worker}, such as {fits[-1]}, or change "
-                 f"train.batch_size")]  # fmt: skip
+        return uneven("micro_batch_size", micro)
+    if per_worker % train.grad_accumulation:
+        return uneven("grad_accumulation", train.grad_accumulation)
     if micro == "auto" and not resources.use_gpu and resources.memory_per_worker_mb is None:
         return [(("train", "micro_batch_size"),
                  "train.micro_batch_size: auto on CPU workers fits the micro-batch into "

@@ -25,8 +25,9 @@ screenshots: $(STAMP)
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[screenshots]'
 	$(BIN)/python tools/screenshots.py $(RUN_DIR) --out docs/images
 
-# Two pytest-xdist workers: the Ray tests in one (tests/conftest.py groups them), the rest beside.
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope
+# Two pytest-xdist workers: the Ray tests in one (tests/conftest.py groups them), the rest beside,
+# in the order tests/conftest.py sorts them.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 test: $(STAMP)
 	$(PYTEST)

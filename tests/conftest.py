@@ -24,6 +24,13 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 # Ray Train's own Prometheus metrics (two callbacks per trial, nothing reads them here).
 os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
+# Ray's monitoring of itself, which nothing in the suite reads, cost ~0.3 of a core all along
+# (py-spy over the method sweep: 37 s of CPU in the log monitor, 20 s in the dashboard agent):
+# the log monitor globs the session's log folder every 0.1 s until it holds 1,000 files (each
+# trial adds a few), and the dashboard agent walks every process's stats every 5 s.
+os.environ.setdefault("RAY_LOG_MONITOR_MANY_FILES_THRESHOLD", "0")
+os.environ.setdefault("LOG_NAME_UPDATE_INTERVAL_S", "5")
+os.environ.setdefault("REPORTER_UPDATE_INTERVAL_MS", "60000")
 # The `mlflow server`s tests start (reliability, cluster) would each also start MLflow's job
 # runner, eight processes of its own for GenAI jobs no test uses: seconds of CPU per start.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -35,37 +42,44 @@ os.environ["SISLAB_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="sislab-test-weights-
 os.environ["SISLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="sislab-test-cache-")
 
 
-# Test modules that share the session's Ray (or start Ray heads of their own: tests/cluster) run
-# as one pytest-xdist scope, on one worker, one at a time, as in a serial run: `make test` runs two
-# workers, so the rest of the suite (single-threaded: OMP_NUM_THREADS=1) uses the second core
-# meanwhile instead of queueing behind the sweeps. (Two Ray chains on three workers were tried:
-# the sweeps are CPU-bound on 2 cores, so they only slowed each other down, and a second Ray node
-# that cannot register within Ray's fixed 30 s fails to start.) Every other module is a scope of
-# its own, so that its module-scoped fixtures (a spawned DDP run, a trained model) are built once.
-# (xdist's own `--dist loadgroup` reads groups from node ids, which pytest 9 no longer lets it
-# rewrite.)
+# Test modules that share the session's Ray run as one pytest-xdist scope, on one worker, one at a
+# time, as in a serial run: `make test` runs two workers, so the rest of the suite
+# (single-threaded: OMP_NUM_THREADS=1) uses the second core meanwhile instead of queueing behind
+# the sweeps. The modules that start Ray heads of their own (a two-node lab, a head with token
+# auth) are a second scope, scheduled first on the other worker, so that they neither wait for
+# the session's sweeps nor run beside each other. (Two sweep chains on three workers were tried:
+# the sweeps are CPU-bound on 2 cores, so they only slowed each other down.) Every other module
+# is a scope of its own, so that its module-scoped fixtures (a spawned DDP run, a trained model)
+# are built once. (xdist's own `--dist loadgroup` reads groups from node ids, which pytest 9 no
+# longer lets it rewrite.) The Makefile keeps xdist from reordering scopes by size
+# (`--no-loadscope-reorder`), so these two start at once.
 RAY_SCOPE = "ray"
+OWN_HEADS_SCOPE = "ray-heads"
+OWN_HEADS = ("tests/cluster/test_two_nodes.py", "tests/cluster/test_ray_token.py")
 TESTS = Path(__file__).resolve().parent
 
 
 @cache
-def _is_ray_module(module: str) -> bool:
-    path = TESTS.parent / module
-    return path.parent.name == "cluster" or "ray_cluster" in path.read_text()
+def _uses_session_ray(module: str) -> bool:
+    return "ray_cluster" in (TESTS.parent / module).read_text()
 
 
 def _scope(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
-    return RAY_SCOPE if _is_ray_module(module) else module
+    if module in OWN_HEADS:
+        return OWN_HEADS_SCOPE
+    return RAY_SCOPE if _uses_session_ray(module) else module
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Ray modules first: the longest chain starts at once (stable: each part keeps its order)."""
-    items.sort(key=lambda item: _scope(item.nodeid) != RAY_SCOPE)
+    """The session's Ray modules first, then those with Ray heads of their own: the two longest
+    chains start at once (stable: each part keeps its order)."""
+    order = {RAY_SCOPE: 0, OWN_HEADS_SCOPE: 1}
+    items.sort(key=lambda item: order.get(_scope(item.nodeid), 2))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Scopes as above: the Ray modules one scope, every other module its own."""
+    """Scopes as above: the session's Ray modules, the own-heads modules, every other module."""
     from xdist.scheduler import LoadScopeScheduling
 
     class RayScopeScheduling(LoadScopeScheduling):
@@ -96,6 +110,9 @@ def ray_cluster():
     ray.shutdown()
 
 
+PLACEMENT_GROUP_DEADLINE_S = 90
+
+
 def _live_placement_groups(ray) -> set[str]:
     """Placement groups of this driver's job that still hold resources."""
     job = ray.get_runtime_context().get_job_id()
@@ -123,13 +140,20 @@ def _no_leaked_placement_groups(request: pytest.FixtureRequest):
     from ray.util.placement_group import PlacementGroup, remove_placement_group
 
     ray = request.getfixturevalue("ray_cluster")
-    # Ray removes a finished trial's groups asynchronously: wait for that, with a deadline.
-    deadline = time.monotonic() + 30
+    # Ray removes a finished trial's groups asynchronously, through the dashboard's state API
+    # (Train's cleaner, sislab's driver): on this 2-core machine with both cores busy that took
+    # more than 30 s now and then. Wait for it, with a deadline.
+    deadline = time.monotonic() + PLACEMENT_GROUP_DEADLINE_S
     while (leaked := _live_placement_groups(ray)) and time.monotonic() < deadline:
         time.sleep(0.2)
+    table = ray.util.placement_group_table()
+    left = {
+        pg_id: {k: table[pg_id].get(k) for k in ("bundles", "strategy", "stats")}
+        for pg_id in leaked
+    }
     for pg_id in leaked:  # free them, so that one leak fails one test and not the session
         remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(pg_id))))
-    assert not leaked, f"placement groups left behind: {sorted(leaked)}"
+    assert not leaked, f"placement groups left behind after {PLACEMENT_GROUP_DEADLINE_S} s: {left}"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -140,9 +140,9 @@ def _no_leaked_placement_groups(request: pytest.FixtureRequest):
     from ray.util.placement_group import PlacementGroup, remove_placement_group
 
     ray = request.getfixturevalue("ray_cluster")
-    # Ray removes a finished trial's groups asynchronously, through the dashboard's state API
-    # (Train's cleaner, sislab's driver): on this 2-core machine with both cores busy that took
-    # more than 30 s now and then. Wait for it, with a deadline.
+    # Ray removes a finished trial's groups asynchronously (Train's cleaner, through the
+    # dashboard's state API; sislab's driver): on this 2-core machine with both cores busy that
+    # took more than 30 s now and then. Wait for it, with a deadline.
     deadline = time.monotonic() + PLACEMENT_GROUP_DEADLINE_S
     while (leaked := _live_placement_groups(ray)) and time.monotonic() < deadline:
         time.sleep(0.2)

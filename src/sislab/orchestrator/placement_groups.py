@@ -17,6 +17,8 @@ import logging
 import time
 
 import ray
+from ray.actor import ActorHandle
+from ray.exceptions import RayActorError
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.util.placement_group import PlacementGroup, remove_placement_group
@@ -25,37 +27,53 @@ from sislab.trainers.worker import PLACEMENT_GROUP_KEY
 
 logger = logging.getLogger(__name__)
 
-# How often a stopped trial's process is asked after (the dashboard's state API) until it is gone.
+# How often the processes of stopped trials are asked whether they are gone.
 CHECK_EVERY_S = 1.0
 # How long the end of a sweep waits for the last trials' processes to exit.
 END_WAIT_S = 15.0
+# How long one liveness question may take: a trial process busy in Tune's `train` call answers
+# only after it, and counts as alive.
+ANSWER_WAIT_S = 0.2
+
+
+def _group(pg_id: str) -> PlacementGroup:
+    from ray._raylet import PlacementGroupID
+
+    return PlacementGroup(PlacementGroupID.from_hex(pg_id))
+
+
+def is_removed(pg_id: str) -> bool:
+    """Whether Ray has removed the group (or never heard of it)."""
+    return ray.util.placement_group_table(_group(pg_id)).get("state", "REMOVED") == "REMOVED"
 
 
 def release_placement_group(pg_id: str) -> bool:
     """Remove the group ``pg_id`` unless Ray already did; True when this call removed it."""
-    from ray._raylet import PlacementGroupID
-
-    group = PlacementGroup(PlacementGroupID.from_hex(pg_id))
-    if ray.util.placement_group_table(group).get("state", "REMOVED") == "REMOVED":
+    if is_removed(pg_id):
         return False
     try:
-        remove_placement_group(group)
+        remove_placement_group(_group(pg_id))
     except Exception:  # removed meanwhile (by its controller or Train's cleaner)
         logger.debug("placement group %s was already gone", pg_id, exc_info=True)
         return False
     return True
 
 
-def actor_is_gone(actor_id: str) -> bool | None:
-    """Whether the actor has exited (None: the state API did not answer)."""
-    from ray.util.state import get_actor
+def actor_is_gone(actor: ActorHandle) -> bool:
+    """Whether the actor's process has exited: a call on a dead actor fails at once.
 
+    Asked through the actor's handle, not the dashboard's state API, which answered in seconds
+    or not at all with both cores of a 2-core machine busy.
+    """
+    ref = actor.__ray_ready__.remote()
+    ready, _ = ray.wait([ref], timeout=ANSWER_WAIT_S)
+    if not ready:
+        return False
     try:
-        actor = get_actor(actor_id, timeout=5)
-    except Exception:  # no dashboard, or it is busy: ask again later
-        logger.debug("state API: no answer about actor %s", actor_id, exc_info=True)
-        return None
-    return actor is None or actor.state == "DEAD"
+        ray.get(ready[0])
+    except RayActorError:
+        return True
+    return False
 
 
 class ReleaseStoppedTrialGroups(Callback):
@@ -66,8 +84,8 @@ class ReleaseStoppedTrialGroups(Callback):
     """
 
     def __init__(self) -> None:
-        # trial id -> {group id: the trial process (actor id) whose Train run made it}
-        self._groups: dict[str, dict[str, str]] = {}
+        # trial id -> {group id: the trial process whose Train run made it}
+        self._groups: dict[str, dict[str, ActorHandle]] = {}
         self._next_check = 0.0
 
     def __getstate__(self) -> dict:
@@ -82,7 +100,7 @@ class ReleaseStoppedTrialGroups(Callback):
         pg_id = result.get(PLACEMENT_GROUP_KEY)
         actor = trial.temporary_state.ray_actor
         if pg_id and actor is not None:
-            self._groups.setdefault(trial.trial_id, {})[pg_id] = actor._actor_id.hex()
+            self._groups.setdefault(trial.trial_id, {})[pg_id] = actor
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
         now = time.monotonic()
@@ -99,17 +117,19 @@ class ReleaseStoppedTrialGroups(Callback):
     def _release(self, trials: list[Trial]) -> bool:
         """Release what can be; True while groups of exited-or-exiting trials remain."""
         current = {
-            t.trial_id: t.temporary_state.ray_actor._actor_id.hex()
+            t.trial_id: t.temporary_state.ray_actor
             for t in trials
             if t.status == Trial.RUNNING and t.temporary_state.ray_actor is not None
         }
         waiting = False
         for trial_id, groups in list(self._groups.items()):
-            for pg_id, actor_id in list(groups.items()):
-                if current.get(trial_id) == actor_id:
+            for pg_id, actor in list(groups.items()):
+                if current.get(trial_id) == actor:
                     continue  # the trial's running Train run holds it
-                gone = actor_is_gone(actor_id)
-                if not gone:
+                if is_removed(pg_id):  # its Train run ended and removed it (or Ray's cleaner)
+                    del groups[pg_id]
+                    continue
+                if not actor_is_gone(actor):
                     waiting = True
                     continue
                 del groups[pg_id]

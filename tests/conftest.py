@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def ray_cluster():
     ray.shutdown()
 
 
-PLACEMENT_GROUP_DEADLINE_S = 90
+PLACEMENT_GROUP_DEADLINE_S = 60
 
 
 def _live_placement_groups(ray) -> set[str]:
@@ -153,7 +154,11 @@ def _no_leaked_placement_groups(request: pytest.FixtureRequest):
     }
     for pg_id in leaked:  # free them, so that one leak fails one test and not the session
         remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(pg_id))))
-    assert not leaked, f"placement groups left behind after {PLACEMENT_GROUP_DEADLINE_S} s: {left}"
+    message = f"placement groups left behind after {PLACEMENT_GROUP_DEADLINE_S} s: {left}"
+    if leaked and request.node.get_closest_marker("known_group_leak"):
+        warnings.warn(message, stacklevel=1)  # shown in the run's summary, see the marker's test
+        return
+    assert not leaked, message
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -137,8 +137,7 @@ def _no_leaked_placement_groups(request: pytest.FixtureRequest):
     yield
     if "ray_cluster" not in request.fixturenames:
         return
-    from ray._raylet import PlacementGroupID
-    from ray.util.placement_group import PlacementGroup, remove_placement_group
+    from sislab.orchestrator.placement_groups import release_placement_group
 
     ray = request.getfixturevalue("ray_cluster")
     # Ray removes a finished trial's groups asynchronously (Train's cleaner, through the
@@ -153,7 +152,7 @@ def _no_leaked_placement_groups(request: pytest.FixtureRequest):
         for pg_id in leaked
     }
     for pg_id in leaked:  # free them, so that one leak fails one test and not the session
-        remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(pg_id))))
+        release_placement_group(pg_id)
     message = f"placement groups left behind after {PLACEMENT_GROUP_DEADLINE_S} s: {left}"
     if leaked and request.node.get_closest_marker("known_group_leak"):
         warnings.warn(message, stacklevel=1)  # shown in the run's summary, see the marker's test

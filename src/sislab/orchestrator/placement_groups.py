@@ -48,9 +48,8 @@ def is_removed(pg_id: str) -> bool:
 
 
 def release_placement_group(pg_id: str) -> bool:
-    """Remove the group ``pg_id`` unless Ray already did; True when this call removed it."""
-    if is_removed(pg_id):
-        return False
+    """Remove the group ``pg_id`` (callers ask :func:`is_removed` first); False when Ray
+    refused, the group having gone meanwhile."""
     try:
         remove_placement_group(_group(pg_id))
     except Exception:  # removed meanwhile (by its controller or Train's cleaner)

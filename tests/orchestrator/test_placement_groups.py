@@ -1,58 +1,51 @@
-"""The Tune driver frees the placement groups of every trial whose process has exited."""
+"""The sweep's driver frees the placement groups whose creating actor (a Train controller) died."""
 
 from __future__ import annotations
 
-import ray
-from ray.tune.experiment import Trial
-from ray.util.placement_group import placement_group, placement_group_table
+import time
 
-from sislab.orchestrator.placement_groups import ReleaseStoppedTrialGroups
-from sislab.trainers.worker import PLACEMENT_GROUP_KEY
+import ray
+from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+
+from sislab.orchestrator.placement_groups import ReleaseOrphanedGroups, orphaned_groups
 
 
 @ray.remote(num_cpus=0)
-class _TrialProcess:
-    """Stands for a Tune trial's actor (whose death takes its Train controller along)."""
+class _Controller:
+    """Stands for a Train controller: it creates its workers' group."""
+
+    def make_group(self) -> str:
+        group = placement_group([{"CPU": 0.01}])
+        group.wait(timeout_seconds=60)
+        return group.id.hex()
 
 
-def _trial(trial_id: str) -> Trial:
-    trial = Trial("sislab", trial_id=trial_id, stub=True)  # stub: no registered trainable
-    trial.temporary_state.ray_actor = _TrialProcess.remote()
-    trial.set_status(Trial.RUNNING)
-    return trial
+def _state(pg_id: str) -> str:
+    return placement_group_table()[pg_id]["state"]
 
 
-def _group():
-    group = placement_group([{"CPU": 0.01}])
-    group.wait(timeout_seconds=60)
-    return group
+def test_a_group_is_removed_once_its_creator_dies_and_not_before(ray_cluster) -> None:
+    living, stopped = _Controller.remote(), _Controller.remote()
+    living_group, stopped_group = ray.get([living.make_group.remote(), stopped.make_group.remote()])
+    tunes_own = placement_group([{"CPU": 0.01}])  # made by the driver, as Tune's trial groups are
+    tunes_own.wait(timeout_seconds=60)
+    callback = ReleaseOrphanedGroups()
 
+    # Its controller lives: removing the group would only make it start a new worker group.
+    callback.on_step_end(1, [])
+    assert _state(stopped_group) == "CREATED"
 
-def _state(group) -> str:
-    return placement_group_table(group)["state"]
+    ray.kill(stopped)  # Tune stopped the trial: its process, and the controller, are gone
+    job = ray.get_runtime_context().get_job_id()
+    deadline = time.monotonic() + 60
+    while stopped_group not in orphaned_groups(job) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the GCS has processed the death
+    assert orphaned_groups(job) == [stopped_group]
+    ReleaseOrphanedGroups().on_step_end(2, [])  # a new callback checks at once
+    assert _state(stopped_group) == "REMOVED" and _state(living_group) == "CREATED"
 
-
-def test_a_group_is_removed_once_its_trial_process_exits_and_not_before(ray_cluster) -> None:
-    running, halted = _trial("running"), _trial("halted")
-    trials = [running, halted]
-    groups = {"running": _group(), "halted": _group()}
-    callback = ReleaseStoppedTrialGroups()
-    for trial in trials:
-        result = {"epoch": 1, PLACEMENT_GROUP_KEY: groups[trial.trial_id].id.hex()}
-        callback.on_trial_result(1, trials, trial, result)
-
-    # Paused, but its process (and so its Train controller) still lives: removing the group
-    # now would only make the controller start a new worker group.
-    halted.set_status(Trial.PAUSED)
-    callback.on_step_end(2, trials)
-    assert _state(groups["halted"]) == "CREATED"
-
-    ray.kill(halted.temporary_state.ray_actor)
-    callback.on_experiment_end(trials)  # waits (bounded) for the process to be gone
-    assert _state(groups["halted"]) == "REMOVED"
-    assert _state(groups["running"]) == "CREATED"  # its trial still runs in that process
-
-    running.set_status(Trial.TERMINATED)
-    ray.kill(running.temporary_state.ray_actor)
-    callback.on_experiment_end(trials)
-    assert _state(groups["running"]) == "REMOVED"
+    ray.kill(living)
+    callback.on_experiment_end([])  # waits (bounded) until no actor-made group is left
+    assert _state(living_group) == "REMOVED"
+    assert _state(tunes_own.id.hex()) == "CREATED"
+    remove_placement_group(tunes_own)

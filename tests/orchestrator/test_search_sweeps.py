@@ -1,10 +1,11 @@
-"""Sweeps on the session's Ray with a stand-in Train worker: ASHA and multi-objective TPE.
+"""Sweeps on the session's Ray with a stand-in trial: ASHA and multi-objective TPE.
 
-The worker reports a loss fixed by the trial's learning rate (no model is trained), so what the
-scheduler and searcher do is deterministic and the sweeps take seconds per trial. Workers ask
-for 0.1 CPU: with several Ray instances on one machine (other test sessions), Ray Train V2's
-PlacementGroupCleaner fails ("Found multiple active Ray instances") and each finished Train run
-keeps its placement group, so a larger request would starve later trials.
+Each trial reports a loss fixed by its learning rate (no model is trained), so what the
+scheduler and searcher do is deterministic. The stand-in replaces the trial's Ray Train run
+(``run_sweep(trial_fn=...)``, as ``sislab bench orchestration`` does): what is tested is sislab's
+Tune side (spec, search space, searcher, scheduler, results, Pareto front); Train runs that Tune
+stops or pauses are the PBT test's and the chaos test's, and a Train run's start-up (four more
+processes) would only make these sweeps several times slower.
 """
 
 from __future__ import annotations
@@ -33,15 +34,17 @@ search:
 """
 
 
-def _stand_in_worker(config: dict) -> None:
+def _stand_in_trial(overrides: dict, context) -> None:
     # Loss grows with lr_g; "generator params" grow with ngf: two conflicting objectives.
-    import ray.train
+    import ray.tune
 
-    spec = config["spec"]
-    lr, ngf = spec["train"]["lr_g"], spec["model"]["ngf"]
-    for epoch in range(1, spec["train"]["epochs"] + 1):
+    from sislab.orchestrator.trial import trial_spec_of
+
+    spec = trial_spec_of(context.spec_data, overrides)
+    lr, ngf = spec.train.lr_g, spec.model.ngf
+    for epoch in range(1, spec.train.epochs + 1):
         loss = lr * 1e4 + 1.0 / epoch - ngf * 0.01
-        ray.train.report(
+        ray.tune.report(
             {"epoch": float(epoch), "train/loss_g": loss, "model/generator_params": float(ngf)}
         )
 
@@ -52,7 +55,7 @@ def _sweep(tmp_path: Path, text: str):
     spec = load_spec(path)
     run_dir = RunDir.create(tmp_path, spec.name, tmp_path / "run")
     outcome = run_sweep(
-        spec, path, run_dir=run_dir, console=Console(quiet=True), worker_fn=_stand_in_worker
+        spec, path, run_dir=run_dir, console=Console(quiet=True), trial_fn=_stand_in_trial
     )
     return outcome
 

@@ -56,3 +56,24 @@ def test_a_trial_switched_to_oasis_keeps_the_defaults_on_synthetic_data() -> Non
     base = Spec.model_validate({"name": "s", "dataset": SYNTHETIC_64})
     spec = trial_spec_of(switch_method(base.model_dump(mode="json"), "oasis"), {})
     assert (spec.model.preset, spec.model.labelmix_weight) == (None, 10.0)
+
+
+@pytest.mark.parametrize("with_datasets", [False, True])
+def test_no_cleaner_actor_and_ray_data_only_with_datasets(with_datasets: bool) -> None:
+    import ray.data
+    from ray.train import ScalingConfig
+    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
+    from ray.train.v2._internal.callbacks.placement_group_callback import (
+        PlacementGroupCleanerCallback,
+    )
+
+    from sislab.orchestrator.trial import TrialTrainer
+
+    datasets = {"train": ray.data.range(2)} if with_datasets else None
+    trainer = TrialTrainer(
+        lambda: None, scaling_config=ScalingConfig(num_workers=1), datasets=datasets
+    )
+    kinds = [type(cb) for cb in trainer._create_default_callbacks()]
+    assert (DatasetsCallback in kinds) == with_datasets
+    # The sweep's driver frees orphaned groups (tests/orchestrator/test_placement_groups.py).
+    assert PlacementGroupCleanerCallback not in kinds

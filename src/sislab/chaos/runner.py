@@ -289,7 +289,7 @@ def run_chaos(
             seed, worker_kills=worker_kills, test_servers=test_servers, outage_s=outage_s
         )
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=True, log_to_driver=False)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
         gcs = ray.get_runtime_context().gcs_address
         sweep_root = run_root / "run"
         sweep = _Sweep(spec_path, sweep_root, gcs, run_root / "sweep.log")

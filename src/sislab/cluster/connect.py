@@ -61,10 +61,10 @@ def connect(address: str | None, log_file: Path, num_cpus: int | None = None) ->
                 "given --address (pass --address auto to join that cluster)",
                 os.environ[RAY_ADDRESS_ENV],
             )
-        # With the dashboard: Ray Train's PlacementGroupCleaner asks its state API whether a
-        # trial's Train controller is alive. Without it, every trial that Tune stops (ASHA) or
-        # pauses (PBT) keeps its workers' placement group, and its CPUs, until the sweep ends.
-        _init(address="local", num_cpus=num_cpus, include_dashboard=True)
+        # No dashboard (a head process and a dozen module processes): nothing sislab runs
+        # needs it; the placement groups of stopped trials are freed through the GCS
+        # (``orchestrator.placement_groups``), not through its state API.
+        _init(address="local", num_cpus=num_cpus, include_dashboard=False)
         return
     # Ray's own connect retries a dead address for minutes, printing "Failed to connect to GCS"
     # (issue 20 item 7): check first, naming the address and where it came from.

@@ -1,14 +1,16 @@
-"""Freeing the placement group of every trial that Tune stopped, paused or lost.
+"""Freeing the placement groups whose creating actor has died: the orphans of stopped trials.
 
-A trial's Train controller owns its workers' placement group, but Ray scopes the group to the
-job: when Tune kills a trial's process (ASHA stops it, PBT pauses it) the controller dies and
-the group lives on, holding its CPUs/GPUs until the sweep's driver exits. Ray Train's own
-``PlacementGroupCleaner`` covers most of these deaths, not all: it learns of a group only after
-the worker group has started and is stopped when the controller aborts, and on a loaded machine
-a group was left behind now and then (a CI run: the PBT test; here: the ASHA test). In a long
-sweep each is capacity no later trial gets. Rank 0 reports its group's id with each result
-(``trainers.worker.PLACEMENT_GROUP_KEY``); this callback, on the Tune driver, removes the groups
-of each trial whose process has exited (paused, stopped, failed or restarted).
+A trial's Train controller creates its workers' placement group, but Ray scopes a group to the
+job, not to the actor that made it: when Tune kills a trial's process (ASHA stops it, PBT pauses
+it, a node or an OOM kill takes it) the controller dies with it and the group lives on, holding
+its CPUs/GPUs until the sweep's driver exits. Ray Train starts a ``PlacementGroupCleaner`` actor
+per run for this, which watches its controller through the dashboard's state API; it learns of
+a group only once the worker group has started, it left groups behind now and then on a loaded
+machine (a CI run: the PBT test; here: the ASHA test), and it is one more process per trial.
+``orchestrator.trial.TrialTrainer`` leaves it out; instead, the sweep's driver asks the GCS once
+a second for the groups of its own job whose creating actor is dead, and removes them: every
+orphan, whenever its controller died, with no process per trial and no dashboard. Tune's own
+trial groups are created by the driver, not by an actor, and stay Tune's to manage.
 """
 
 from __future__ import annotations
@@ -17,23 +19,23 @@ import logging
 import time
 
 import ray
-from ray.actor import ActorHandle
-from ray.exceptions import RayActorError
+from ray.core.generated import gcs_pb2
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
-from sislab.trainers.worker import PLACEMENT_GROUP_KEY
-
 logger = logging.getLogger(__name__)
 
-# How often the processes of stopped trials are asked whether they are gone.
+# How often the driver looks for orphaned groups.
 CHECK_EVERY_S = 1.0
-# How long the end of a sweep waits for the last trials' processes to exit.
+# How long the end of a sweep waits for the last Train runs to hand back their groups.
 END_WAIT_S = 15.0
-# How long one liveness question may take: a trial process busy in Tune's `train` call answers
-# only after it, and counts as alive.
-ANSWER_WAIT_S = 0.2
+_NO_ACTOR = "f" * 32  # the creator id of a group a driver made
+
+
+def _job_id() -> str:
+    # Asked each time, not kept: `sislab resume` unpickles this callback into a new job.
+    return ray.get_runtime_context().get_job_id()
 
 
 def _group(pg_id: str) -> PlacementGroup:
@@ -42,98 +44,69 @@ def _group(pg_id: str) -> PlacementGroup:
     return PlacementGroup(PlacementGroupID.from_hex(pg_id))
 
 
-def is_removed(pg_id: str) -> bool:
-    """Whether Ray has removed the group (or never heard of it)."""
-    return ray.util.placement_group_table(_group(pg_id)).get("state", "REMOVED") == "REMOVED"
+def _actor_made_groups(job_id: str) -> list[gcs_pb2.PlacementGroupTableData]:
+    """The job's live groups that an actor created, straight from the GCS's table.
+
+    ``ray.util.placement_group_table`` leaves out who created a group and whether that actor
+    is dead; the GCS keeps both (it removes a group itself only once its job is dead too).
+    """
+    accessor = ray._private.state.state._connect_and_get_accessor()
+    groups = (gcs_pb2.PlacementGroupTableData.FromString(raw)
+              for raw in accessor.get_placement_group_table())  # fmt: skip
+    return [
+        g
+        for g in groups
+        if g.state != gcs_pb2.PlacementGroupTableData.REMOVED
+        and not g.is_detached
+        and g.creator_job_id.hex() == job_id
+        and g.creator_actor_id.hex() != _NO_ACTOR
+    ]
+
+
+def orphaned_groups(job_id: str) -> list[str]:
+    """Hex ids of the job's live groups whose creating actor has died."""
+    return [g.placement_group_id.hex() for g in _actor_made_groups(job_id) if g.creator_actor_dead]
 
 
 def release_placement_group(pg_id: str) -> bool:
-    """Remove the group ``pg_id`` (callers ask :func:`is_removed` first); False when Ray
-    refused, the group having gone meanwhile."""
+    """Remove the group ``pg_id``; False when Ray refused, the group having gone meanwhile."""
     try:
         remove_placement_group(_group(pg_id))
-    except Exception:  # removed meanwhile (by its controller or Train's cleaner)
+    except Exception:  # removed meanwhile (by its controller)
         logger.debug("placement group %s was already gone", pg_id, exc_info=True)
         return False
     return True
 
 
-def actor_is_gone(actor: ActorHandle) -> bool:
-    """Whether the actor's process has exited: a call on a dead actor fails at once.
-
-    Asked through the actor's handle, not the dashboard's state API, which answered in seconds
-    or not at all with both cores of a 2-core machine busy.
-    """
-    ref = actor.__ray_ready__.remote()
-    ready, _ = ray.wait([ref], timeout=ANSWER_WAIT_S)
-    if not ready:
-        return False
-    try:
-        ray.get(ready[0])
-    except RayActorError:
-        return True
-    return False
+def release_orphaned_groups(job_id: str) -> int:
+    """Remove every orphaned group of the job; returns how many were removed."""
+    released = sum(release_placement_group(pg_id) for pg_id in orphaned_groups(job_id))
+    if released:
+        logger.info("freed %d placement group(s) of stopped trials", released)
+    return released
 
 
-class ReleaseStoppedTrialGroups(Callback):
-    """Tune callback: remove a trial's placement groups once the trial's process is gone.
+class ReleaseOrphanedGroups(Callback):
+    """Tune callback: once a second, remove the groups whose Train controller has died.
 
-    Only then: the Train controller dies with the trial's process, and a group removed while
-    its controller still lives would only make it start a new worker group, in a new group.
+    A group whose controller lives is never touched: the controller removes it when its run
+    ends, and removing it earlier would only make the controller start a new worker group.
     """
 
     def __init__(self) -> None:
-        # trial id -> {group id: the trial process whose Train run made it}
-        self._groups: dict[str, dict[str, ActorHandle]] = {}
         self._next_check = 0.0
-
-    def __getstate__(self) -> dict:
-        # Tune pickles its callbacks into the experiment state. `sislab resume` starts from an
-        # empty record: the groups of the killed driver's trials went with its job.
-        return {}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        pg_id = result.get(PLACEMENT_GROUP_KEY)
-        actor = trial.temporary_state.ray_actor
-        if pg_id and actor is not None:
-            self._groups.setdefault(trial.trial_id, {})[pg_id] = actor
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
         now = time.monotonic()
-        if not self._groups or now < self._next_check:
-            return
-        self._next_check = now + CHECK_EVERY_S
-        self._release(trials)
+        if now >= self._next_check:
+            self._next_check = now + CHECK_EVERY_S
+            release_orphaned_groups(_job_id())
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
+        """Wait (bounded) until the last trials' groups are removed or orphaned and freed."""
         deadline = time.monotonic() + END_WAIT_S
-        while self._release(trials) and time.monotonic() < deadline:
+        while True:
+            release_orphaned_groups(_job_id())
+            if not _actor_made_groups(_job_id()) or time.monotonic() > deadline:
+                return
             time.sleep(0.2)
-
-    def _release(self, trials: list[Trial]) -> bool:
-        """Release what can be; True while groups of exited-or-exiting trials remain."""
-        current = {
-            t.trial_id: t.temporary_state.ray_actor
-            for t in trials
-            if t.status == Trial.RUNNING and t.temporary_state.ray_actor is not None
-        }
-        waiting = False
-        for trial_id, groups in list(self._groups.items()):
-            for pg_id, actor in list(groups.items()):
-                if current.get(trial_id) == actor:
-                    continue  # the trial's running Train run holds it
-                if is_removed(pg_id):  # its Train run ended and removed it (or Ray's cleaner)
-                    del groups[pg_id]
-                    continue
-                if not actor_is_gone(actor):
-                    waiting = True
-                    continue
-                del groups[pg_id]
-                if release_placement_group(pg_id):
-                    logger.info("freed the placement group of stopped trial %s", trial_id)
-            if not groups:
-                del self._groups[trial_id]
-        return waiting

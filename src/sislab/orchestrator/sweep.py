@@ -32,7 +32,7 @@ from sislab.orchestrator import tracking
 from sislab.orchestrator.credentials import stop_tune_credential_propagation
 from sislab.orchestrator.live_view import LiveView
 from sislab.orchestrator.mlflow_store import prepare_sqlite_store
-from sislab.orchestrator.placement_groups import ReleaseStoppedTrialGroups
+from sislab.orchestrator.placement_groups import ReleaseOrphanedGroups
 from sislab.orchestrator.preflight import check_cluster_resources
 from sislab.orchestrator.resource_wait import ResourceWait
 from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
@@ -267,7 +267,7 @@ def run_sweep(
             callbacks=[
                 view,
                 ResourceWait(spec, console),
-                ReleaseStoppedTrialGroups(),
+                ReleaseOrphanedGroups(),
                 tracking.TrialRunStatus(
                     state.tracking_uri, state.experiment_id, state.parent_run_id
                 ),

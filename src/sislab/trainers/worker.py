@@ -33,10 +33,6 @@ from sislab.trainers.tune_decisions import wait_for_decision
 
 logger = logging.getLogger(__name__)
 
-# The result key under which rank 0 reports the hex id of its worker group's placement group
-# (``orchestrator.placement_groups`` frees it when Tune stops the trial).
-PLACEMENT_GROUP_KEY = "placement_group"
-
 
 class TrialPayload(BaseModel):
     """What the trial driver hands to every worker (``train_loop_config``).
@@ -85,9 +81,6 @@ class RayContext:
         checkpoint = (
             ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         )
-        if self.is_main:  # for the driver, which frees the group when Tune stops this trial
-            pg_id = ray.get_runtime_context().get_placement_group_id()
-            metrics = {**metrics, PLACEMENT_GROUP_KEY: pg_id}
         ray.train.report(metrics, checkpoint=checkpoint)
         if self.is_main:
             wait_for_decision(int(metrics.get("epoch", 0)))

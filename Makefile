@@ -27,7 +27,7 @@ screenshots: $(STAMP)
 
 # Two pytest-xdist workers: the Ray tests in one (tests/conftest.py groups them), the rest beside,
 # in the order tests/conftest.py sorts them.
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
 test: $(STAMP)
 	$(PYTEST)

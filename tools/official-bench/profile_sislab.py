@@ -41,7 +41,7 @@ def main() -> int:
     from sislab.models.losses.perceptual import vgg19_features
     from sislab.models.registry import get_method
     from sislab.spec.models import LossesSpec, TrainSpec
-    from sislab.trainers.bench import _synthetic_batch
+    from sislab.trainers.bench import synthetic_batch
     from sislab.trainers.build import PROCEDURES
     from sislab.trainers.procedures.base import ProcedureRuntime
 
@@ -55,7 +55,7 @@ def main() -> int:
     runtime = ProcedureRuntime(torch.device("cpu"), 1, lambda m: m, vgg)
     torch.manual_seed(0)
     procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
-    batch = _synthetic_batch(geometry, 1, torch.device("cpu"))
+    batch = synthetic_batch(geometry, 1, torch.device("cpu"))
     for _ in range(args.warmup):
         procedure.train_step(batch)
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -87,3 +87,22 @@ def test_vector_concat_conv_is_the_sum_of_its_kernels_over_features_and_vectors(
     expected = F.conv2d(torch.cat([x, vectors], dim=1), summed_kernel, padding=1)
     torch.testing.assert_close(conv(x, vectors), expected)
     assert sum(p.numel() for p in conv.parameters()) == 3 * (4 + 3) * 5 * 9
+
+
+def test_the_candidate_mix_equals_the_previous_einsum_forward_and_backward() -> None:
+    # The mix was an einsum (a permuted copy and B*H*W tiny matmuls on CPU); now n fused
+    # multiply-adds: same values and gradients.
+    torch.manual_seed(0)
+    scc = SemanticConditionalConv2d(5, 6, num_candidates=3, use_spectral_norm=False)
+    x = torch.randn(2, 5, 8, 8, requires_grad=True)
+    vectors = torch.softmax(torch.randn(2, 3, 8, 8), dim=1).requires_grad_()
+    upstream = torch.randn(2, 6, 8, 8)
+
+    def grads(out: torch.Tensor) -> list[torch.Tensor]:
+        return torch.autograd.grad((out * upstream).sum(), [x, vectors, scc.candidate_weight])
+
+    now = scc(x, vectors)
+    before = torch.einsum("bnchw,bnhw->bchw", scc.candidate_outputs(x), vectors)
+    torch.testing.assert_close(now, before)
+    for a, b in zip(grads(now), grads(before), strict=True):
+        torch.testing.assert_close(a, b)

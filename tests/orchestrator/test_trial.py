@@ -60,7 +60,7 @@ def test_a_trial_switched_to_oasis_keeps_the_defaults_on_synthetic_data() -> Non
 
 @pytest.mark.parametrize("with_datasets", [False, True])
 def test_no_cleaner_actor_and_ray_data_only_with_datasets(with_datasets: bool) -> None:
-    import ray.data
+    import ray
     from ray.train import ScalingConfig
     from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
     from ray.train.v2._internal.callbacks.placement_group_callback import (
@@ -69,7 +69,8 @@ def test_no_cleaner_actor_and_ray_data_only_with_datasets(with_datasets: bool) -
 
     from sislab.orchestrator.trial import TrialTrainer
 
-    datasets = {"train": ray.data.range(2)} if with_datasets else None
+    # A dataset factory (Ray calls it only when the run starts): no Ray Data, no Ray needed.
+    datasets = {"train": lambda: None} if with_datasets else None
     trainer = TrialTrainer(
         lambda: None, scaling_config=ScalingConfig(num_workers=1), datasets=datasets
     )
@@ -77,3 +78,4 @@ def test_no_cleaner_actor_and_ray_data_only_with_datasets(with_datasets: bool) -
     assert (DatasetsCallback in kinds) == with_datasets
     # The sweep's driver frees orphaned groups (tests/orchestrator/test_placement_groups.py).
     assert PlacementGroupCleanerCallback not in kinds
+    assert not ray.is_initialized()

@@ -49,3 +49,18 @@ def test_a_group_is_removed_once_its_creator_dies_and_not_before(ray_cluster) ->
     assert _state(living_group) == "REMOVED"
     assert _state(tunes_own.id.hex()) == "CREATED"
     remove_placement_group(tunes_own)
+
+
+def test_the_end_of_a_sweep_removes_a_group_whose_creator_outlived_it(
+    ray_cluster, monkeypatch, caplog
+) -> None:
+    from sislab.orchestrator import placement_groups
+
+    monkeypatch.setattr(placement_groups, "END_WAIT_S", 0.5)
+    lingering = _Controller.remote()
+    group = ray.get(lingering.make_group.remote())
+    ReleaseOrphanedGroups().on_experiment_end([])
+    # Every trial has ended: nothing of the sweep needs the group, whoever made it.
+    assert _state(group) == "REMOVED"
+    assert f"still held 0 s after the sweep's last trial: {group}" in caplog.text
+    ray.kill(lingering)

@@ -103,10 +103,23 @@ class ReleaseOrphanedGroups(Callback):
             release_orphaned_groups(_job_id())
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
-        """Wait (bounded) until the last trials' groups are removed or orphaned and freed."""
+        """Wait (bounded) until the last trials' groups are removed or orphaned and freed; then
+        remove what is still held: every trial has ended, so no run of the sweep needs it."""
         deadline = time.monotonic() + END_WAIT_S
         while True:
             release_orphaned_groups(_job_id())
-            if not _actor_made_groups(_job_id()) or time.monotonic() > deadline:
+            left = _actor_made_groups(_job_id())
+            if not left:
                 return
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.2)
+        # Seen once in a whole test suite, after a PBT sweep: a group whose creating controller
+        # was still reported alive 75 s after Tune had stopped its trial.
+        ids = [g.placement_group_id.hex() for g in left]
+        logger.warning(
+            "removing %d placement group(s) still held %.0f s after the sweep's last trial: %s",
+            len(ids), END_WAIT_S, ", ".join(ids),
+        )  # fmt: skip
+        for pg_id in ids:
+            release_placement_group(pg_id)

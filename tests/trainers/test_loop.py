@@ -50,10 +50,20 @@ def test_loop_trains_logs_and_checkpoints(tmp_path: Path) -> None:
     tracker = MemoryTracker()
     state, ctx, procedure, notes = _run(SPEC, tmp_path, tracker)
     assert (state.epoch, state.iteration, state.images_seen) == (2, 4, 8)
-    assert [step for step, _ in tracker.metrics] == [1, 2, 3, 4]
-    for _, metrics in tracker.metrics:
+    losses = [(step, m) for step, m in tracker.metrics if "train/loss_g" in m]
+    assert [step for step, _ in losses] == [1, 2, 3, 4]
+    for _, metrics in losses:
         assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
         assert {"train/loss_g", "train/loss_d", "train/g_gan", "train/d_real"} <= set(metrics)
+    # Each epoch's timing, once, at its last iteration: the first iteration (its batch wait
+    # included) and the steady state, the part of each spent waiting for data.
+    timings = [(step, m) for step, m in tracker.metrics if "system/first_iter_s" in m]
+    assert [step for step, _ in timings] == [2, 4]
+    for _, m in timings:
+        assert set(m) == {"system/first_iter_s", "system/iter_s", "system/first_batch_wait_s",
+                          "system/batch_wait_s"}  # fmt: skip
+        assert 0 <= m["system/first_batch_wait_s"] < m["system/first_iter_s"]
+        assert 0 <= m["system/batch_wait_s"] < m["system/iter_s"]
     # One report per epoch, each with the epoch's mean losses; a checkpoint at every epoch.
     assert [r["epoch"] for r in ctx.reports] == [1.0, 2.0]
     assert len(list(tmp_path.glob("checkpoint_*"))) == 2
@@ -98,7 +108,7 @@ def test_resume_continues_from_saved_iteration(tmp_path: Path) -> None:
     procedure2.load_state_dict = spy
     state = run_training(cfg, ctx=ctx, source=source, tracker=resumed_tracker, procedure=procedure2)
     assert all(torch.equal(saved[k], restored[k]) for k in saved)
-    steps = [step for step, _ in resumed_tracker.metrics]
+    steps = [step for step, m in resumed_tracker.metrics if "system/first_iter_s" not in m]
     assert steps[0] == 2  # the resume marker at the saved iteration
     assert resumed_tracker.metrics[0][1]["train/resumed_from_iteration"] == 2
     assert steps[1:] == [3, 4, 5, 6]

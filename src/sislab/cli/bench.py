@@ -1,9 +1,10 @@
-"""``sislab bench orchestration|train``: measurements printed with their baselines."""
+"""``sislab bench orchestration|train|trial``: measurements printed with their baselines."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -52,6 +53,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.set_defaults(handler=_train)
+    trial = sub.add_parser(
+        "trial",
+        help="a trial's s/iter (steady state and each epoch's first iteration) against the bare "
+        "step of its configuration",
+        description="Times the bare training step of the spec's configuration in this process "
+        "(as bench train and estimate), then runs the spec as `sislab run` does (local Ray, one "
+        "trial) and reads the per-epoch timings its loop logged (system/first_iter_s, "
+        "system/iter_s). The spec must hold one configuration.",
+    )  # fmt: skip
+    trial.add_argument("spec", help="YAML spec file of one configuration")
+    trial.add_argument("--iters", type=int, default=5, help="timed bare iterations")
+    trial.add_argument("--warmup", type=int, default=2, help="untimed bare iterations first")
+    trial.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    trial.add_argument(
+        "--runs-root", type=Path, default=Path("runs"), help="parent of the trial's run folder"
+    )
+    trial.add_argument("--json", action="store_true", help="print one JSON object")
+    trial.set_defaults(handler=_trial)
 
 
 def _model_config(method: str, pairs: list[str]):
@@ -140,3 +159,43 @@ def _train(args: argparse.Namespace) -> int:
             f"over 10k iterations {result.compile_s / 1e4 * 1e3:.2f} ms/iter"
         )
     return 0
+
+
+def _trial(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from sislab.orchestrator.bench_trial import bench_trial
+    from sislab.orchestrator.preflight import check_before_run
+    from sislab.spec.loader import load_spec
+
+    spec_path = Path(args.spec).resolve()
+    spec = check_before_run(load_spec(spec_path), spec_path, num_cpus=args.num_cpus)
+    result = bench_trial(
+        spec, spec_path, args.runs_root, iters=args.iters, warmup=args.warmup,
+        num_cpus=args.num_cpus,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({**asdict(result), **result.ratios()}, default=str))
+        return 0
+    print(f"{result.label}; trial {result.trial_status}; run folder {result.run_dir}")
+    print(f"bare step (bench train's path, this process): {result.bare_iter_s:.3f} s/iter")
+    print("epoch  first iteration s (batch wait)  steady s/iter (batch wait, median)")
+    for e in result.epochs:
+        first_wait = "-" if e.first_batch_wait_s is None else f"{e.first_batch_wait_s:.3f}"
+        steady = "-" if e.iter_s is None else f"{e.iter_s:.3f}"
+        wait = "-" if e.batch_wait_s is None else f"{e.batch_wait_s:.3f}"
+        print(f"{e.epoch:>5}  {e.first_iter_s:>17.3f} ({first_wait:>6})  {steady:>13} ({wait})")
+    ratios = result.ratios()
+    if "steady/bare" in ratios:
+        print(
+            f"in-trial steady state / bare step: {ratios['steady/bare']:.3f} "
+            f"({result.steady_iter_s:.3f} / {result.bare_iter_s:.3f} s/iter, medians)"
+        )
+    if "first/steady" in ratios:
+        print(
+            f"epoch's first iteration / steady state: {ratios['first/steady']:.3f} "
+            f"({result.first_iter_s:.3f} / {result.steady_iter_s:.3f} s, medians over epochs)"
+        )
+    for note in result.notes:
+        print("note:", note)
+    return 0 if result.epochs else 1

@@ -130,6 +130,7 @@ def iter_epoch_batches(
     shuffle_buffer: int = 256,
     drop_last: bool = True,
     num_batches: int | None = None,
+    rank: int | None = None,
 ) -> EpochBatches:
     """Batches of one epoch on a Train worker.
 
@@ -141,13 +142,15 @@ def iter_epoch_batches(
         shuffle_buffer: Rows of the local shuffle buffer (0: no shuffle, e.g. for evaluation).
         drop_last: Drop the last incomplete batch (SPADE: drop_last at train time).
         num_batches: Yield exactly this many batches (all ranks equal even after skipped rows).
+        rank: This worker's rank, for the shuffle seed (None: asked of Ray Train, which answers
+            only on the worker's training thread).
 
     Returns:
         An iterator of ``{"image": float32 (B,3,H,W) in [-1,1], "label": int64 (B,1,H,W),
         "instance": int64 (B,1,H,W) (only when the dataset has instance maps), "key": list[str]}``
         with a ``skipped_rows`` count.
     """
-    rank = _world_rank()
+    rank = _world_rank() if rank is None else rank
     source = shard.iter_batches(
         batch_size=min(batch_size, 64),
         batch_format="numpy",

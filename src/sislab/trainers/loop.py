@@ -30,6 +30,7 @@ from sislab.trainers.checkpoint import (
 from sislab.trainers.context import TrainContext, scratch_dir, sum_over_ranks
 from sislab.trainers.cost import CostMeter
 from sislab.trainers.evaluation import Evaluator, improves
+from sislab.trainers.iteration_clock import IterationClock
 from sislab.trainers.nonfinite import StepGuard
 from sislab.trainers.procedures.base import Procedure
 from sislab.trainers.sample_grid import write_grid
@@ -236,6 +237,7 @@ def _train_epochs(
     logged_lr: dict[
         str, float
     ] = {}  # learning rates are logged when they change, not as flat lines
+    clock = IterationClock()
     while state.epoch < cfg.epochs:
         epoch = state.epoch
         torch.manual_seed(derive_seed(cfg.seed, ctx.rank, epoch))
@@ -243,7 +245,9 @@ def _train_epochs(
         epoch_iters, finite_iters, epoch_start = 0, 0, time.perf_counter()
         window_start, window_iters = epoch_start, 0
         meter.begin("train")  # the epoch's iterations, less the waits for their batches
+        clock.start_epoch()
         for batch in meter.timed_batches(source.batches(epoch)):
+            clock.got_batch()
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
             guard.begin()
             losses = procedure.train_step(batch)
@@ -265,7 +269,10 @@ def _train_epochs(
                 logged_lr.update(rates)
                 tracker.log_metrics(logged, step=state.iteration)
                 window_start, window_iters = time.perf_counter(), 0
+            clock.end_iteration()
         meter.end()
+        if ctx.is_main and (timing := clock.metrics()):
+            tracker.log_metrics(timing, step=state.iteration)
         procedure.end_epoch(epoch + 1)
         state.epoch += 1
         final = state.epoch == cfg.epochs

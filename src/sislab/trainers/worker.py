@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from sislab.datasets.prefetch import EpochPrefetcher
 from sislab.spec.spec import Spec
 from sislab.trainers import build
 from sislab.trainers.checkpoint import CheckpointPointer
@@ -142,6 +143,10 @@ class RayDataSource:
     digest of their keys, ``data/epoch_key_digest`` (``key_digest``), at the epoch's last
     iteration: with them ``sislab chaos`` checks that every epoch saw every row once.
 
+    Batches are made ahead in a background thread, and the next epoch's pipeline starts when
+    this one has produced its last batch (``datasets.prefetch``); the reduction over ranks and
+    the records stay on the training thread.
+
     Args:
         spec: The trial's spec.
         world_size: Number of workers (epoch length = rows // world_size // batch).
@@ -160,26 +165,37 @@ class RayDataSource:
         if spec.train.max_iters_per_epoch is not None:
             self.num_batches = min(self.num_batches, spec.train.max_iters_per_epoch)
         self.skipped_rows = 0
+        # Asked here, on the training thread: Ray Train's context is not the prefetch thread's.
+        self._shard = ray.train.get_dataset_shard("train")
+        self._rank = ray.train.get_context().get_world_rank()
+        self._prefetch = EpochPrefetcher(self._open_epoch, spec.train.epochs)
 
-    def batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+    def _open_epoch(self, epoch: int):
         from sislab.datasets.epochs import iter_epoch_batches
 
-        batches = iter_epoch_batches(
-            ray.train.get_dataset_shard("train"),
+        return iter_epoch_batches(
+            self._shard,
             epoch=epoch,
             batch_size=self.batch_size,
             seed=self.spec.train.seed,
             shuffle_buffer=self.spec.dataset.shuffle_buffer,
             num_batches=self.num_batches,
+            rank=self._rank,
         )
+
+    def batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         self.skipped_rows = 0
         rows = digest = 0
-        for batch in batches:
+        for batch in self._prefetch.epoch(epoch):
             rows += len(batch["key"])
             digest += key_digest(batch["key"])
             yield {k: v for k, v in batch.items() if k != "key"}
-        self.skipped_rows = batches.skipped_rows
+        self.skipped_rows = self._prefetch.opened(epoch).skipped_rows
         self._log_epoch_rows(epoch, rows, digest)
+
+    def close(self) -> None:
+        """Stop making batches ahead (the trial ends)."""
+        self._prefetch.close()
 
     def _log_epoch_rows(self, epoch: int, rows: int, digest: int) -> None:
         import torch.distributed as dist
@@ -426,6 +442,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
             meter=meter,
         )
     finally:
+        if isinstance(source, RayDataSource):
+            source.close()
         if monitor is not None:
             monitor.finish()
         tracker.close()  # MlflowTracker drains its queue (bounded wait)

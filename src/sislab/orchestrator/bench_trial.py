@@ -1,0 +1,158 @@
+"""``sislab bench trial``: a trial's iterations against the bare training step of its configuration.
+
+The bare step is what ``sislab bench train`` and ``sislab estimate`` time: the trial's procedure
+on one batch already in memory, in this process. The trial is the same configuration run by
+``sislab run``'s whole path (local Ray, Tune, a Ray Train worker, the dataset through Ray Data,
+MLflow), whose loop logs each epoch's first iteration and the median of the others
+(``trainers.iteration_clock``). The two are taken in the same run of the command, one after the
+other, on the same machine: what the platform costs a trial is their ratio.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sislab.errors import SpecError
+from sislab.spec.spec import Spec
+
+TIMING_KEYS = (
+    "system/first_iter_s",
+    "system/iter_s",
+    "system/first_batch_wait_s",
+    "system/batch_wait_s",
+)
+
+
+@dataclass(frozen=True)
+class EpochTiming:
+    """One epoch of the trial, in seconds (``batch_wait_s``/``iter_s`` None with one iteration)."""
+
+    epoch: int
+    first_iter_s: float
+    iter_s: float | None
+    first_batch_wait_s: float | None
+    batch_wait_s: float | None
+
+
+@dataclass
+class TrialBench:
+    """Result of ``bench_trial``."""
+
+    label: str
+    bare_iter_s: float
+    epochs: list[EpochTiming]
+    run_dir: Path
+    trial_status: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def steady_iter_s(self) -> float | None:
+        """Median over epochs of each epoch's steady-state s/iter."""
+        values = [e.iter_s for e in self.epochs if e.iter_s is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def first_iter_s(self) -> float | None:
+        """Median over epochs of the epochs' first iterations."""
+        values = [e.first_iter_s for e in self.epochs]
+        return statistics.median(values) if values else None
+
+    def ratios(self) -> dict[str, float]:
+        """``steady/bare`` and ``first/steady`` (each missing when a side is)."""
+        out: dict[str, float] = {}
+        steady, first = self.steady_iter_s, self.first_iter_s
+        if steady is not None:
+            out["steady/bare"] = steady / self.bare_iter_s
+            if first is not None:
+                out["first/steady"] = first / steady
+        return out
+
+
+def single_configuration(spec: Spec) -> Spec:
+    """The one trial configuration of ``spec``.
+
+    Raises:
+        SpecError: The sweep holds configurations of different speeds (method, sizes, widths,
+            batch, switches): the comparison is per configuration.
+    """
+    from sislab.orchestrator.estimate import timing_key, trial_specs
+
+    specs, _ = trial_specs(spec)
+    keys = {timing_key(s) for s in specs}
+    if len(keys) > 1:
+        raise SpecError(
+            f"{spec.name}: the sweep holds {len(keys)} configurations of different speed; "
+            "bench trial compares one trial with the bare step of its configuration",
+            fix="narrow search.space to values that leave the model, image size, batch and "
+            "train switches alone (learning rates, seeds), or write a spec of one configuration",
+        )
+    return specs[0]
+
+
+def epoch_timings(tracking_uri: str, run_id: str) -> list[EpochTiming]:
+    """The per-epoch ``system/*`` timings a trial's loop logged, in step order."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    series = {
+        key: {m.step: m.value for m in client.get_metric_history(run_id, key)}
+        for key in TIMING_KEYS
+    }
+    steps = sorted(series["system/first_iter_s"])
+    return [
+        EpochTiming(
+            epoch=i + 1,
+            first_iter_s=series["system/first_iter_s"][step],
+            iter_s=series["system/iter_s"].get(step),
+            first_batch_wait_s=series["system/first_batch_wait_s"].get(step),
+            batch_wait_s=series["system/batch_wait_s"].get(step),
+        )
+        for i, step in enumerate(steps)
+    ]
+
+
+def bench_trial(
+    spec: Spec,
+    spec_path: Path,
+    runs_root: Path,
+    *,
+    iters: int = 5,
+    warmup: int = 2,
+    num_cpus: int | None = None,
+) -> TrialBench:
+    """Time the bare step of the spec's configuration, then run it as a sweep of one trial.
+
+    Args:
+        spec: The checked spec (``check_before_run``), of one configuration.
+        spec_path: Its file (copied into the run folder, as ``sislab run`` does).
+        runs_root: Parent of the new run folder.
+        iters: Timed bare iterations (their median counts).
+        warmup: Untimed bare iterations first.
+        num_cpus: CPUs of the local Ray (None: all).
+    """
+    from sislab.orchestrator.estimate import _label, time_configuration
+    from sislab.orchestrator.run_dir import RunDir
+    from sislab.orchestrator.summary import trial_summaries
+    from sislab.orchestrator.sweep import run_sweep
+
+    trial = single_configuration(spec)
+    # The bare step first, before Ray and the trial's processes exist on this machine.
+    _, bare_iter_s, _ = time_configuration(trial, iters, warmup)
+    run_dir = RunDir.create(runs_root, f"bench-trial-{spec.name}")
+    outcome = run_sweep(spec, spec_path, run_dir=run_dir, num_cpus=num_cpus)
+    state = outcome.state
+    rows = trial_summaries(state.tracking_uri, state.experiment_id, state.parent_run_id)
+    notes = []
+    if len(rows) != 1:
+        notes.append(f"{len(rows)} trials ran; the first is shown")
+    row = rows[0]
+    return TrialBench(
+        label=_label(trial),
+        bare_iter_s=bare_iter_s,
+        epochs=epoch_timings(state.tracking_uri, row.run_id),
+        run_dir=run_dir.root,
+        trial_status=row.status + (f": {row.error}" if row.error else ""),
+        notes=notes,
+    )

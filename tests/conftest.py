@@ -55,7 +55,11 @@ os.environ["SISLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="sislab-test-cache-")
 # (`--no-loadscope-reorder`), so these two start at once.
 RAY_SCOPE = "ray"
 OWN_HEADS_SCOPE = "ray-heads"
-OWN_HEADS = ("tests/cluster/test_two_nodes.py", "tests/cluster/test_ray_token.py")
+OWN_HEADS = (
+    "tests/cluster/test_two_nodes.py",
+    "tests/cluster/test_ray_token.py",
+    "tests/cluster/test_connect.py",
+)
 TESTS = Path(__file__).resolve().parent
 
 

@@ -200,21 +200,3 @@ def test_models_summary_prints_the_dataset_preset(
     assert summary["preset"] == "cityscapes"
     if method == "scgan":  # the docs' cityscapes preset count (4 norm candidates)
         assert summary["generator_params"] == 58_763_846
-
-
-def test_a_sweep_the_cluster_refuses_leaves_no_running_run(tmp_path: Path, ray_cluster) -> None:
-    from mlflow import MlflowClient
-
-    from sislab.orchestrator.run_dir import RunDir
-    from sislab.orchestrator.sweep import run_sweep
-
-    path = _write(tmp_path, "name: big\ntrain: {batch_size: 64}\nresources:\n  num_workers: 64\n")
-    run_dir = RunDir.create(tmp_path, "big", tmp_path / "run")
-    address = ray_cluster.get_runtime_context().gcs_address
-    with pytest.raises(SpecError, match=r"spec.yaml:4: resources.num_workers: one trial needs"):
-        run_sweep(load_spec(path), path, run_dir=run_dir, address=address)
-    if run_dir.db_path.exists():  # the store may exist; no run in it may be left RUNNING
-        client = MlflowClient(run_dir.default_tracking_uri)
-        experiments = [e.experiment_id for e in client.search_experiments()]
-        running = client.search_runs(experiments, "attributes.status = 'RUNNING'")
-        assert running == []

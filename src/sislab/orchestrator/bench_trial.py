@@ -132,7 +132,7 @@ def bench_trial(
         warmup: Untimed bare iterations first.
         num_cpus: CPUs of the local Ray (None: all).
     """
-    from sislab.orchestrator.estimate import _label, time_configuration
+    from sislab.orchestrator.estimate import configuration_label, time_configuration
     from sislab.orchestrator.run_dir import RunDir
     from sislab.orchestrator.summary import trial_summaries
     from sislab.orchestrator.sweep import run_sweep
@@ -149,7 +149,7 @@ def bench_trial(
         notes.append(f"{len(rows)} trials ran; the first is shown")
     row = rows[0]
     return TrialBench(
-        label=_label(trial),
+        label=configuration_label(trial),
         bare_iter_s=bare_iter_s,
         epochs=epoch_timings(state.tracking_uri, row.run_id),
         run_dir=run_dir.root,

@@ -249,7 +249,8 @@ def time_configuration(spec: Spec, iters: int, warmup: int) -> tuple[float, floa
         torch.set_num_threads(threads)
 
 
-def _label(spec: Spec) -> str:
+def configuration_label(spec: Spec) -> str:
+    """One line naming what a configuration's speed depends on (method, size, batch, precision)."""
     height, width = spec.dataset.image_size
     return (
         f"{spec.method} {height}x{width}, {build.per_worker_batch(spec)}/worker x "
@@ -292,7 +293,7 @@ def estimate_sweep(
         )  # fmt: skip
         configs.append(
             ConfigEstimate(
-                label=_label(first),
+                label=configuration_label(first),
                 trial_wall_s=walls,
                 kind=held.kind,
                 devices=held.devices,

@@ -78,12 +78,19 @@ def release_placement_group(pg_id: str) -> bool:
     return True
 
 
-def release_orphaned_groups(job_id: str) -> int:
-    """Remove every orphaned group of the job; returns how many were removed."""
-    released = sum(release_placement_group(pg_id) for pg_id in orphaned_groups(job_id))
+def release_orphaned_groups(job_id: str) -> list[str]:
+    """Remove every orphaned group of the job (one read of the GCS's table).
+
+    Returns:
+        Hex ids of the job's actor-made groups whose creator was alive: the groups still held.
+    """
+    groups = _actor_made_groups(job_id)
+    released = sum(
+        release_placement_group(g.placement_group_id.hex()) for g in groups if g.creator_actor_dead
+    )
     if released:
         logger.info("freed %d placement group(s) of stopped trials", released)
-    return released
+    return [g.placement_group_id.hex() for g in groups if not g.creator_actor_dead]
 
 
 class ReleaseOrphanedGroups(Callback):
@@ -105,18 +112,13 @@ class ReleaseOrphanedGroups(Callback):
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
         """Wait (bounded) until the last trials' groups are removed or orphaned and freed; then
         remove what is still held: every trial has ended, so no run of the sweep needs it."""
-        deadline = time.monotonic() + END_WAIT_S
-        while True:
-            release_orphaned_groups(_job_id())
-            left = _actor_made_groups(_job_id())
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                break
+        job_id, deadline = _job_id(), time.monotonic() + END_WAIT_S
+        while (ids := release_orphaned_groups(job_id)) and time.monotonic() <= deadline:
             time.sleep(0.2)
+        if not ids:
+            return
         # Seen once in a whole test suite, after a PBT sweep: a group whose creating controller
         # was still reported alive 75 s after Tune had stopped its trial.
-        ids = [g.placement_group_id.hex() for g in left]
         logger.warning(
             "removing %d placement group(s) still held %.0f s after the sweep's last trial: %s",
             len(ids), END_WAIT_S, ", ".join(ids),

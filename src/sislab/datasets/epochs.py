@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sislab.datasets.preprocess import Preprocess, to_model_arrays
+from sislab.datasets.preprocess import Preprocess, normalise_into
 from sislab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,19 @@ class EpochBatches(Iterator[dict]):
 def _collate(rows: list[tuple]) -> dict:
     import torch
 
-    image, label = to_model_arrays(np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]))
+    # Each row (a cropped, flipped view of a Ray Data block) is written once, straight into the
+    # batch arrays in the model's dtype: no stacked uint8 copy in between.
+    h, w = rows[0][2].shape
+    image = np.empty((len(rows), 3, h, w), np.float32)
+    label = np.empty((len(rows), 1, h, w), np.int64)
+    inst = np.empty((len(rows), 1, h, w), np.int64) if rows[0][3] is not None else None
+    for i, (_, img, lab, ins) in enumerate(rows):
+        normalise_into(img, image[i])
+        label[i, 0] = lab
+        if inst is not None:
+            inst[i, 0] = ins
     out = {"image": torch.from_numpy(image), "label": torch.from_numpy(label)}
-    if rows[0][3] is not None:
-        inst = np.stack([r[3] for r in rows]).astype(np.int64)[:, None]
+    if inst is not None:
         out["instance"] = torch.from_numpy(inst)
     out["key"] = [r[0] for r in rows]
     return out

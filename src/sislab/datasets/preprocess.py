@@ -213,5 +213,15 @@ class Preprocess:
 def to_model_arrays(image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched uint8 (B, H, W, 3) / int (B, H, W) -> float32 (B, 3, H, W) in [-1, 1] and int64
     (B, 1, H, W); SPADE normalises with mean 0.5, std 0.5."""
-    img = image.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
-    return np.ascontiguousarray(img), label.astype(np.int64)[:, None]
+    img = np.empty((image.shape[0], 3, *image.shape[1:3]), np.float32)
+    for i, one in enumerate(image):
+        normalise_into(one, img[i])
+    return img, label.astype(np.int64)[:, None]
+
+
+def normalise_into(image: np.ndarray, out: np.ndarray) -> None:
+    """uint8 (H, W, 3) -> ``out`` float32 (3, H, W) in [-1, 1], in two passes over ``out`` and
+    no temporary (the batch is written where the model reads it; the values are those of
+    ``float32(x) / 127.5 - 1``)."""
+    np.divide(image.transpose(2, 0, 1), np.float32(127.5), out=out, dtype=np.float32)
+    np.subtract(out, np.float32(1.0), out=out)

@@ -207,3 +207,75 @@ def test_data_verify_names_each_lie_with_its_shard_key_and_the_fix(lying_dataset
         assert re.search(re.escape(line) + re.escape(LIES[key]), out), out
     assert out.count("BAD ROW") == len(LIES)
     assert "  Fix: convert the sample again from its source (`sislab data convert`)" in out
+
+
+@pytest.fixture
+def synth_shards(tmp_path):
+    """A synthetic dataset with instance maps written as several shards (40 train, 6 val rows)."""
+    from sislab.datasets.synthetic import parse_synthetic_uri
+    from sislab.datasets.synthetic_writer import write_synthetic
+
+    params = parse_synthetic_uri("synthetic://shapes?size=24&classes=4&num=40&val=6&seed=2")
+    write_synthetic(resolve(str(tmp_path)), params, target_bytes=35_000)
+    return DatasetSpec(uri=str(tmp_path), flip=False)
+
+
+def _rows_by_key(ds) -> dict[str, tuple[bytes, bytes, bytes]]:
+    rows = {}
+    for b in ds.iter_batches(batch_size=8, batch_format="numpy"):
+        for i, key in enumerate(b["key"]):
+            rows[str(key)] = tuple(b[c][i].tobytes() for c in ("image", "label", "instance"))
+    return rows
+
+
+def test_the_cache_holds_exactly_the_rows_every_epoch_would_decode(synth_shards):
+    from sislab.datasets.pipeline import decoded_bytes, split_dataset
+
+    streamed = split_dataset(synth_shards, "train", (16, 16), train=True, seed=0, cache=False)
+    cached = split_dataset(synth_shards, "train", (16, 16), train=True, seed=0, cache=True)
+    expected = _rows_by_key(streamed)
+    assert len(expected) == 40
+    assert _rows_by_key(cached) == expected
+    # Two epochs of the cached split: every row once each, crops and flips drawn per epoch.
+    for epoch in (0, 1):
+        keys = [
+            k
+            for b in iter_epoch_batches(cached, epoch=epoch, batch_size=4, seed=0)
+            for k in b["key"]
+        ]
+        assert sorted(keys) == sorted(expected)
+    # The size `auto` weighs is what the object store then holds (both splits, same geometry).
+    val = split_dataset(synth_shards, "val", (16, 16), train=False, seed=0, cache=True)
+    held = cached.size_bytes() + val.size_bytes()
+    assert 0.9 * held <= decoded_bytes(synth_shards, (16, 16)) <= held
+
+
+def test_auto_caches_what_fits_in_a_tenth_of_the_object_store(synth_shards, monkeypatch):
+    import sislab.datasets.pipeline as pipeline
+
+    assert pipeline.cache_splits(synth_shards, (16, 16))  # 46 rows of 16x16: a few kB
+    assert not pipeline.cache_splits(synth_shards.model_copy(update={"cache": "off"}), (16, 16))
+    monkeypatch.setattr(pipeline, "CACHE_AUTO_FRACTION", 1e-12)
+    assert not pipeline.cache_splits(synth_shards, (16, 16))
+    assert pipeline.cache_splits(synth_shards.model_copy(update={"cache": "on"}), (16, 16))
+    synthetic = DatasetSpec(uri="synthetic://shapes?size=16&classes=4&num=8", cache="on")
+    assert not pipeline.cache_splits(synthetic, (16, 16))  # rendered in the workers
+
+
+def test_a_shard_is_decoded_and_handed_on_a_chunk_at_a_time(synth_shards):
+    import pyarrow as pa
+
+    from sislab.datasets.pipeline import DECODE_ROWS, _Decode, _ReadAndDecode, _ReadShards
+    from sislab.datasets.preprocess import Preprocess
+    from sislab.datasets.split_reader import open_uri
+
+    manifest, location, _ = open_uri(synth_shards.uri)
+    shard = max(manifest.splits["train"].shards, key=lambda s: s.rows)
+    assert shard.rows > DECODE_ROWS  # the fixture's shards hold more than one chunk
+    udf = _ReadAndDecode(
+        _ReadShards(location, {shard.path: (shard.sha256, shard.rows)}, skip=False),
+        _Decode(Preprocess("fixed", (16, 16)), manifest.training_ids(), True, skip=False),
+    )
+    sizes = [len(out["key"]) for out in udf(pa.table({"shard": [shard.path]}))]
+    full, rest = divmod(shard.rows, DECODE_ROWS)
+    assert sizes == [DECODE_ROWS] * full + ([rest] if rest else [])

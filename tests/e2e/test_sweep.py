@@ -266,7 +266,9 @@ def _check_parent(client: MlflowClient, parent, children, names: dict[str, str])
     assert "| 5e-4 | 0 | error | FAILED | - |" in description
     protocol = children[0].data.tags["sislab.protocol.id"]
     assert f"`{protocol}`" in description
-    assert "substitute weights (alexnet)" in description and "(3/3 trials)" in description
+    # The failing trial stops in its driver, filling the decoded-rows cache (dataset.cache auto)
+    # before its workers start: it evaluated nothing, so 2 of 3 trials carry the protocol tags.
+    assert "substitute weights (alexnet)" in description and "(2/3 trials)" in description
     assert "trial failed (1/3 trials)" in description
     assert "perceptual loss off: no vgg19 weights" in description
     assert '"train.lr_g"' in description  # the search space
@@ -274,14 +276,14 @@ def _check_parent(client: MlflowClient, parent, children, names: dict[str, str])
 
 def _check_cost(parent, trials, estimate: SweepEstimate) -> None:
     """Issue 18: each trial's device time (2 workers x 0.4 CPUs + the driver's 0.1), split into
-    phases; the parent's sum of all three trials (the failed one held its CPUs too), its price
-    and the estimate next to it."""
+    phases; the parent's sum of the trials that logged one (a trial that failed in its driver
+    never started its workers), its price and the estimate next to it."""
     total = 0.0
     for trial in trials:
         metrics, params = trial.data.metrics, trial.data.params
-        if "cost/device_s" not in metrics:  # killed by Ray before it could log (another rank
-            assert trial.info.status == "FAILED"  # failed first): its time is not counted
-            continue
+        if "cost/device_s" not in metrics:  # failed before its workers logged (in its driver,
+            assert trial.info.status == "FAILED"  # or killed by Ray when another rank failed
+            continue  # first): its time is not counted
         assert (params["cost.device"], params["cost.devices_held"]) == ("cpu", "0.9")
         assert metrics["cost/device_s"] == pytest.approx(0.9 * metrics["cost/wall_s"])
         phases = ("train", "eval", "data_wait", "other")
@@ -301,6 +303,6 @@ def _check_cost(parent, trials, estimate: SweepEstimate) -> None:
     assert costs["cost/gpu_hours"] == 0
     assert costs["cost/total"] == pytest.approx(0.05 * total, rel=0.01)
     assert parent.data.params["cost.currency"] == "EUR"
-    assert costs["cost/wall_s"] >= max(t.data.metrics["cost/wall_s"] for t in trials)
+    assert costs["cost/wall_s"] >= max(t.data.metrics.get("cost/wall_s", 0) for t in trials)
     assert costs["cost/estimate_cpu_hours"] == pytest.approx(estimate.hours("cpu"))
     assert costs["cost/estimate_total"] == pytest.approx(0.05 * estimate.hours("cpu"))

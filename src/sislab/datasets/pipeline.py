@@ -6,6 +6,14 @@ decode and resize in ``map_batches``; the driver never holds the data. Worker si
 ``iter_epoch_batches`` takes the worker's ``get_dataset_shard(...)`` iterator, reshuffles it every
 epoch by seed, applies the random crop and flip and yields model-ready batches.
 
+One task reads and decodes one shard, in chunks of ``DECODE_ROWS`` rows that it hands on as they
+are ready, so shards decode in parallel and a task holds one chunk of decoded rows at a time. At
+most as many of these tasks run at once as the cluster has CPUs: fractional ``read_cpus`` would
+otherwise start more worker processes than cores on a small machine, and Ray ends the extra ones
+once idle, so every epoch paid their start again. ``cache`` keeps the decoded, resized rows (the
+part of the work that is the same every epoch) in the object store after one pass, so that later
+epochs skip the read and decode.
+
 The random crop and flip run on the worker, not in ``map_batches``: a Ray Data task does not know
 the epoch, so a seeded crop there would repeat every epoch. Each row carries its target size and
 whether it may be flipped, and the worker draws both from ``(seed, epoch, key)``.
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +51,7 @@ __all__ = [
     "iter_epoch_batches",
     "manifest_geometry",
     "open_dataset",
+    "split_dataset",
     "split_rows",
 ]
 
@@ -224,6 +234,23 @@ class _Decode:
         return _finish(rows, self.pre, self.instance)
 
 
+DECODE_ROWS = 16
+
+
+@dataclass(frozen=True)
+class _ReadAndDecode:
+    """Ray Data UDF: shard paths in, their decoded rows out, ``DECODE_ROWS`` rows per batch."""
+
+    read: _ReadShards
+    decode: _Decode
+
+    def __call__(self, batch: pa.Table) -> Iterator[dict[str, np.ndarray]]:
+        for i in range(batch.num_rows):
+            table = self.read(batch.slice(i, 1))
+            for start in range(0, table.num_rows, DECODE_ROWS):
+                yield self.decode(table.slice(start, DECODE_ROWS))
+
+
 @dataclass(frozen=True)
 class _Render:
     """Ray Data UDF: sample indices -> synthetic samples, resized like real ones."""
@@ -249,58 +276,113 @@ class _Render:
 
 
 def build_ray_datasets(
-    dataset_spec: DatasetSpec, image_size: tuple[int, int] | int, seed: int
+    dataset_spec: DatasetSpec,
+    image_size: tuple[int, int] | int,
+    seed: int,
+    *,
+    cache: bool = False,
 ) -> dict[str, Any]:
-    """Lazy Ray Data datasets of the train and val splits (keys ``train`` and ``val``).
+    """Ray Data datasets of the train and val splits (keys ``train`` and ``val``).
 
     Args:
         dataset_spec: The spec's dataset section.
         image_size: Final (height, width) (an int: square).
         seed: Seed of the block order (per-epoch shuffles are seeded in ``iter_epoch_batches``).
+        cache: Read and decode both splits now and keep the rows in the object store (see
+            ``cache_splits``); otherwise the plan stays lazy and every epoch reads and decodes.
 
     Returns:
         ``{"train": Dataset, "val": Dataset}``; rows hold ``key``, ``image`` uint8 (H, W, 3),
         ``label`` uint8 training ids, ``instance`` int32 (when the dataset has instance maps),
         ``valid``, ``out_hw`` and ``flip``.
     """
+    hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    roles = (("train", dataset_spec.train_split), ("val", dataset_spec.val_split))
+    return {
+        role: split_dataset(dataset_spec, split, hw, train=role == "train", seed=seed, cache=cache)
+        for role, split in roles
+    }
+
+
+def split_dataset(
+    dataset_spec: DatasetSpec,
+    split: str,
+    hw: tuple[int, int],
+    *,
+    train: bool,
+    seed: int,
+    cache: bool,
+) -> Any:
+    """The Ray Data dataset of one split (see ``build_ray_datasets``); ``train``: rows carry the
+    random crop and flip, and the block order is shuffled by ``seed``."""
     import ray.data
 
-    hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     manifest, location, params = open_dataset(dataset_spec)
     skip = dataset_spec.on_corrupt == "skip"
-    out = {}
-    for role, split in (("train", dataset_spec.train_split), ("val", dataset_spec.val_split)):
-        train = role == "train"
-        pre = Preprocess(
-            dataset_spec.preprocess, hw, dataset_spec.load_size, train, dataset_spec.flip
+    pre = Preprocess(dataset_spec.preprocess, hw, dataset_spec.load_size, train, dataset_spec.flip)
+    if params is not None:
+        indices = params.split_range(split)
+        n = len(indices)
+        ds = ray.data.range(n, override_num_blocks=max(1, min(n // 16, 64)))
+        ds = ds.map_batches(
+            _Render(params, indices.start, pre),
+            batch_size=16,
+            num_cpus=dataset_spec.read_cpus,
         )
-        if params is not None:
-            indices = params.split_range(split)
-            n = len(indices)
-            ds = ray.data.range(n, override_num_blocks=max(1, min(n // 16, 64)))
-            ds = ds.map_batches(
-                _Render(params, indices.start, pre),
-                batch_size=16,
-                num_cpus=dataset_spec.read_cpus,
-            )
-        else:
-            info = _split(manifest, split, dataset_spec.uri)
-            sha = {s.path: (s.sha256, s.rows) for s in info.shards}
-            items = [{"shard": s.path} for s in info.shards]
-            ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-            ds = ds.map_batches(
-                _ReadShards(
-                    location, sha, skip, dataset_spec.read_retries, dataset_spec.retry_backoff_s
-                ),
-                batch_size=1,
-                batch_format="pyarrow",
-                num_cpus=dataset_spec.read_cpus,
-            )
-            ds = ds.map_batches(
-                _Decode(pre, manifest.training_ids(), manifest.has_instance, skip),
-                batch_size=16,
-                batch_format="pyarrow",
-                num_cpus=dataset_spec.read_cpus,
-            )
-        out[role] = ds.randomize_block_order(seed=seed) if train else ds
-    return out
+    else:
+        info = _split(manifest, split, dataset_spec.uri)
+        sha = {s.path: (s.sha256, s.rows) for s in info.shards}
+        items = [{"shard": s.path} for s in info.shards]
+        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+        read = _ReadShards(
+            location, sha, skip, dataset_spec.read_retries, dataset_spec.retry_backoff_s
+        )
+        decode = _Decode(pre, manifest.training_ids(), manifest.has_instance, skip)
+        ds = ds.map_batches(
+            _ReadAndDecode(read, decode),
+            batch_size=1,
+            batch_format="pyarrow",
+            num_cpus=dataset_spec.read_cpus,
+            compute=ray.data.TaskPoolStrategy(size=min(len(items), _cluster_cpus())),
+        )
+    if cache:
+        ds = ds.materialize()
+    return ds.randomize_block_order(seed=seed) if train else ds
+
+
+def _cluster_cpus() -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def decoded_bytes(dataset_spec: DatasetSpec, image_size: tuple[int, int]) -> int:
+    """Bytes the decoded train and val splits take in the object store (image, label and
+    instance map at the size the decode stage emits), from the manifest alone."""
+    manifest, _, _ = open_dataset(dataset_spec)
+    total = 0
+    for train, split in ((True, dataset_spec.train_split), (False, dataset_spec.val_split)):
+        pre = Preprocess(dataset_spec.preprocess, image_size, dataset_spec.load_size, train)
+        h, w = pre.load_shape()
+        per_row = h * w * (3 + 1 + (4 if manifest.has_instance else 0))
+        total += per_row * _split(manifest, split, dataset_spec.uri).rows
+    return total
+
+
+CACHE_AUTO_FRACTION = 0.1
+
+
+def cache_splits(dataset_spec: DatasetSpec, image_size: tuple[int, int]) -> bool:
+    """Whether to keep the decoded splits in the object store: ``dataset.cache`` on/off, or for
+    auto, whether they take at most ``CACHE_AUTO_FRACTION`` of the cluster's object store (several
+    trials at once each hold their own copy). ``synthetic://`` sources are never cached."""
+    import ray
+
+    if dataset_spec.uri.startswith("synthetic://") or dataset_spec.cache == "off":
+        return False
+    if dataset_spec.cache == "on":
+        return True
+    store = ray.cluster_resources().get("object_store_memory", 0.0)
+    need = decoded_bytes(dataset_spec, image_size)
+    log.info("decoded splits %.1f MB, object store %.1f MB", need / 1e6, store / 1e6)
+    return need <= CACHE_AUTO_FRACTION * store

@@ -180,9 +180,12 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
     if not spec.dataset.uri.startswith("synthetic://"):
         # Synthetic layouts are rendered inside each worker; real datasets stream through Ray
         # Data from their shards, the train split divided among the workers, val whole.
-        from sislab.datasets.pipeline import build_ray_datasets
+        from sislab.datasets.pipeline import build_ray_datasets, cache_splits
 
-        datasets = build_ray_datasets(spec.dataset, spec.dataset.image_size, spec.train.seed)
+        size = spec.dataset.image_size
+        datasets = build_ray_datasets(
+            spec.dataset, size, spec.train.seed, cache=cache_splits(spec.dataset, size)
+        )
         dataset_config = ray.train.DataConfig(datasets_to_split=["train"])
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
     worker_fn = with_credentials(context.worker_fn, context.credentials)

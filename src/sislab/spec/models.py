@@ -105,6 +105,14 @@ class DatasetSpec(StrictModel):
         description="CPUs each Ray Data read/decode task reserves (dataset folders and s3:// "
         "only). Counted per trial when sislab derives how many trials run at once.",
     )
+    cache: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Keep the decoded, resized train and val splits in Ray's object store after "
+        "one pass, so every later epoch skips reading and decoding (the random crop and flip "
+        "still change every epoch). auto: when they take at most 10% of the cluster's object "
+        "store memory; on: always (Ray spills to disk what does not fit); off: read and decode "
+        "every epoch. Dataset folders and s3:// only.",
+    )
     shuffle_buffer: PositiveInt = Field(
         256, description="Rows in each worker's shuffle buffer; reshuffled every epoch by seed."
     )

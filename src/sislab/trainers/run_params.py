@@ -24,6 +24,7 @@ INFRASTRUCTURE = (
     "dataset.read_retries",
     "dataset.retry_backoff_s",
     "dataset.read_cpus",
+    "dataset.cache",  # the same rows, decoded once instead of every epoch
     "train.checkpoint_every_epochs",
     "train.num_checkpoints_to_keep",
     "train.log_every_iters",

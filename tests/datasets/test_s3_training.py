@@ -1,4 +1,5 @@
-"""Training reads from s3:// on a moto server: 2 Train workers, disjoint, complete, every epoch."""
+"""Training reads from s3:// on a moto server: 2 Train workers, disjoint, complete, every epoch;
+``sislab bench data`` reads both of its sides from there."""
 
 import json
 from pathlib import Path
@@ -80,3 +81,27 @@ def test_two_workers_see_disjoint_complete_epochs_from_s3(ray_cluster, s3_datase
     assert (
         sorted(ranks[0]["val"]) == sorted(ranks[1]["val"]) == [f"{i:08d}" for i in (12, 13, 14, 15)]
     )
+
+
+def test_bench_data_reads_both_sides_from_s3_and_removes_its_pngs(ray_cluster, s3_dataset):
+    import boto3
+
+    from sislab.datasets.bench import bench_data
+
+    r = bench_data(
+        s3_dataset.uri,
+        16,
+        rounds=1,
+        epochs=1,
+        batch_size=4,
+        cache="on",
+        endpoint_override=s3_dataset.endpoint_override,
+    )
+    assert r["rows"] == 12 and r["cached"] is True
+    (only,) = r["rounds"]
+    assert only["samples_per_epoch"] == {"ray_data": 12, "dataloader": 12}
+    assert only["cold_ratio"] > 0 and only["steady_ratio"] > 0
+    # The baseline's PNGs went to a prefix beside the dataset, and are gone again.
+    s3 = boto3.client("s3", endpoint_url=s3_dataset.endpoint_override, region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="datasets").get("Contents", [])]
+    assert keys and all(k.startswith("synth/") for k in keys)

@@ -74,7 +74,20 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     bench.add_argument("uri", help="dataset folder, s3:// prefix or synthetic:// URI")
     bench.add_argument("--size", type=int, default=256, help="square output size")
     bench.add_argument("--split", default="train")
-    bench.add_argument("--epochs", type=int, default=2, help="timed epochs per side")
+    bench.add_argument(
+        "--epochs", type=int, default=2, help="steady epochs per side and round, after the cold one"
+    )
+    bench.add_argument("--rounds", type=int, default=2, help="rounds of both sides")
+    bench.add_argument(
+        "--cache",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="dataset.cache of the pipeline",
+    )
+    bench.add_argument(
+        "--endpoint-override", default=None, help="S3-compatible endpoint of an s3:// dataset"
+    )
+    bench.add_argument("--json", action="store_true", help="print JSON")
     bench.set_defaults(handler=_bench)
 
 
@@ -162,9 +175,33 @@ def _verify(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from sislab.datasets.bench import bench_data
 
-    r = bench_data(args.uri, args.size, split=args.split, epochs=args.epochs)
-    print(f"rows {r['rows']} at {r['size']}x{r['size']}, {r['cpus']} CPUs")
-    print(f"Ray Data pipeline:          {r['ray_data_samples_per_s']:.1f} samples/s")
-    print(f"folder-of-PNGs DataLoader:  {r['dataloader_samples_per_s']:.1f} samples/s")
-    print(f"ratio (Ray Data / DataLoader): {r['ratio']:.2f}")
+    r = bench_data(
+        args.uri,
+        args.size,
+        split=args.split,
+        epochs=args.epochs,
+        rounds=args.rounds,
+        cache=args.cache,
+        endpoint_override=args.endpoint_override,
+    )
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(
+        f"rows {r['rows']} at {r['size']}x{r['size']}, {r['cpus']} CPUs, "
+        f"decoded rows cached: {'yes' if r['cached'] else 'no'}; "
+        f"Ray Data's one-time start in this process: {r['ray_data_start_s']:.2f} s"
+    )
+    print("round  side         cold samples/s  steady samples/s")
+    for i, rnd in enumerate(r["rounds"], 1):
+        for side, name in (("ray_data", "Ray Data"), ("dataloader", "DataLoader")):
+            print(
+                f"{i:>5}  {name:<11}  {rnd[f'{side}_cold_samples_per_s']:>14.1f}  "
+                f"{rnd[f'{side}_steady_samples_per_s']:>16.1f}"
+            )
+        print(f"{i:>5}  ratio        {rnd['cold_ratio']:>14.2f}  {rnd['steady_ratio']:>16.2f}")
+    print(
+        f"median ratio (Ray Data / DataLoader): cold {r['cold_ratio']:.2f}, "
+        f"steady {r['steady_ratio']:.2f}"
+    )
     return 0

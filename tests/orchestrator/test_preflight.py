@@ -200,3 +200,31 @@ def test_models_summary_prints_the_dataset_preset(
     assert summary["preset"] == "cityscapes"
     if method == "scgan":  # the docs' cityscapes preset count (4 norm candidates)
         assert summary["generator_params"] == 58_763_846
+
+
+def test_a_dataset_of_few_shards_and_its_decoded_size_are_noted(tmp_path: Path) -> None:
+    from sislab.datasets.storage import resolve
+    from sislab.datasets.synthetic import parse_synthetic_uri
+    from sislab.datasets.synthetic_writer import write_synthetic
+
+    params = parse_synthetic_uri("synthetic://shapes?size=16&classes=4&num=40&val=6&seed=0")
+    write_synthetic(resolve(str(tmp_path / "ds")), params)  # 128 MB shards: one per split
+    text = (
+        f"name: few\nmethod: spade\ndataset:\n  uri: {tmp_path / 'ds'}\n  image_size: [16, 16]\n"
+        "model: {ngf: 8, ndf: 8}\ntrain: {batch_size: 2}\n"
+        "resources: {num_workers: 1, cpus_per_worker: 0.5}\n"
+    )
+    notes = preflight(load_spec(_write(tmp_path, text))).notes
+    assert (
+        "dataset: the train split is 1 shard(s): at most 1 task(s) read and decode it at once; "
+        "`sislab data convert|synth --shard-mb` writes smaller shards"
+    ) in notes
+    # (40 + 6) rows x 16 x 16 pixels x (3 image + 1 label + 4 instance) bytes = 0.09 MB.
+    assert (
+        "dataset: decoded train + val at 16x16 take 0.1 MB; dataset.cache auto keeps them when "
+        "that is at most 10% of the cluster's object store"
+    ) in notes
+    off = text.replace("  image_size: [16, 16]\n", "  image_size: [16, 16]\n  cache: off\n")
+    assert not [
+        n for n in preflight(load_spec(_write(tmp_path, off, "off.yaml"))).notes if "decoded" in n
+    ]

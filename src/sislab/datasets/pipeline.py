@@ -357,15 +357,25 @@ def _cluster_cpus() -> int:
 
 
 def decoded_bytes(dataset_spec: DatasetSpec, image_size: tuple[int, int]) -> int:
-    """Bytes the decoded train and val splits take in the object store (image, label and
-    instance map at the size the decode stage emits), from the manifest alone."""
+    """Bytes the decoded train and val splits take in the object store, from the manifest."""
     manifest, _, _ = open_dataset(dataset_spec)
+    rows = {name: _split(manifest, name, dataset_spec.uri).rows for name in manifest.splits}
+    return decoded_split_bytes(dataset_spec, image_size, rows, manifest.has_instance)
+
+
+def decoded_split_bytes(
+    dataset_spec: DatasetSpec,
+    image_size: tuple[int, int],
+    split_rows: dict[str, int],
+    has_instance: bool,
+) -> int:
+    """Bytes of the decoded train and val splits (image, label and instance map at the size the
+    decode stage emits: the load size of ``resize_and_crop`` for train) given each split's rows."""
     total = 0
     for train, split in ((True, dataset_spec.train_split), (False, dataset_spec.val_split)):
         pre = Preprocess(dataset_spec.preprocess, image_size, dataset_spec.load_size, train)
         h, w = pre.load_shape()
-        per_row = h * w * (3 + 1 + (4 if manifest.has_instance else 0))
-        total += per_row * _split(manifest, split, dataset_spec.uri).rows
+        total += h * w * (3 + 1 + (4 if has_instance else 0)) * split_rows.get(split, 0)
     return total
 
 

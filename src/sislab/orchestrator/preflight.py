@@ -203,6 +203,7 @@ def preflight(
             for problem in preflight_data.model_fit_problems(trial, facts):
                 if problem not in problems:
                     problems.append(problem)
+            notes += [n for n in preflight_data.data_notes(trial, facts) if n not in notes]
         found_models, preset_notes, num_checks = model_problems(spec, facts, trials)
         problems += found_models
         notes += preset_notes

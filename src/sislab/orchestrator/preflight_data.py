@@ -7,6 +7,7 @@ Ray (the manifest is read in this process, as ``sislab data`` does).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class DatasetFacts:
     upsampling: str
     split_rows: dict[str, int]
     name: str | None = None
+    split_shards: dict[str, int] = dataclasses.field(default_factory=dict)  # empty: synthetic
 
     def geometry(self, image_size: tuple[int, int]) -> DatasetGeometry:
         """The networks' geometry at a trial's ``dataset.image_size``."""
@@ -107,6 +109,7 @@ def _facts_of(manifest: Manifest) -> DatasetFacts:
         preset.upsampling if preset else "normal",
         {name: split.rows for name, split in manifest.splits.items()},
         manifest.name,
+        {name: len(split.shards) for name, split in manifest.splits.items()},
     )
 
 
@@ -160,3 +163,39 @@ def model_fit_problems(spec: Spec, facts: DatasetFacts) -> list[Problem]:
             )
         )
     return problems
+
+
+# Below this many shards a split decodes on fewer cores than a small node has.
+FEW_SHARDS = 4
+
+
+def data_notes(spec: Spec, facts: DatasetFacts) -> list[str]:
+    """What reading the dataset will cost: a train split of few shards (one Ray Data task per
+    shard), and the decoded splits' size that ``dataset.cache`` weighs."""
+    from sislab.datasets.pipeline import CACHE_AUTO_FRACTION, decoded_split_bytes
+
+    ds = spec.dataset
+    if not facts.split_shards:
+        return []
+    notes = []
+    shards = facts.split_shards.get(ds.train_split, 0)
+    if 0 < shards < FEW_SHARDS:
+        notes.append(
+            f"dataset: the {ds.train_split} split is {shards} shard(s): at most {shards} "
+            f"task(s) read and decode it at once; `sislab data convert|synth --shard-mb` "
+            "writes smaller shards"
+        )
+    if ds.cache != "off":
+        size = decoded_split_bytes(ds, ds.image_size, facts.split_rows, facts.use_instance)
+        h, w = ds.image_size
+        when = (
+            "kept after one pass (dataset.cache on)"
+            if ds.cache == "on"
+            else f"dataset.cache auto keeps them when that is at most "
+            f"{CACHE_AUTO_FRACTION:.0%} of the cluster's object store"
+        )
+        notes.append(
+            f"dataset: decoded {ds.train_split} + {ds.val_split} at {h}x{w} take "
+            f"{size / 1e6:.1f} MB; {when}"
+        )
+    return notes

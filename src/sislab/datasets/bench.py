@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,12 +112,6 @@ def _baseline_location(source: Location, tmp: Path) -> Location:
     return resolve(str(tmp / "pngs"))
 
 
-def _timed(epoch: Callable[[], int]) -> tuple[float, int]:
-    start = time.perf_counter()
-    n = epoch()
-    return time.perf_counter() - start, n
-
-
 def _ray_data_start() -> float:
     import ray.data
 
@@ -181,57 +176,58 @@ def bench_data(
             )
             cached = cache_splits(spec, (size, size))
             start_s = _ray_data_start()
-            results = []
-            for _ in range(rounds):
-                ds = None
 
-                def ray_epoch() -> int:
-                    nonlocal ds
-                    if ds is None:
-                        ds = split_dataset(
-                            spec, split, (size, size), train=False, seed=0, cache=cached
-                        )
-                    batches = iter_epoch_batches(
-                        ds, epoch=0, batch_size=batch_size, seed=0, drop_last=False
-                    )
-                    return sum(int(b["image"].shape[0]) for b in batches)
+            def ray_data() -> Any:
+                return split_dataset(spec, split, (size, size), train=False, seed=0, cache=cached)
 
-                loader = None
-
-                def loader_epoch() -> int:
-                    nonlocal loader
-                    if loader is None:
-                        loader = torch.utils.data.DataLoader(
-                            PngFolder(pngs, keys, size, instance),
-                            batch_size=batch_size,
-                            num_workers=cpus,
-                            multiprocessing_context="forkserver",
-                            persistent_workers=True,
-                        )
-                    return sum(int(batch[0].shape[0]) for batch in loader)
-
-                results.append(
-                    {
-                        "ray_data": _side(ray_epoch, epochs),
-                        "dataloader": _side(loader_epoch, epochs),
-                    }
+            def ray_epoch(ds: Any) -> int:
+                batches = iter_epoch_batches(
+                    ds, epoch=0, batch_size=batch_size, seed=0, drop_last=False
                 )
-                del loader, ds
+                return sum(int(b["image"].shape[0]) for b in batches)
+
+            def dataloader() -> Any:
+                return torch.utils.data.DataLoader(
+                    PngFolder(pngs, keys, size, instance),
+                    batch_size=batch_size,
+                    num_workers=cpus,
+                    multiprocessing_context="forkserver",
+                    persistent_workers=True,
+                )
+
+            def loader_epoch(loader: Any) -> int:
+                return sum(int(batch[0].shape[0]) for batch in loader)
+
+            results = [
+                {
+                    "ray_data": _side(ray_data, ray_epoch, epochs),
+                    "dataloader": _side(dataloader, loader_epoch, epochs),
+                }
+                for _ in range(rounds)
+            ]
         finally:
             if pngs.uri.startswith("s3://"):
                 pngs.fs.delete_dir(pngs.root)
     return _summary(results, len(keys), size, cpus, cached, start_s)
 
 
-def _side(epoch: Callable[[], int], epochs: int) -> dict[str, float]:
-    cold_s, n = _timed(epoch)
-    steady_s, m = 0.0, 0
+def _side(build: Callable[[], Any], epoch: Callable[[Any], int], epochs: int) -> dict:
+    """Samples/s of a cold epoch (``build`` included: worker start, planning, the cache fill)
+    and of ``epochs`` steady ones after it, and the samples of an epoch."""
+    start = time.perf_counter()
+    source = build()
+    n = epoch(source)
+    cold_s = time.perf_counter() - start
+    start = time.perf_counter()
     for _ in range(epochs):
-        dt, k = _timed(epoch)
-        steady_s, m = steady_s + dt, m + k
-        if k != n:
+        if (k := epoch(source)) != n:
             log.warning("an epoch gave %d samples, the first %d", k, n)
-    return {"cold": n / cold_s, "steady": m / steady_s if steady_s else float("nan"), "epoch": n}
+    steady_s = time.perf_counter() - start
+    return {
+        "cold": n / cold_s,
+        "steady": n * epochs / steady_s if epochs else float("nan"),
+        "epoch": n,
+    }
 
 
 def _summary(

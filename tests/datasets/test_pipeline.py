@@ -250,10 +250,17 @@ def test_the_cache_holds_exactly_the_rows_every_epoch_would_decode(synth_shards)
     assert 0.9 * held <= decoded_bytes(synth_shards, (16, 16)) <= held
 
 
-def test_auto_caches_what_fits_in_a_tenth_of_the_object_store(synth_shards, monkeypatch):
+def test_auto_caches_what_the_trials_at_once_fit_in_the_object_store(synth_shards, monkeypatch):
+    import ray
+
     import sislab.datasets.pipeline as pipeline
 
     assert pipeline.cache_splits(synth_shards, (16, 16))  # 46 rows of 16x16: a few kB
+    # As many copies as trials at once: enough of them no longer fit in 30% of the store.
+    store = ray.cluster_resources()["object_store_memory"]
+    copies = int(0.3 * store / pipeline.decoded_bytes(synth_shards, (16, 16)))
+    assert pipeline.cache_splits(synth_shards, (16, 16), trials_at_once=copies)
+    assert not pipeline.cache_splits(synth_shards, (16, 16), trials_at_once=copies + 1)
     assert not pipeline.cache_splits(synth_shards.model_copy(update={"cache": "off"}), (16, 16))
     monkeypatch.setattr(pipeline, "CACHE_AUTO_FRACTION", 1e-12)
     assert not pipeline.cache_splits(synth_shards, (16, 16))

@@ -222,7 +222,7 @@ def test_a_dataset_of_few_shards_and_its_decoded_size_are_noted(tmp_path: Path) 
     # (40 + 6) rows x 16 x 16 pixels x (3 image + 1 label + 4 instance) bytes = 0.09 MB.
     assert (
         "dataset: decoded train + val at 16x16 take 0.1 MB; dataset.cache auto keeps them when "
-        "that is at most 10% of the cluster's object store"
+        "the copies of the trials at once take at most 30% of the cluster's object store"
     ) in notes
     off = text.replace("  image_size: [16, 16]\n", "  image_size: [16, 16]\n  cache: off\n")
     assert not [

@@ -379,13 +379,16 @@ def decoded_split_bytes(
     return total
 
 
-CACHE_AUTO_FRACTION = 0.1
+# The rest of the object store stays for Ray Data's streaming, checkpoints and everything else.
+CACHE_AUTO_FRACTION = 0.3
 
 
-def cache_splits(dataset_spec: DatasetSpec, image_size: tuple[int, int]) -> bool:
+def cache_splits(
+    dataset_spec: DatasetSpec, image_size: tuple[int, int], *, trials_at_once: int = 1
+) -> bool:
     """Whether to keep the decoded splits in the object store: ``dataset.cache`` on/off, or for
-    auto, whether they take at most ``CACHE_AUTO_FRACTION`` of the cluster's object store (several
-    trials at once each hold their own copy). ``synthetic://`` sources are never cached."""
+    auto, whether the copies of ``trials_at_once`` trials (each holds its own) take at most
+    ``CACHE_AUTO_FRACTION`` of the cluster's object store. ``synthetic://`` is never cached."""
     import ray
 
     if dataset_spec.uri.startswith("synthetic://") or dataset_spec.cache == "off":
@@ -393,6 +396,11 @@ def cache_splits(dataset_spec: DatasetSpec, image_size: tuple[int, int]) -> bool
     if dataset_spec.cache == "on":
         return True
     store = ray.cluster_resources().get("object_store_memory", 0.0)
-    need = decoded_bytes(dataset_spec, image_size)
-    log.info("decoded splits %.1f MB, object store %.1f MB", need / 1e6, store / 1e6)
+    need = decoded_bytes(dataset_spec, image_size) * trials_at_once
+    log.info(
+        "decoded splits of %d trial(s) at once %.1f MB, object store %.1f MB",
+        trials_at_once,
+        need / 1e6,
+        store / 1e6,
+    )
     return need <= CACHE_AUTO_FRACTION * store

@@ -191,8 +191,8 @@ def data_notes(spec: Spec, facts: DatasetFacts) -> list[str]:
         when = (
             "kept after one pass (dataset.cache on)"
             if ds.cache == "on"
-            else f"dataset.cache auto keeps them when that is at most "
-            f"{CACHE_AUTO_FRACTION:.0%} of the cluster's object store"
+            else "dataset.cache auto keeps them when the copies of the trials at once take at "
+            f"most {CACHE_AUTO_FRACTION:.0%} of the cluster's object store"
         )
         notes.append(
             f"dataset: decoded {ds.train_split} + {ds.val_split} at {h}x{w} take "

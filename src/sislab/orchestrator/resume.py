@@ -26,6 +26,7 @@ from sislab.orchestrator.sweep import (
     SweepOutcome,
     finish,
     make_trainable,
+    max_concurrent,
     ray_train_settings,
     storage_target,
 )
@@ -93,6 +94,7 @@ def resume_sweep(
         storage_filesystem=storage_fs,
         credentials=TrackingCredentials.from_environ(os.environ),
         explicit_fields=explicit_fields(spec),
+        trials_at_once=max_concurrent(spec),
     )
     MlflowClient(state.tracking_uri).set_tag(state.parent_run_id, "sislab.resumed", "true")
     logger.info(NOT_RESTORED)

@@ -238,6 +238,7 @@ def run_sweep(
         storage_filesystem=storage_fs,
         credentials=TrackingCredentials.from_environ(os.environ),
         explicit_fields=explicit_fields(spec),
+        trials_at_once=max_concurrent(spec),
     )
     if worker_fn is not None:
         context = dataclasses.replace(context, worker_fn=worker_fn)
@@ -257,7 +258,7 @@ def run_sweep(
             num_samples=num_samples,
             search_alg=searcher,
             scheduler=make_scheduler(spec),
-            max_concurrent_trials=max_concurrent(spec),
+            max_concurrent_trials=context.trials_at_once,
             reuse_actors=reuse_trial_actors(spec),
         ),
         run_config=tune.RunConfig(

@@ -52,6 +52,8 @@ class SweepContext:
         explicit_fields: Dotted ``train.*``/``losses.*`` fields the spec file sets
             (``recipes.apply.explicit_fields``): the recipe leaves them alone. ``spec_data`` is a
             dump, in which every field looks set.
+        trials_at_once: Trials the sweep runs at once; each keeps its own decoded rows when
+            ``dataset.cache`` is auto and they fit (``datasets.pipeline.cache_splits``).
     """
 
     spec_data: dict[str, Any]
@@ -64,6 +66,7 @@ class SweepContext:
     credentials: TrackingCredentials | None = field(default=None, repr=False)
     trial_fn: Callable[[dict[str, Any], SweepContext], None] | None = None
     explicit_fields: frozenset[str] = frozenset()
+    trials_at_once: int = 1
 
 
 class TrialTrainer(TorchTrainer):
@@ -183,9 +186,8 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
         from sislab.datasets.pipeline import build_ray_datasets, cache_splits
 
         size = spec.dataset.image_size
-        datasets = build_ray_datasets(
-            spec.dataset, size, spec.train.seed, cache=cache_splits(spec.dataset, size)
-        )
+        cache = cache_splits(spec.dataset, size, trials_at_once=context.trials_at_once)
+        datasets = build_ray_datasets(spec.dataset, size, spec.train.seed, cache=cache)
         dataset_config = ray.train.DataConfig(datasets_to_split=["train"])
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
     worker_fn = with_credentials(context.worker_fn, context.credentials)

@@ -109,9 +109,10 @@ class DatasetSpec(StrictModel):
         "auto",
         description="Keep the decoded, resized train and val splits in Ray's object store after "
         "one pass, so every later epoch skips reading and decoding (the random crop and flip "
-        "still change every epoch). auto: when they take at most 10% of the cluster's object "
-        "store memory; on: always (Ray spills to disk what does not fit); off: read and decode "
-        "every epoch. Dataset folders and s3:// only.",
+        "still change every epoch). auto: when the copies of all trials running at once (each "
+        "keeps its own) take at most 30% of the cluster's object store memory; on: always (Ray "
+        "spills to disk what does not fit); off: read and decode every epoch. Dataset folders "
+        "and s3:// only.",
     )
     shuffle_buffer: PositiveInt = Field(
         256, description="Rows in each worker's shuffle buffer; reshuffled every epoch by seed."

@@ -298,8 +298,11 @@ def build_ray_datasets(
     """
     hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     roles = (("train", dataset_spec.train_split), ("val", dataset_spec.val_split))
+    opened = open_dataset(dataset_spec)  # one manifest read for both splits
     return {
-        role: split_dataset(dataset_spec, split, hw, train=role == "train", seed=seed, cache=cache)
+        role: split_dataset(
+            dataset_spec, split, hw, train=role == "train", seed=seed, cache=cache, opened=opened
+        )
         for role, split in roles
     }
 
@@ -312,12 +315,14 @@ def split_dataset(
     train: bool,
     seed: int,
     cache: bool,
+    opened: tuple[Manifest, Location | None, SyntheticParams | None] | None = None,
 ) -> Any:
     """The Ray Data dataset of one split (see ``build_ray_datasets``); ``train``: rows carry the
-    random crop and flip, and the block order is shuffled by ``seed``."""
+    random crop and flip, and the block order is shuffled by ``seed``. ``opened``: what
+    ``open_dataset`` returned for ``dataset_spec`` (None: read here)."""
     import ray.data
 
-    manifest, location, params = open_dataset(dataset_spec)
+    manifest, location, params = opened or open_dataset(dataset_spec)
     skip = dataset_spec.on_corrupt == "skip"
     pre = Preprocess(dataset_spec.preprocess, hw, dataset_spec.load_size, train, dataset_spec.flip)
     if params is not None:

@@ -41,6 +41,10 @@ class EpochSource(Protocol):
         ``i % world_size``, in order, unaugmented; the same rows at every evaluation."""
         ...
 
+    def close(self) -> None:
+        """Stop whatever makes batches ahead of their use (the trial ends)."""
+        ...
+
 
 def _to_batch(samples: list[tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> dict:
     images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2).float()
@@ -123,3 +127,6 @@ class SyntheticSource:
         for start in range(0, len(mine), batch_size):
             indices = mine[start : start + batch_size]
             yield _to_batch([self._render(i) for i in indices], self.image_size)
+
+    def close(self) -> None:
+        """Nothing to stop: batches are rendered when asked for."""

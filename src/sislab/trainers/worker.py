@@ -442,8 +442,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
             meter=meter,
         )
     finally:
-        if isinstance(source, RayDataSource):
-            source.close()
+        source.close()
         if monitor is not None:
             monitor.finish()
         tracker.close()  # MlflowTracker drains its queue (bounded wait)

@@ -56,6 +56,12 @@ def test_on_corrupt_error_names_shard_and_row(corrupt_dataset):
         _keys(ds)
 
 
+def test_on_corrupt_error_stops_the_cache_fill_naming_shard_and_row(corrupt_dataset):
+    spec = DatasetSpec(uri=str(corrupt_dataset), on_corrupt="error")
+    with pytest.raises(DataError, match=r"train/part-00000\.parquet row 2 \(key 'k02'\)"):
+        build_ray_datasets(spec, (8, 8), seed=0, cache=True)
+
+
 def test_on_corrupt_skip_drops_and_counts(corrupt_dataset):
     spec = DatasetSpec(uri=str(corrupt_dataset), on_corrupt="skip")
     ds = build_ray_datasets(spec, (8, 8), seed=0)["train"]
@@ -248,6 +254,30 @@ def test_the_cache_holds_exactly_the_rows_every_epoch_would_decode(synth_shards)
     val = split_dataset(synth_shards, "val", (16, 16), train=False, seed=0, cache=True)
     held = cached.size_bytes() + val.size_bytes()
     assert 0.9 * held <= decoded_bytes(synth_shards, (16, 16)) <= held
+
+
+def test_a_trial_driver_in_a_placement_group_fills_the_cache_outside_it(synth_shards):
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from sislab.datasets.pipeline import split_dataset
+
+    # As Tune places a trial's driver: a bundle of 0.1 CPU, its child tasks captured into it.
+    # The decode tasks (0.25 CPU each) fit no bundle of it and must run beside it.
+    group = placement_group([{"CPU": 0.1}])
+    ray.get(group.ready())
+
+    @ray.remote(num_cpus=0.1)
+    def driver() -> int:
+        ds = split_dataset(synth_shards, "val", (16, 16), train=False, seed=0, cache=True)
+        return ds.count()
+
+    strategy = PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True)
+    try:
+        assert ray.get(driver.options(scheduling_strategy=strategy).remote()) == 6
+    finally:
+        remove_placement_group(group)
 
 
 def test_auto_caches_what_the_trials_at_once_fit_in_the_object_store(synth_shards, monkeypatch):

@@ -190,7 +190,7 @@ def _bench(args: argparse.Namespace) -> int:
     print(
         f"rows {r['rows']} at {r['size']}x{r['size']}, {r['cpus']} CPUs, "
         f"decoded rows cached: {'yes' if r['cached'] else 'no'}; "
-        f"Ray Data's one-time start in this process: {r['ray_data_start_s']:.2f} s"
+        f"Ray Data's one-time start (the new local Ray's warm-up): {r['ray_data_start_s']:.2f} s"
     )
     print("round  side         cold samples/s  steady samples/s")
     for i, rnd in enumerate(r["rounds"], 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,10 +33,13 @@ def route_ray_logs(log_file: Path) -> None:
         target.propagate = False
 
 
-def connect(address: str | None, log_file: Path, num_cpus: int | None = None) -> None:
+def connect(
+    address: str | None, log_file: Path, num_cpus: int | None = None
+) -> threading.Thread | None:
     """Start or join Ray: a new local instance by default, or the cluster at ``address``.
 
-    Runs on the sislab driver.
+    Runs on the sislab driver. A new local Ray is warmed up for the data pipeline on a
+    background thread (``datasets.warm_up``), which is returned; joining a cluster returns None.
 
     Args:
         address: ``None`` or ``local`` for a new local Ray, ``auto`` or ``HOST:PORT`` or
@@ -52,7 +56,7 @@ def connect(address: str | None, log_file: Path, num_cpus: int | None = None) ->
     route_ray_logs(log_file)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     if ray.is_initialized():
-        return
+        return None
     local = is_local_address(address)
     if local:
         if os.environ.get(RAY_ADDRESS_ENV):
@@ -65,7 +69,9 @@ def connect(address: str | None, log_file: Path, num_cpus: int | None = None) ->
         # needs it; the placement groups of stopped trials are freed through the GCS
         # (``orchestrator.placement_groups``), not through its state API.
         _init(address="local", num_cpus=num_cpus, include_dashboard=False)
-        return
+        from sislab.datasets.warm_up import start_warm_up
+
+        return start_warm_up()
     # Ray's own connect retries a dead address for minutes, printing "Failed to connect to GCS"
     # (issue 20 item 7): check first, naming the address and where it came from.
     found = find_cluster(address)
@@ -80,6 +86,7 @@ def connect(address: str | None, log_file: Path, num_cpus: int | None = None) ->
             f"{str(err).splitlines()[0]}",
             fix=found.fix,
         ) from err
+    return None
 
 
 def _init(address: str, num_cpus: int | None, include_dashboard: bool | None) -> None:

@@ -10,8 +10,9 @@ CPU (forkserver, as the Ray notes advise next to Ray); the pipeline is what a tr
 
 Each round times, per side, a cold epoch (from building the loader or the dataset to the end of
 its first epoch: the DataLoader starts its worker processes, Ray Data plans, reads and decodes,
-and with the cache fills it) and then ``epochs`` steady epochs. Ray Data's one-time start in a
-process (its first execution: a few actors and imports) is timed apart, before the rounds.
+and with the cache fills it) and then ``epochs`` steady epochs. Ray Data's one-time start on the
+new local Ray (``datasets.warm_up``, which every new local Ray of sislab runs: its helper actors,
+the decode imports in each worker process) is timed apart, before the rounds.
 """
 
 from __future__ import annotations
@@ -112,14 +113,6 @@ def _baseline_location(source: Location, tmp: Path) -> Location:
     return resolve(str(tmp / "pngs"))
 
 
-def _ray_data_start() -> float:
-    import ray.data
-
-    start = time.perf_counter()
-    ray.data.range(1).materialize()
-    return time.perf_counter() - start
-
-
 def bench_data(
     uri: str,
     size: int,
@@ -146,7 +139,7 @@ def bench_data(
     Returns:
         Per round, cold and steady samples/s of both sides and their ratios (Ray Data /
         DataLoader) and the samples of an epoch on each side; the medians over rounds; rows,
-        size, CPUs, whether the pipeline cached, and Ray Data's one-time start in seconds.
+        size, CPUs, whether the pipeline cached, and the warm-up of the new local Ray in seconds.
     """
     import torch
 
@@ -164,8 +157,13 @@ def bench_data(
         try:
             keys, instance = _export_pngs(source, split, pngs)
             cpus = os.cpu_count() or 1
-            # A new local Ray (never one a stale ray_current_cluster file names), logs to a file.
-            connect(None, Path(tmp) / "ray.log")
+            # A new local Ray (never one a stale ray_current_cluster file names), logs to a file,
+            # and its warm-up for the pipeline (a sweep's trials start after it: Tune's start).
+            warm_up = connect(None, Path(tmp) / "ray.log")
+            start = time.perf_counter()
+            if warm_up is not None:
+                warm_up.join()
+            start_s = time.perf_counter() - start
             spec = DatasetSpec(
                 uri=uri,
                 train_split=split,
@@ -175,7 +173,6 @@ def bench_data(
                 endpoint_override=endpoint_override,
             )
             cached = cache_splits(spec, (size, size))
-            start_s = _ray_data_start()
 
             def ray_data() -> Any:
                 return split_dataset(spec, split, (size, size), train=False, seed=0, cache=cached)

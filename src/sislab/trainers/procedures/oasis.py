@@ -104,7 +104,12 @@ class OasisProcedure(AdversarialSchedules):
         runtime.notes.update(switch_notes(train))
         generator = method.build_generator(model_cfg, geometry).to(self.device)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
-        discriminator = prepare_module(discriminator, train)
+        # Not compiled: the D step calls D three times before its backward (fake, real, LabelMix),
+        # each call one spectral-norm power iteration that updates u and v in place. Compiled,
+        # AOTAutograd saves those buffers for the backward instead of the clones eager mode
+        # saves, and the backward fails on the next call's update ("modified by an inplace
+        # operation", pytorch#185497).
+        discriminator = prepare_module(discriminator, train, compile_it=False)
         self.ema: nn.Module | None = None
         if model_cfg.ema_decay is not None:
             # OASIS models.py: netEMA = deepcopy(netG) right after init (eager: only sampled).

@@ -43,7 +43,7 @@ def decode_into_object_store(
         A ``MaterializedDataset`` of the decoded rows, one block per chunk.
 
     Raises:
-        The first task's error (a ``DataError`` for a corrupt shard under ``on_corrupt: fail``).
+        The first task's error (a ``DataError`` for a corrupt shard under ``on_corrupt: error``).
     """
     import ray
     import ray.data

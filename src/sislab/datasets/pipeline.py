@@ -12,8 +12,7 @@ most as many of these tasks run at once as the cluster has CPUs: fractional ``re
 otherwise start more worker processes than cores on a small machine, and Ray ends the extra ones
 once idle, so every epoch paid their start again. ``cache`` keeps the decoded, resized rows (the
 part of the work that is the same every epoch) in the object store after one pass, so that later
-epochs skip the read and decode; that pass runs the same read-and-decode in tasks of its own
-(``cache_fill``: Ray Data would run them one at a time for the first second of an execution).
+epochs skip the read and decode.
 
 The random crop and flip run on the worker, not in ``map_batches``: a Ray Data task does not know
 the epoch, so a seeded crop there would repeat every epoch. Each row carries its target size and
@@ -31,7 +30,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sislab.datasets.cache_fill import decode_into_object_store
 from sislab.datasets.checks import CORRUPT_ROW_FIX
 from sislab.datasets.epochs import EpochBatches, iter_epoch_batches
 from sislab.datasets.manifest import Manifest, ShardInfo
@@ -339,25 +337,20 @@ def split_dataset(
     else:
         info = _split(manifest, split, dataset_spec.uri)
         sha = {s.path: (s.sha256, s.rows) for s in info.shards}
-        paths = [s.path for s in info.shards]
+        items = [{"shard": s.path} for s in info.shards]
+        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         read = _ReadShards(
             location, sha, skip, dataset_spec.read_retries, dataset_spec.retry_backoff_s
         )
         decode = _Decode(pre, manifest.training_ids(), manifest.has_instance, skip)
-        read_and_decode = _ReadAndDecode(read, decode)
-        at_once = min(len(paths), _cluster_cpus())
-        if cache:
-            ds = decode_into_object_store(read_and_decode, paths, dataset_spec.read_cpus, at_once)
-        else:
-            ds = ray.data.from_items([{"shard": p} for p in paths], override_num_blocks=len(paths))
-            ds = ds.map_batches(
-                read_and_decode,
-                batch_size=1,
-                batch_format="pyarrow",
-                num_cpus=dataset_spec.read_cpus,
-                compute=ray.data.TaskPoolStrategy(size=at_once),
-            )
-    if cache and params is not None:
+        ds = ds.map_batches(
+            _ReadAndDecode(read, decode),
+            batch_size=1,
+            batch_format="pyarrow",
+            num_cpus=dataset_spec.read_cpus,
+            compute=ray.data.TaskPoolStrategy(size=min(len(items), _cluster_cpus())),
+        )
+    if cache:
         ds = ds.materialize()
     return ds.randomize_block_order(seed=seed) if train else ds
 

@@ -34,18 +34,25 @@ def route_ray_logs(log_file: Path) -> None:
 
 
 def connect(
-    address: str | None, log_file: Path, num_cpus: int | None = None
+    address: str | None,
+    log_file: Path,
+    num_cpus: int | None = None,
+    *,
+    warm_up_data: bool = False,
 ) -> threading.Thread | None:
     """Start or join Ray: a new local instance by default, or the cluster at ``address``.
 
-    Runs on the sislab driver. A new local Ray is warmed up for the data pipeline on a
-    background thread (``datasets.warm_up``), which is returned; joining a cluster returns None.
+    Runs on the sislab driver. With ``warm_up_data``, a new local Ray is warmed up for the data
+    pipeline on a background thread (``datasets.warm_up``), which is returned; otherwise (and
+    when joining a cluster) None.
 
     Args:
         address: ``None`` or ``local`` for a new local Ray, ``auto`` or ``HOST:PORT`` or
             ``ray://HOST:10001`` for an existing cluster.
         log_file: Where Ray's driver-side logs go.
         num_cpus: CPUs of a new local Ray (default: all).
+        warm_up_data: Whether Ray Data will read datasets on this Ray (not for synthetic://
+            layouts, which the workers render: the warm-up would only take CPU from them).
 
     Raises:
         ClusterError: ``address`` names a cluster that cannot be reached (or ``auto`` finds none).
@@ -69,6 +76,8 @@ def connect(
         # needs it; the placement groups of stopped trials are freed through the GCS
         # (``orchestrator.placement_groups``), not through its state API.
         _init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        if not warm_up_data:
+            return None
         from sislab.datasets.warm_up import start_warm_up
 
         return start_warm_up()

@@ -159,7 +159,7 @@ def bench_data(
             cpus = os.cpu_count() or 1
             # A new local Ray (never one a stale ray_current_cluster file names), logs to a file,
             # and its warm-up for the pipeline (a sweep's trials start after it: Tune's start).
-            warm_up = connect(None, Path(tmp) / "ray.log")
+            warm_up = connect(None, Path(tmp) / "ray.log", warm_up_data=True)
             start = time.perf_counter()
             if warm_up is not None:
                 warm_up.join()

@@ -60,7 +60,11 @@ log = logging.getLogger(__name__)
 SPEC_SPLIT_FIX = "set dataset.train_split / dataset.val_split to one of those"
 
 
-def open_dataset(spec: DatasetSpec) -> tuple[Manifest, Location | None, SyntheticParams | None]:
+# What ``open_dataset`` returns: the manifest, where the shards lie, the synthetic parameters.
+Opened = tuple[Manifest, Location | None, SyntheticParams | None]
+
+
+def open_dataset(spec: DatasetSpec) -> Opened:
     """The manifest of ``spec.uri`` plus where its shards are (or its synthetic parameters)."""
     return open_uri(spec.uri, StorageOptions(spec.endpoint_override, spec.region))
 
@@ -281,6 +285,7 @@ def build_ray_datasets(
     seed: int,
     *,
     cache: bool = False,
+    opened: Opened | None = None,
 ) -> dict[str, Any]:
     """Ray Data datasets of the train and val splits (keys ``train`` and ``val``).
 
@@ -290,6 +295,7 @@ def build_ray_datasets(
         seed: Seed of the block order (per-epoch shuffles are seeded in ``iter_epoch_batches``).
         cache: Read and decode both splits now and keep the rows in the object store (see
             ``cache_splits``); otherwise the plan stays lazy and every epoch reads and decodes.
+        opened: What ``open_dataset`` returned for ``dataset_spec`` (None: read here).
 
     Returns:
         ``{"train": Dataset, "val": Dataset}``; rows hold ``key``, ``image`` uint8 (H, W, 3),
@@ -298,7 +304,7 @@ def build_ray_datasets(
     """
     hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     roles = (("train", dataset_spec.train_split), ("val", dataset_spec.val_split))
-    opened = open_dataset(dataset_spec)  # one manifest read for both splits
+    opened = opened or open_dataset(dataset_spec)  # one manifest read for both splits
     return {
         role: split_dataset(
             dataset_spec, split, hw, train=role == "train", seed=seed, cache=cache, opened=opened
@@ -315,7 +321,7 @@ def split_dataset(
     train: bool,
     seed: int,
     cache: bool,
-    opened: tuple[Manifest, Location | None, SyntheticParams | None] | None = None,
+    opened: Opened | None = None,
 ) -> Any:
     """The Ray Data dataset of one split (see ``build_ray_datasets``); ``train``: rows carry the
     random crop and flip, and the block order is shuffled by ``seed``. ``opened``: what
@@ -361,9 +367,12 @@ def _cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def decoded_bytes(dataset_spec: DatasetSpec, image_size: tuple[int, int]) -> int:
-    """Bytes the decoded train and val splits take in the object store, from the manifest."""
-    manifest, _, _ = open_dataset(dataset_spec)
+def decoded_bytes(
+    dataset_spec: DatasetSpec, image_size: tuple[int, int], opened: Opened | None = None
+) -> int:
+    """Bytes the decoded train and val splits take in the object store, from the manifest
+    (``opened``: what ``open_dataset`` returned; None: read here)."""
+    manifest, _, _ = opened or open_dataset(dataset_spec)
     rows = {name: _split(manifest, name, dataset_spec.uri).rows for name in manifest.splits}
     return decoded_split_bytes(dataset_spec, image_size, rows, manifest.has_instance)
 
@@ -389,11 +398,16 @@ CACHE_AUTO_FRACTION = 0.3
 
 
 def cache_splits(
-    dataset_spec: DatasetSpec, image_size: tuple[int, int], *, trials_at_once: int = 1
+    dataset_spec: DatasetSpec,
+    image_size: tuple[int, int],
+    *,
+    trials_at_once: int = 1,
+    opened: Opened | None = None,
 ) -> bool:
     """Whether to keep the decoded splits in the object store: ``dataset.cache`` on/off, or for
     auto, whether the copies of ``trials_at_once`` trials (each holds its own) take at most
-    ``CACHE_AUTO_FRACTION`` of the cluster's object store. ``synthetic://`` is never cached."""
+    ``CACHE_AUTO_FRACTION`` of the cluster's object store. ``synthetic://`` is never cached.
+    ``opened``: what ``open_dataset`` returned (None: read here, when auto needs it)."""
     import ray
 
     if dataset_spec.uri.startswith("synthetic://") or dataset_spec.cache == "off":
@@ -401,7 +415,7 @@ def cache_splits(
     if dataset_spec.cache == "on":
         return True
     store = ray.cluster_resources().get("object_store_memory", 0.0)
-    need = decoded_bytes(dataset_spec, image_size) * trials_at_once
+    need = decoded_bytes(dataset_spec, image_size, opened) * trials_at_once
     log.info(
         "decoded splits of %d trial(s) at once %.1f MB, object store %.1f MB",
         trials_at_once,

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 
 log = logging.getLogger(__name__)
 
 
-def _warm_decode_worker() -> int:
+def _warm_decode_worker() -> None:
     # Ray Data's map-task imports, sislab's decode and PIL's PNG codec, in this worker process.
     from PIL import Image
     from ray.data._internal.execution.operators import map_operator  # noqa: F401
@@ -29,7 +28,6 @@ def _warm_decode_worker() -> int:
     png = io.BytesIO()
     Image.new("RGB", (2, 2)).save(png, format="PNG")
     decode_image(png.getvalue())
-    return os.getpid()
 
 
 def warm_up() -> None:

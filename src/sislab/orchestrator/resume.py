@@ -29,6 +29,7 @@ from sislab.orchestrator.sweep import (
     max_concurrent,
     ray_train_settings,
     storage_target,
+    streams_data,
 )
 from sislab.orchestrator.trial import SweepContext
 from sislab.recipes.apply import explicit_fields
@@ -77,7 +78,7 @@ def resume_sweep(
     # The resolved spec (presets), as the sweep's first start handed its trials.
     spec = check_before_run(spec, run_dir.spec_path, address=address, num_cpus=num_cpus)
     ray_train_settings()
-    connect(address, run_dir.ray_log, num_cpus)
+    connect(address, run_dir.ray_log, num_cpus, warm_up_data=streams_data(spec))
     _, storage_fs = storage_target(spec, run_dir)
     path = experiment_path(state.storage_path)
     if storage_fs is None and not tune.Tuner.can_restore(path):

@@ -40,6 +40,8 @@ from sislab.orchestrator.search_algs import objectives, search_driver, tune_sear
 from sislab.orchestrator.search_algs import scheduler as make_scheduler
 from sislab.orchestrator.trial import SweepContext
 from sislab.recipes.apply import explicit_fields
+from sislab.search_spaces.dsl import Choice
+from sislab.search_spaces.space import grid_configurations
 from sislab.search_spaces.validate import space_of
 from sislab.spec.spec import Spec
 from sislab.trainers.credentials import TrackingCredentials
@@ -48,6 +50,16 @@ if TYPE_CHECKING:
     from sislab.orchestrator.estimate import SweepEstimate
 
 logger = logging.getLogger(__name__)
+
+
+def streams_data(spec: Spec) -> bool:
+    """Whether any trial of the sweep reads its dataset through Ray Data: a ``dataset.uri``
+    of the spec or of its search (grid, choice, suite) that is not ``synthetic://``."""
+    uris = [spec.dataset.uri]
+    for config in grid_configurations(space_of(spec)):
+        value = config.get("dataset.uri", spec.dataset.uri)
+        uris += value.values if isinstance(value, Choice) else [value]
+    return any(not str(uri).startswith("synthetic://") for uri in uris)
 
 
 @dataclass(frozen=True)
@@ -207,7 +219,7 @@ def run_sweep(
         # it with Ray's start-up.
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(_start_tracking, spec, run_dir.spec_path, run_dir)
-            connect(address, run_dir.ray_log, num_cpus)
+            connect(address, run_dir.ray_log, num_cpus, warm_up_data=streams_data(spec))
             state = pending.result()
     else:
         # Before the MLflow parent run exists: a dead address leaves no half-made sweep.

@@ -183,11 +183,16 @@ def train_driver(config: dict[str, Any], context: SweepContext) -> None:
     if not spec.dataset.uri.startswith("synthetic://"):
         # Synthetic layouts are rendered inside each worker; real datasets stream through Ray
         # Data from their shards, the train split divided among the workers, val whole.
-        from sislab.datasets.pipeline import build_ray_datasets, cache_splits
+        from sislab.datasets.pipeline import build_ray_datasets, cache_splits, open_dataset
 
         size = spec.dataset.image_size
-        cache = cache_splits(spec.dataset, size, trials_at_once=context.trials_at_once)
-        datasets = build_ray_datasets(spec.dataset, size, spec.train.seed, cache=cache)
+        opened = open_dataset(spec.dataset)  # one manifest read
+        cache = cache_splits(
+            spec.dataset, size, trials_at_once=context.trials_at_once, opened=opened
+        )
+        datasets = build_ray_datasets(
+            spec.dataset, size, spec.train.seed, cache=cache, opened=opened
+        )
         dataset_config = ray.train.DataConfig(datasets_to_split=["train"])
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
     worker_fn = with_credentials(context.worker_fn, context.credentials)

@@ -192,10 +192,10 @@ class TrainSpec(StrictModel):
     compile: bool = Field(
         False,
         description="torch.compile the generator and discriminator (in place: checkpoints "
-        "unchanged; the OASIS family compiles its generator only, as its discriminator runs "
-        "three times before one backward, which torch.compile's spectral norm does not "
-        "survive). Compilation happens on the first iterations; sislab bench train reports "
-        "its time as compile_s, apart from s/iter.",
+        "unchanged; the OASIS family's discriminator, called three times before one backward, "
+        "runs its spectral norms' power iterations eagerly before each compiled call). "
+        "Compilation happens on the first iterations; sislab bench train reports its time as "
+        "compile_s, apart from s/iter.",
     )
     sync_bn: bool = Field(
         True, description="Synchronise batch-norm statistics across workers (DDP SyncBatchNorm)."

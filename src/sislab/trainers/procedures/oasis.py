@@ -38,6 +38,7 @@ from sislab.trainers.procedures.base import (
     ProcedureRuntime,
     alternating_step,
 )
+from sislab.trainers.procedures.eager_power_iteration import power_iterations_outside_graph
 from sislab.trainers.procedures.schedule import adam, linear_decay
 from sislab.trainers.procedures.spade import SpadeProcedure, _unwrap
 from sislab.trainers.procedures.switches import (
@@ -104,12 +105,11 @@ class OasisProcedure(AdversarialSchedules):
         runtime.notes.update(switch_notes(train))
         generator = method.build_generator(model_cfg, geometry).to(self.device)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)
-        # Not compiled: the D step calls D three times before its backward (fake, real, LabelMix),
-        # each call one spectral-norm power iteration that updates u and v in place. Compiled,
-        # AOTAutograd saves those buffers for the backward instead of the clones eager mode
-        # saves, and the backward fails on the next call's update ("modified by an inplace
-        # operation", pytorch#185497).
-        discriminator = prepare_module(discriminator, train, compile_it=False)
+        if train.compile:
+            # The D step calls D three times before its backward (fake, real, LabelMix): the
+            # spectral norms' updates must stay out of the compiled graph (pytorch#185497).
+            power_iterations_outside_graph(discriminator)
+        discriminator = prepare_module(discriminator, train)
         self.ema: nn.Module | None = None
         if model_cfg.ema_decay is not None:
             # OASIS models.py: netEMA = deepcopy(netG) right after init (eager: only sampled).

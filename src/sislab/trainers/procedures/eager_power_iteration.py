@@ -1,0 +1,77 @@
+"""Spectral norm's power iteration kept out of ``torch.compile``, for networks called several
+times before one backward (OASIS's discriminator: fake, real and LabelMix in its D step).
+
+torch's spectral norm updates its ``u`` and ``v`` buffers in place at every training-mode call
+and normalises the weight with clones of them, so that an earlier call's backward still finds
+the values it used. Compiled, AOTAutograd saves the buffers themselves instead of the clones, and
+the backward fails on the next call's update ("modified by an inplace operation", pytorch#185497).
+
+``power_iterations_outside_graph`` moves the update into a forward pre-hook that runs eagerly,
+the same in-place power iteration on the same buffers (DDP's buffer broadcast and state dicts see
+nothing new), and hands the compiled graph fresh clones through two non-persistent buffers that
+are replaced, never written, at every call. Same operations, same order: eager results are
+bit-for-bit torch's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+# torch's parametrization class (private; its forward is the one replaced here).
+from torch.nn.utils.parametrizations import _SpectralNorm
+
+
+class _SpectralNormFromClones(_SpectralNorm):
+    """torch's spectral norm with the power iteration done by the pre-hook (``_refresh``)."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if weight.ndim == 1:
+            return super().forward(weight)
+        weight_mat = self._reshape_weight_to_matrix(weight)
+        sigma = torch.vdot(self._u_now, torch.mv(weight_mat, self._v_now))
+        return weight / sigma
+
+
+def _refresh(plist: parametrize.ParametrizationList, norm: _SpectralNormFromClones) -> None:
+    if norm.training:
+        with torch.no_grad():
+            weight_mat = norm._reshape_weight_to_matrix(plist.original)
+            norm._power_method(weight_mat, norm.n_power_iterations)
+    # New tensors, so that what an earlier call saved for its backward is never overwritten.
+    norm._u_now = norm._u.clone(memory_format=torch.contiguous_format)
+    norm._v_now = norm._v.clone(memory_format=torch.contiguous_format)
+
+
+def power_iterations_outside_graph(module: nn.Module) -> int:
+    """Make ``module``'s spectral norms (torch's parametrization, on matrices and kernels) take
+    their power iteration in an eager forward pre-hook; call before compiling ``module``.
+
+    Returns:
+        How many spectral norms were changed.
+    """
+    pairs = []
+    for sub in module.modules():
+        if not parametrize.is_parametrized(sub):
+            continue
+        for plist in sub.parametrizations.values():
+            norms = [p for p in plist if isinstance(p, _SpectralNorm)]
+            if not norms or norms[0].__class__ is not _SpectralNorm or len(plist) != 1:
+                continue  # only a lone torch spectral norm: its input is the original weight
+            norm = norms[0]
+            if plist.original.ndim == 1:
+                continue  # vectors are normalised without power iteration
+            norm.__class__ = _SpectralNormFromClones
+            norm.register_buffer("_u_now", norm._u.clone(), persistent=False)
+            norm.register_buffer("_v_now", norm._v.clone(), persistent=False)
+            pairs.append((plist, norm))
+
+    @torch.compiler.disable
+    def refresh_all(_module: nn.Module, _args) -> None:
+        for plist, norm in pairs:
+            _refresh(plist, norm)
+
+    if pairs:
+        module.register_forward_pre_hook(refresh_all)
+    return len(pairs)

@@ -281,3 +281,21 @@ def test_switches_are_recorded_as_a_tag() -> None:
                         LossesSpec(perceptual=0.0), runtime)  # fmt: skip
     switches = runtime.notes["sislab.speed_switches"]
     assert switches == "precision=bf16 channels_last=True compile=False"
+
+
+@pytest.mark.parametrize("case", ["spade", "oasis"])
+def test_each_sides_gradients_are_freed_after_its_step(case: str) -> None:
+    procedure = _procedure(case)
+    held_at_d_step = []
+
+    def hook(optimizer, args, kwargs) -> None:
+        del optimizer, args, kwargs
+        held_at_d_step.extend(
+            p for p in _unwrap(procedure.generator).parameters() if p.grad is not None
+        )
+
+    procedure.opt_d.register_step_pre_hook(hook)
+    procedure.train_step(synthetic_batch(GEOMETRY, 2, torch.device("cpu")))
+    assert not held_at_d_step  # G's gradients do not live through the D step
+    for name, net in _networks(procedure).items():
+        assert all(p.grad is None for p in net.parameters()), name

@@ -102,6 +102,9 @@ def _accumulated_side(procedure, side: str, chunks, semantics, trained, nets):
             sums[key] = sums.get(key, 0) + value.detach() / num
     scaler.step(optimizer)
     scaler.update()
+    # Nothing reads the gradients after the step: freed now, the other side's step does not
+    # hold them (the official trainers keep them until their own next zero_grad).
+    optimizer.zero_grad(set_to_none=True)
     return sums
 
 

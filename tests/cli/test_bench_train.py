@@ -28,13 +28,16 @@ def _sislab(*args: str) -> subprocess.CompletedProcess:
 def test_parser_passes_the_switches() -> None:
     args = build_parser().parse_args(
         ["bench", "train", "scgan", "--model", "preset=cityscapes", "--model",
-         "num_norm_candidates=4", "--compile", "--channels-last", "--precision", "bf16"]
+         "num_norm_candidates=4", "--compile", "--channels-last", "--precision", "bf16",
+         "--no-reuse-host-memory"]
     )  # fmt: skip
     assert args.model == ["preset=cityscapes", "num_norm_candidates=4"]
     assert (args.compile, args.channels_last, args.precision) == (True, True, "bf16")
+    assert args.reuse_host_memory is False
     defaults = build_parser().parse_args(["bench", "train", "spade"])
     # None = the spec's defaults, i.e. what a trial of the default spec runs.
     assert (defaults.compile, defaults.channels_last, defaults.precision) == (None, None, None)
+    assert defaults.reuse_host_memory is None
 
 
 def test_json_carries_flops_and_the_switches_used() -> None:
@@ -44,6 +47,7 @@ def test_json_carries_flops_and_the_switches_used() -> None:
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert (out["precision"], out["channels_last"], out["compile"]) == ("bf16", True, False)
+    assert out["reuse_host_memory"] is True  # the spec's default
     assert out["model"]["ngf"] == 4 and out["model"]["num_d"] == 1
     assert out["model_gflop_per_iter"] > 0
     expected = out["model_gflop_per_iter"] / out["median_s"] / 1e3

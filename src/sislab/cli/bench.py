@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train.compile; compile time is reported apart as compile_s",
     )  # fmt: skip
     train.add_argument(
+        "--reuse-host-memory", action=argparse.BooleanOptionalAction, default=None,
+        help="train.reuse_host_memory (default: its spec default, as a trial)",
+    )  # fmt: skip
+    train.add_argument(
         "--model", action="append", default=[], metavar="KEY=VALUE",
         help="a field of the method's model config, e.g. --model preset=cityscapes "
         "--model num_norm_candidates=4 (repeatable; values are YAML scalars)",
@@ -131,13 +135,16 @@ def _train(args: argparse.Namespace) -> int:
     result = bench_train(
         args.method, args.dataset, size=args.size, batch_size=args.batch, iters=args.iters,
         warmup=args.warmup, precision=args.precision, channels_last=args.channels_last,
-        compile=args.compile, device=args.device,
+        compile=args.compile, reuse_host_memory=args.reuse_host_memory, device=args.device,
         model_config=_model_config(args.method, args.model),
     )  # fmt: skip
     if args.json:
         print(json.dumps(asdict(result)))
         return 0
-    switches = f"{result.precision}, channels_last {result.channels_last}, compile {result.compile}"
+    switches = (
+        f"{result.precision}, channels_last {result.channels_last}, compile {result.compile}, "
+        f"reuse_host_memory {result.reuse_host_memory}"
+    )
     print(
         f"{result.method} on {result.dataset} {result.height}x{result.width}, batch "
         f"{result.batch_size}, {result.device}, {switches}: median "

@@ -156,7 +156,16 @@ def timing_key(spec: Spec) -> str:
             "model": data["model"],
             "losses": data["losses"],
             "dataset": {k: data["dataset"][k] for k in ("uri", "image_size")},
-            "train": {k: train[k] for k in ("batch_size", "precision", "channels_last", "compile")},
+            "train": {
+                k: train[k]
+                for k in (
+                    "batch_size",
+                    "precision",
+                    "channels_last",
+                    "compile",
+                    "reuse_host_memory",
+                )
+            },
             "resources": {k: res[k] for k in ("num_workers", "use_gpu", "cpus_per_worker")},
             "eval": data["eval"],
         },

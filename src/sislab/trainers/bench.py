@@ -45,6 +45,7 @@ class TrainBench:
     vgg_weights: str
     channels_last: bool
     compile: bool
+    reuse_host_memory: bool
     model: dict
     model_gflop_per_iter: float
     achieved_tflop_s: float
@@ -98,6 +99,7 @@ def bench_train(
     precision: str | None = None,
     channels_last: bool | None = None,
     compile: bool | None = None,
+    reuse_host_memory: bool | None = None,
     device: str | None = None,
     model_config: BaseModel | None = None,
 ) -> TrainBench:
@@ -113,6 +115,8 @@ def bench_train(
         precision: fp32, bf16 or fp16 (None: ``train.precision``'s default, what a trial runs).
         channels_last: ``train.channels_last`` (None: its default).
         compile: ``train.compile`` (None: its default).
+        reuse_host_memory: ``train.reuse_host_memory`` (None: its default); process-wide, so
+            a process that once ran with it keeps it.
         device: cpu or cuda (default: cuda when available).
         model_config: The method's config (default: its defaults).
 
@@ -128,7 +132,12 @@ def bench_train(
         )
     method = get_method(method_name)
     config = model_config or method.config()
-    switches = {"precision": precision, "channels_last": channels_last, "compile": compile}
+    switches = {
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile,
+        "reuse_host_memory": reuse_host_memory,
+    }
     train = TrainSpec(batch_size=batch_size, **{k: v for k, v in switches.items() if v is not None})
     if train.compile:
         warmup = max(warmup, 1)  # compilation happens on the first iteration: never timed
@@ -158,7 +167,8 @@ def bench_train(
     return TrainBench(
         method_name, dataset, geometry.height, geometry.width, batch_size, str(target),
         train.precision, median, times, peak, kind, "random (timing only)",
-        train.channels_last, train.compile, config.model_dump(mode="json"), gflop, achieved,
+        train.channels_last, train.compile, train.reuse_host_memory,
+        config.model_dump(mode="json"), gflop, achieved,
         None if device_peak is None else achieved / device_peak[0],
         None if device_peak is None else device_peak[0],
         None if device_peak is None else device_peak[1], compile_s, warmup_s,

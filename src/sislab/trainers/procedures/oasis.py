@@ -101,7 +101,7 @@ class OasisProcedure(AdversarialSchedules):
         self.train_spec = train
         self.accumulation = accumulation_steps(train, runtime.world_size)  # see SpadeProcedure
         self._step_counts: torch.Tensor | None = None
-        configure_backends(self.device)
+        configure_backends(self.device, train)
         runtime.notes.update(switch_notes(train))
         generator = method.build_generator(model_cfg, geometry).to(self.device)
         discriminator = method.build_discriminator(model_cfg, geometry).to(self.device)

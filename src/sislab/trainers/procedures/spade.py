@@ -84,7 +84,7 @@ class SpadeProcedure(AdversarialSchedules):
         self.train_spec = train
         # Micro-batches per G/D step (alternating_step); micro_batch_size: auto's probe sets it.
         self.accumulation = accumulation_steps(train, runtime.world_size)
-        configure_backends(self.device)
+        configure_backends(self.device, train)
         runtime.notes.update(switch_notes(train))
         generator = self._build_generator(method, model_cfg, geometry).to(self.device)
         generator = prepare_module(generator, train)

@@ -13,14 +13,48 @@ from torch import nn
 from sislab.spec.models import TrainSpec
 
 
-def configure_backends(device: torch.device) -> None:
-    """Let cuDNN time its convolution algorithms once per shape and keep the fastest (CUDA only).
+def configure_backends(device: torch.device, train: TrainSpec) -> None:
+    """Let cuDNN time its convolution algorithms once per shape and keep the fastest (CUDA only),
+    and apply ``train.reuse_host_memory``.
 
     Args:
         device: The device the procedure trains on.
+        train: The spec's ``train:`` section.
     """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if train.reuse_host_memory:
+        keep_freed_host_memory()
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def keep_freed_host_memory() -> bool:
+    """Keep memory this process frees for its own later allocations (glibc's malloc only).
+
+    By default glibc serves each block of 128 kB-32 MB and more with its own mmap and trims the
+    heap's top, handing freed memory back to the kernel, so a training step's buffers are
+    page-faulted in (zero-filled) again at every step. Without mmap'd blocks and with trimming
+    off, a freed block is reused as it is. In one A/B (SPADE 64x128, fp32, 2-core CPU) the minor
+    faults of a 4-iteration ``bench train`` fell from 2.3-2.7 to 0.6-0.7 million and the step
+    from 2.0-2.1 to 1.6-1.8 s; the peak RSS grew by 8-17% (what the heap cannot reuse). Torch's
+    largest tensors still fault in again (some of its allocations do not reach glibc's heap).
+    Process-wide and for the rest of the process (a Train worker runs one trial).
+
+    Returns:
+        Whether the setting took (False where the C library is not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**30))
 
 
 def switch_notes(train: TrainSpec) -> dict[str, str]:

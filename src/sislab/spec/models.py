@@ -194,8 +194,8 @@ class TrainSpec(StrictModel):
         description="Keep host memory the training process frees for its own later "
         "allocations instead of handing it back to the kernel after every step (glibc's "
         "malloc: no mmap'd blocks, no heap trimming), so a step's buffers are not page-faulted "
-        "in and zero-filled again at every step: 7-22% of a CPU step in sislab bench train, at "
-        "up to 17% more peak RSS (docs/benchmarks.md). Same maths; no effect on other C "
+        "in and zero-filled again at every step: 6-33% of a CPU step in the side-by-side runs, at "
+        "1-17% more peak RSS (docs/benchmarks.md). Same maths; no effect on other C "
         "libraries.",
     )
     compile: bool = Field(

@@ -3,13 +3,15 @@ times before one backward (OASIS's discriminator: fake, real and LabelMix in its
 
 torch's spectral norm updates its ``u`` and ``v`` buffers in place at every training-mode call
 and normalises the weight with clones of them, so that an earlier call's backward still finds
-the values it used. Compiled, AOTAutograd saves the buffers themselves instead of the clones, and
-the backward fails on the next call's update ("modified by an inplace operation", pytorch#185497).
+the values it used. Compiled with inductor (``aot_eager`` does not show it), the graph saves the
+buffers themselves instead of the clones, and the backward fails on the next call's update
+("modified by an inplace operation", pytorch#185497).
 
 ``power_iterations_outside_graph`` moves the update into a forward pre-hook that runs eagerly,
-the same in-place power iteration on the same buffers (DDP's buffer broadcast and state dicts see
-nothing new), and hands the compiled graph fresh clones through two non-persistent buffers that
-are replaced, never written, at every call. Same operations, same order: eager results are
+the same in-place power iteration on the same buffers (state dicts and DDP's broadcast of u and v
+unchanged), and hands the compiled graph fresh clones through two non-persistent buffers that
+are replaced, never written, at every call (DDP, built before the first call, broadcasts into
+their first tensors, which nothing reads). Same operations, same order: eager results are
 bit-for-bit torch's.
 """
 

@@ -10,9 +10,10 @@ buffers themselves instead of the clones, and the backward fails on the next cal
 ``power_iterations_outside_graph`` moves the update into a forward pre-hook that runs eagerly,
 the same in-place power iteration on the same buffers (state dicts and DDP's broadcast of u and v
 unchanged), and hands the compiled graph fresh clones through two non-persistent buffers that
-are replaced, never written, at every call (DDP, built before the first call, broadcasts into
-their first tensors, which nothing reads). Same operations, same order: eager results are
-bit-for-bit torch's.
+are replaced at every call. (DDP also broadcasts rank 0's clones into the current ones before
+each forward, version counters preserved; their values are the same on every rank, which runs the
+same iteration on the u, v and weights DDP keeps equal.) Same operations, same order: eager
+results are bit-for-bit torch's.
 """
 
 from __future__ import annotations

@@ -156,3 +156,24 @@ def test_restore_from_a_donor_keeps_weights_and_scores_not_its_best(tmp_path: Pa
     assert procedure.learning_rates()["g"] == pytest.approx(3e-4)
     assert procedure.learning_rates()["d"] == pytest.approx(4e-4)
     assert restored("donor")[0].best == best  # the run's own checkpoint keeps its best
+
+
+class _UnreachableOnce(MemoryTracker):
+    """A tracker whose first flush times out (MLflow down): its records stay in the process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> bool:
+        self.flushes += 1
+        return self.flushes > 1
+
+
+def test_no_checkpoint_commits_past_records_mlflow_has_not_taken(tmp_path: Path) -> None:
+    tracker = _UnreachableOnce()
+    _, ctx, _, _ = _run(SPEC, tmp_path, tracker)
+    # Epoch 1's flush failed: no checkpoint, so a crash would train (and log) it again; the
+    # last epoch always gets one.
+    assert [r["epoch"] for r in ctx.reports] == [1.0, 2.0]
+    assert len(list(tmp_path.glob("checkpoint_*"))) == 1

@@ -306,10 +306,13 @@ def _train_epochs(
             _log_grid(procedure, grid_batch, cfg, tracker, state)
         _log_cost(ctx, tracker, meter, state)
         state.cost = meter.state()
-        if final or improved or state.epoch % cfg.checkpoint_every_epochs == 0:
-            tracker.flush()
+        due = final or improved or state.epoch % cfg.checkpoint_every_epochs == 0
+        if due and (tracker.flush() or final):
             _report_with_checkpoint(procedure, ctx, cfg, state, metrics, tracker, improved)
         else:
+            # MLflow unreachable past the flush's wait: this epoch's records live only in this
+            # process. A checkpoint now would let a crash resume past them (a gap in the run's
+            # history); without one, a crash trains these epochs again and logs them again.
             ctx.report(metrics, None)
 
 

@@ -29,8 +29,9 @@ class Tracker(Protocol):
         """Set run tags (e.g. that the perceptual loss is off and why)."""
         ...
 
-    def flush(self) -> None:
-        """Send whatever is buffered; called before each checkpoint and at the end."""
+    def flush(self) -> bool:
+        """Send whatever is buffered; called before each checkpoint and at the end. Returns
+        whether everything was sent (False: records are still held in this process)."""
         ...
 
     def close(self) -> None:
@@ -56,8 +57,8 @@ class NullTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         del tags
 
-    def flush(self) -> None:
-        pass
+    def flush(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass

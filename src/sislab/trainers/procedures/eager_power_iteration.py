@@ -30,8 +30,6 @@ class _SpectralNormFromClones(_SpectralNorm):
     """torch's spectral norm with the power iteration done by the pre-hook (``_refresh``)."""
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        if weight.ndim == 1:
-            return super().forward(weight)
         weight_mat = self._reshape_weight_to_matrix(weight)
         sigma = torch.vdot(self._u_now, torch.mv(weight_mat, self._v_now))
         return weight / sigma
@@ -59,12 +57,11 @@ def power_iterations_outside_graph(module: nn.Module) -> int:
         if not parametrize.is_parametrized(sub):
             continue
         for plist in sub.parametrizations.values():
-            norms = [p for p in plist if isinstance(p, _SpectralNorm)]
-            if not norms or norms[0].__class__ is not _SpectralNorm or len(plist) != 1:
-                continue  # only a lone torch spectral norm: its input is the original weight
-            norm = norms[0]
-            if plist.original.ndim == 1:
-                continue  # vectors are normalised without power iteration
+            # Only a lone torch spectral norm (its input is the original weight) on a matrix or
+            # kernel: vectors are normalised without power iteration.
+            if len(plist) != 1 or type(plist[0]) is not _SpectralNorm or plist.original.ndim == 1:
+                continue
+            norm = plist[0]
             norm.__class__ = _SpectralNormFromClones
             norm.register_buffer("_u_now", norm._u.clone(), persistent=False)
             norm.register_buffer("_v_now", norm._v.clone(), persistent=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -106,3 +107,34 @@ def test_the_candidate_mix_equals_the_previous_einsum_forward_and_backward() -> 
     torch.testing.assert_close(now, before)
     for a, b in zip(grads(now), grads(before), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_sigmas_divide_the_vectors_as_they_divided_the_kernels() -> None:
+    # Spectral-normed and without bias, the n sigmas scale the (B, n, H, W) mixing vectors
+    # instead of the kernels: same values, gradients and power iteration as the weight path.
+    torch.manual_seed(0)
+    scc = SemanticConditionalConv2d(5, 6, num_candidates=3).double()
+    reference = copy.deepcopy(scc)
+    x = torch.randn(2, 5, 8, 8, dtype=torch.float64)
+    vectors = torch.softmax(torch.randn(2, 3, 8, 8, dtype=torch.float64), dim=1)
+    upstream = torch.randn(2, 6, 8, 8, dtype=torch.float64)
+    sigma_calls = []
+    scc.parametrizations.candidate_weight[0].register_forward_hook(
+        lambda norm, args, out: sigma_calls.append(tuple(out.shape))
+    )
+
+    def step(module, old_path: bool) -> list[torch.Tensor]:
+        inputs = [x.clone().requires_grad_(), vectors.clone().requires_grad_()]
+        if old_path:  # the kernels divided by their sigmas, then mixed
+            out = torch.einsum("bnchw,bnhw->bchw", module.candidate_outputs(inputs[0]), inputs[1])
+        else:
+            out = module(*inputs)
+        original = module.parametrizations.candidate_weight.original
+        return [out, *torch.autograd.grad((out * upstream).sum(), [*inputs, original])]
+
+    for _ in range(2):
+        for now, before in zip(step(scc, False), step(reference, True), strict=True):
+            torch.testing.assert_close(now, before, rtol=1e-10, atol=1e-12)
+        for key, value in reference.state_dict().items():
+            assert torch.equal(scc.state_dict()[key], value), key
+    assert sigma_calls == [(3,), (3,)]  # sigma alone, never the divided kernels

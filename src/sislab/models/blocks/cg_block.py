@@ -8,7 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from sislab.models.convs.spectral_norm import spectral_norm
 
 CgNormFactory = Callable[[int], nn.Module]
 """``norm_factory(channels) -> module(x, segmap)``, built for the block's group number."""

@@ -7,9 +7,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from sislab.models.convs.scc import SemanticConditionalConv2d
+from sislab.models.convs.spectral_norm import spectral_norm
 from sislab.models.convs.vector_concat import VectorConcatConv2d
 from sislab.models.norms.scn import SemanticConditionalNorm
 from sislab.models.norms.spade import SPADE, ParamFreeNorm

@@ -8,8 +8,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
+from sislab.models.convs.spectral_norm import spectral_norm
 from sislab.models.norms.spade import SPADE, ParamFreeNorm
 
 NormFactory = Callable[[int], nn.Module]

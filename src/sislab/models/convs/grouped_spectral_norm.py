@@ -55,14 +55,23 @@ class GroupedSpectralNorm(nn.Module):
                 u[g] = F.normalize(torch.mv(weight, v[g]), dim=0, eps=EPS)
         self._u, self._v = torch.stack(u), torch.stack(v)
 
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        """Return ``weight`` with group ``g`` divided by ``sigma_g = u_g^T W_g v_g``."""
+    def sigma(self, weight: torch.Tensor) -> torch.Tensor:
+        """``sigma_g = u_g^T W_g v_g`` per group, shape ``(G,)``, after the power iteration
+        (training mode)."""
         matrix = self._as_matrix(weight)
         if self.training:
             self._power_iteration(matrix.detach(), self.num_iterations)
         # Clones: the buffers are updated in place on the next forward, autograd must not see it.
         u, v = self._u.clone(), self._v.clone()
-        sigma = torch.einsum("gr,grc,gc->g", u, matrix, v)
+        return torch.einsum("gr,grc,gc->g", u, matrix, v)
+
+    def forward(self, weight: torch.Tensor, sigma_only: bool = False) -> torch.Tensor:
+        """Return ``weight`` with group ``g`` divided by ``sigma_g``, or (``sigma_only``) the
+        ``(G,)`` sigmas: a caller that divides something smaller than the weight (SCC's mixing
+        vectors) asks through the module call, so that hooks on the norm see every call."""
+        sigma = self.sigma(weight)
+        if sigma_only:
+            return sigma
         return weight / sigma.view(-1, *([1] * (weight.dim() - 1)))
 
 

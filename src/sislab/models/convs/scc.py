@@ -7,8 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from sislab.models.convs.grouped_spectral_norm import grouped_spectral_norm
+from sislab.models.convs.spectral_norm import divides_output, sigma_of
 
 # SC-GAN code (SpatialCondConv2d): each candidate gets xavier_normal_(gain=0.02), the generator's
 # init_variance, with the fans of ONE candidate conv (C_in k k, C_out k k).
@@ -85,26 +87,44 @@ class SemanticConditionalConv2d(nn.Module):
 
     def candidate_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """All candidates' responses from one conv, shape ``(B, n, C_out, H', W')``."""
-        weight = self.candidate_weight
+        return self._responses(x, self.candidate_weight, self.candidate_bias)
+
+    def _responses(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
         flat_weight = weight.reshape(-1, *weight.shape[2:])
-        flat_bias = None if self.candidate_bias is None else self.candidate_bias.reshape(-1)
+        flat_bias = None if bias is None else bias.reshape(-1)
         y = F.conv2d(x, flat_weight, flat_bias, stride=self.stride, padding=self.padding)
         return y.view(y.shape[0], self.num_candidates, self.out_channels, *y.shape[2:])
 
     def forward(self, x: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """Mix the candidates' responses per pixel with the semantic vectors ``vectors``."""
-        y = self.candidate_outputs(x)
+        normed = parametrize.is_parametrized(self, "candidate_weight")
+        plist = self.parametrizations["candidate_weight"] if normed else None
+        if (
+            plist is not None
+            and len(plist) == 1
+            and self.candidate_bias is None
+            and divides_output(self, "candidate_weight", output_is_smaller=True)
+        ):
+            # sum_i V_i conv(x, k_i / sigma_i) = sum_i (V_i / sigma_i) conv(x, k_i): the n
+            # sigmas divide the (B, n, H', W') vectors instead of the candidate kernels.
+            sigma = sigma_of(self, "candidate_weight")
+            y = self._responses(x, plist.original, None)
+        else:
+            sigma, y = None, self.candidate_outputs(x)
         if vectors.shape[1] != self.num_candidates or vectors.shape[2:] != y.shape[3:]:
             raise ValueError(
                 f"semantic vectors of shape {tuple(vectors.shape)} do not match "
                 f"{self.num_candidates} candidates at {tuple(y.shape[3:])}"
             )
+        mix = vectors if sigma is None else vectors / sigma.view(1, -1, 1, 1)
         # The weighted sum over the n candidates as n fused multiply-adds over (B, C_out, H', W'):
         # an einsum here ran as B*H'*W' tiny (C_out x n) @ (n x 1) matmuls on a permuted copy of
         # y (SC-GAN's largest `copy_` and `bmm` shares on CPU).
-        out = y[:, 0] * vectors[:, 0:1]
+        out = y[:, 0] * mix[:, 0:1]
         for i in range(1, self.num_candidates):
-            out = torch.addcmul(out, y[:, i], vectors[:, i : i + 1])
+            out = torch.addcmul(out, y[:, i], mix[:, i : i + 1])
         return out
 
     def extra_repr(self) -> str:

@@ -7,7 +7,8 @@ import itertools
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from sislab.models.convs.spectral_norm import spectral_norm
 
 
 def _conv_in_lrelu(

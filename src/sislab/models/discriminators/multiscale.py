@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from sislab.models.convs.spectral_norm import spectral_norm
 
 # SPADE code NLayerDiscriminator: kw = 4, padw = ceil((kw - 1) / 2) = 2, channel cap 512.
 KERNEL = 4

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from sislab.models.convs.spectral_norm import spectral_norm
 
 # OASIS discriminator.py: self.channels = [3, 128, 128, 256, 256, 512, 512].
 CHANNELS = (3, 128, 128, 256, 256, 512, 512)

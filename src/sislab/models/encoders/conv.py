@@ -7,7 +7,8 @@ import itertools
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from sislab.models.convs.spectral_norm import spectral_norm
 
 # SPADE code: the last feature map is s0 x s0 = 4 x 4 before the two linear heads.
 LATENT_GRID = 4

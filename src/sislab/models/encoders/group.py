@@ -10,8 +10,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
+from sislab.models.convs.spectral_norm import spectral_norm
 from sislab.models.generators.groupdnet import LATENT_CHANNELS
 
 EncoderNorm = Literal["instance", "group"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from sislab.models.blocks.cg_block import CGBlock
+from sislab.models.convs.spectral_norm import spectral_norm
 from sislab.models.generators.spade import latent_size
 from sislab.models.geometry import UpsamplingMode
 from sislab.models.norms.cg_norm import CgMlpStyle, CGNorm, CgParamFree, LabelInput

@@ -15,7 +15,8 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from sislab.models.convs.spectral_norm import spectral_norm
 
 Nonlinearity = Literal["softmax", "sigmoid", "tanh", "relu", "hardtanh", "none"]
 

@@ -22,17 +22,18 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-# torch's parametrization class (private; its forward is the one replaced here).
+# torch's parametrization class (private), and sislab's, which asks it for sigma.
 from torch.nn.utils.parametrizations import _SpectralNorm
 
+from sislab.models.convs.spectral_norm import SpectralNorm
 
-class _SpectralNormFromClones(_SpectralNorm):
+
+class _SpectralNormFromClones(SpectralNorm):
     """torch's spectral norm with the power iteration done by the pre-hook (``_refresh``)."""
 
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+    def sigma(self, weight: torch.Tensor) -> torch.Tensor:
         weight_mat = self._reshape_weight_to_matrix(weight)
-        sigma = torch.vdot(self._u_now, torch.mv(weight_mat, self._v_now))
-        return weight / sigma
+        return torch.vdot(self._u_now, torch.mv(weight_mat, self._v_now))
 
 
 def _refresh(plist: parametrize.ParametrizationList, norm: _SpectralNormFromClones) -> None:
@@ -59,7 +60,11 @@ def power_iterations_outside_graph(module: nn.Module) -> int:
         for plist in sub.parametrizations.values():
             # Only a lone torch spectral norm (its input is the original weight) on a matrix or
             # kernel: vectors are normalised without power iteration.
-            if len(plist) != 1 or type(plist[0]) is not _SpectralNorm or plist.original.ndim == 1:
+            if (
+                len(plist) != 1
+                or type(plist[0]) not in (_SpectralNorm, SpectralNorm)
+                or plist.original.ndim == 1
+            ):
                 continue
             norm = plist[0]
             norm.__class__ = _SpectralNormFromClones

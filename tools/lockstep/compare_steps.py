@@ -11,7 +11,8 @@ module holds what every per-method check needs:
   stack of several official ones (SC-GAN's SCC candidates); used for weights, buffers, gradients.
 * ``converge_old_sn``: 200 power iterations on the official (shared) weights, so both sides start
   from converged spectral-norm u, v (copied to sislab with the weights).
-* ``patch_sn_order()``: sislab's parametrized spectral norm updates v first (the official order).
+* ``patch_sn_order()``: sislab's parametrized spectral norm updates v first (the official order)
+  and divides the weight, not a conv's output, by sigma (the official arithmetic).
 * ``compare_grads``: relative L2 difference, cosine and the worst tensor of two gradient sets.
 * ``perturb_copy``: the 1e-6 control of the free-running part.
 * ``use_float64``: both sides in float64, to tell float rounding from real differences.
@@ -201,15 +202,26 @@ def converge_old_sn(modules: Iterable, iterations: int = 200) -> int:
 
 
 def patch_sn_order() -> None:
-    """In this process, sislab's parametrized spectral norm updates v <- W^T u, then u <- W v.
+    """In this process, sislab's parametrized spectral norm updates v <- W^T u, then u <- W v,
+    and divides the weight by sigma.
 
     That is the order of the official code's ``torch.nn.utils.spectral_norm``; the parametrization
     API updates u first. (sislab's GroupedSpectralNorm of the SCC candidates already updates v
-    first.)
+    first.) And it is the official arithmetic: sislab divides a conv's output (or SCC's mixing
+    vectors) by sigma where that is cheaper than dividing the weight, the same maths rounded
+    differently (tests/models/convs/test_spectral_norm.py).
     """
     import torch
     import torch.nn.functional as F
     from torch.nn.utils import parametrizations as pz
+
+    from sislab.models.convs import scc, spectral_norm
+
+    def weight_division(module, name, output_is_smaller):
+        del module, name, output_is_smaller
+        return False
+
+    spectral_norm.divides_output = scc.divides_output = weight_division
 
     @torch.no_grad()
     def _power_method_v_first(self, weight_mat, n_power_iterations):

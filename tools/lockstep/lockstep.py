@@ -65,7 +65,8 @@ def parse_args():
     parser.add_argument(
         "--patch-sn-order",
         action="store_true",
-        help="sislab's spectral norm updates v then u (the official torch order)",
+        help="sislab's spectral norm updates v then u and divides the weight by sigma (the "
+        "official torch order and arithmetic)",
     )
     parser.add_argument("--skip-free", action="store_true")
     parser.add_argument(
@@ -77,20 +78,6 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", help="report JSON (default: lockstep-<method>.json in cwd)")
     return parser.parse_args()
-
-
-def patch_sn_order(torch) -> None:
-    """sislab's parametrized spectral norm: v <- W^T u then u <- W v (old hook API order)."""
-    import torch.nn.functional as F
-    from torch.nn.utils import parametrizations as pz
-
-    @torch.no_grad()
-    def power_method_v_first(self, weight_mat, n_power_iterations):
-        for _ in range(n_power_iterations):
-            self._v = F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps, out=self._v)
-            self._u = F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps, out=self._u)
-
-    pz._SpectralNorm._power_method = power_method_v_first
 
 
 def synthetic_batches(torch, setup, n: int, no_class0: bool, extra_batch):
@@ -166,6 +153,7 @@ def main() -> int:
     import torch
     import torch.nn.functional as F
     from compare import grad_diff, param_rel_l2, state_maxabs
+    from compare_steps import patch_sn_order
     from official_sides import OasisSide, Pix2PixSide
     from rng_tape import RngTape
     from sislab_side import base_spec, build_procedure
@@ -173,7 +161,7 @@ def main() -> int:
     from sislab.models.geometry import DatasetGeometry
 
     if args.patch_sn_order:
-        patch_sn_order(torch)
+        patch_sn_order()
 
     torch.manual_seed(0)
     argv = method_map.official_argv(setup, os.path.join(scratch, "ckpt"))

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import torch
 import torch.distributed as dist
+
+from sislab.trainers.scratch import ScratchDir
+
+CHECKPOINT_SCRATCH_PREFIX = "sislab-ckpt-"
 
 
 class TrainContext(Protocol):
@@ -122,8 +125,7 @@ def sum_over_ranks(values: torch.Tensor, ctx: TrainContext) -> torch.Tensor:
     return moved.to(values.device)
 
 
-@contextlib.contextmanager
-def scratch_dir() -> Iterator[Path]:
-    """A temporary folder removed on exit, for writing a checkpoint before reporting it."""
-    with tempfile.TemporaryDirectory(prefix="sislab-ckpt-") as tmp:
-        yield Path(tmp)
+def scratch_dir() -> ScratchDir:
+    """A temporary folder removed on exit (or, if this process is killed meanwhile, by the next
+    one), for writing a checkpoint before reporting it."""
+    return ScratchDir(CHECKPOINT_SCRATCH_PREFIX)

@@ -20,6 +20,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from sislab.trainers.run_params import MAX_PARAM_CHARS, flatten, param_text
+from sislab.trainers.scratch import ScratchDir
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ TRIAL_TAG = "sislab.trial_id"
 KIND_TAG = "sislab.kind"
 REDONE_STEPS_KEY = "train/redone_steps"
 NOTE_TAG = "mlflow.note.content"  # the run's description (Markdown) in the MLflow UI
+SPOOL_PREFIX = "sislab-mlflow-spool-"  # artifacts copied for the sender thread
+UNSENT_PREFIX = "sislab-mlflow-unsent-"  # a closed tracker's spool it could not send
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
@@ -138,7 +141,9 @@ class MlflowTracker:
         self._wake = threading.Event()
         self._closed = False
         self._last_send = time.monotonic()
-        self._spool = Path(tempfile.mkdtemp(prefix="sislab-mlflow-spool-"))
+        # Removed by close(); a killed process's spool is removed by the next tracker.
+        self._scratch = ScratchDir(SPOOL_PREFIX)
+        self._spool = self._scratch.path
         self._thread = threading.Thread(target=self._run, name="sislab-mlflow", daemon=True)
         self._thread.start()
 
@@ -248,10 +253,11 @@ class MlflowTracker:
         self._wake.set()
         self._thread.join(timeout=1.0)
         if done:
-            shutil.rmtree(self._spool, ignore_errors=True)
+            self._scratch.close()
         else:
+            kept = self._scratch.keep(UNSENT_PREFIX)
             logger.error("MLflow: %d records could not be sent; artifacts kept in %s",
-                         self.buffered, self._spool)  # fmt: skip
+                         self.buffered, kept)  # fmt: skip
         return done
 
     def _run(self) -> None:

@@ -118,3 +118,13 @@ def test_calls_inside_parametrize_cached_share_one_power_iteration() -> None:
         ours.weight  # noqa: B018
         ours(x)
     assert paths == ["output", "weight"]
+
+
+@pytest.mark.parametrize("name", ["low-res 3x3, output", "strided 4x4 without bias, output"])
+def test_autocast_keeps_the_convs_output_dtype(name: str) -> None:
+    ours, reference, x = _twins(CASES[name])
+    ours, reference, x = ours.float(), reference.float(), x.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_ours, y_ref = ours(x), reference(x)
+    assert y_ours.dtype == y_ref.dtype == torch.bfloat16
+    torch.testing.assert_close(y_ours.float(), y_ref.float(), rtol=2e-2, atol=2e-2)

@@ -5,10 +5,11 @@ weight, so it equals ``conv(x, W) / sigma``: the same maths, rounding aside. tor
 weight (forward) and runs the division's backward over the weight as well (the gradient of W
 and of sigma: a few more weight-sized element-wise passes). At the low resolutions of the
 generators' first blocks and the discriminators' last layers the weight is far larger than the
-output (SPADE's 1024-channel 3x3 convs at 8x16: 9.4M weights, 131k outputs per image), and
-dividing the output instead halved such a conv's forward and backward on CPU (a one-process A/B
-on this project's 2-core machine: 1024 -> 1024 at 8x16, 165 -> 88 ms; 512 -> 512 4x4 at 8x16,
-39 -> 19 ms). :class:`SpectralNormConv2d` picks, at every call, whichever of the two is smaller.
+output (SPADE's 1024-channel 3x3 convs at 8x16: 9.4M weights, 131k outputs per image), and the
+divided weight is also kept for the backward, once per call: dividing the output instead took
+SPADE's 64x128 CPU step from 1.52 to 1.39 s and its peak memory from 2.95 to 2.53 GB (A/B,
+docs/benchmarks.md). :class:`SpectralNormConv2d` picks, at every call, whichever of the two is
+smaller.
 
 The parametrization is torch's (``torch.nn.utils.parametrizations.spectral_norm``: same ``u``, ``v``
 buffers, same power iteration, same state-dict names); :class:`SpectralNorm` only adds a way to
@@ -112,7 +113,9 @@ class SpectralNormConv2d(nn.Conv2d):
         if self.bias is None:
             return y / sigma
         shape = (-1, 1, 1) if y.ndim == 3 else (1, -1, 1, 1)
-        return torch.addcdiv(self.bias.view(shape), y, sigma)
+        # In y's dtype: under autocast the conv's output is bf16/fp16, and an fp32 bias would
+        # promote the sum (and every op after it) to fp32.
+        return torch.addcdiv(self.bias.to(y.dtype).view(shape), y, sigma)
 
 
 def spectral_norm(module: nn.Module) -> nn.Module:

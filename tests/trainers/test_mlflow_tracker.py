@@ -4,6 +4,7 @@ params, and a trial run's name, params, infrastructure artifact and source tags.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from sislab.orchestrator.mlflow_store import prepare_sqlite_store
 from sislab.spec.loader import spec_from_dict
-from sislab.trainers.mlflow_tracker import MlflowTracker
+from sislab.trainers.mlflow_tracker import SPOOL_PREFIX, UNSENT_PREFIX, MlflowTracker
 from sislab.trainers.sample_grid import write_grid
 from sislab.trainers.trial_inputs import log_dataset_input, manifest_digest
 from sislab.trainers.trial_run import open_trial_run
@@ -96,3 +97,27 @@ def test_each_step_is_logged_once_and_held_metrics_wait_for_flush(tmp_path: Path
     # One step (3) was trained again, its point already in the run: logged with step 4.
     redone = client.get_metric_history(run_id, "train/redone_steps")
     assert [(m.step, m.value) for m in redone] == [(4, 1.0)]
+
+
+def test_the_spool_goes_with_close_and_is_kept_renamed_when_unsent(tmp_path: Path) -> None:
+    client, experiment = _client(tmp_path)
+    run_id = client.create_run(experiment).info.run_id
+    (tmp_path / "notes.txt").write_text("x")
+    sent = MlflowTracker(client, run_id)
+    sent.log_artifact(tmp_path / "notes.txt", "notes")
+    spool = sent._spool
+    assert spool.name.startswith(SPOOL_PREFIX) and sent.close()
+    assert not spool.exists() and sent.kept is None
+    # A store that cannot take the records (no such run): the artifacts stay, in a folder whose
+    # name the next tracker does not reap.
+    unsent = MlflowTracker(
+        client, "no-such-run", close_timeout_s=0.5, retry_backoff_s=0.1, max_backoff_s=0.1
+    )
+    unsent.log_artifact(tmp_path / "notes.txt", "notes")
+    spool = unsent._spool
+    try:
+        assert not unsent.close()
+        assert not spool.exists() and unsent.kept.name.startswith(UNSENT_PREFIX)
+        assert [p.read_text() for p in unsent.kept.rglob("notes.txt")] == ["x"]
+    finally:
+        shutil.rmtree(unsent.kept or spool, ignore_errors=True)

@@ -144,6 +144,7 @@ class MlflowTracker:
         # Removed by close(); a killed process's spool is removed by the next tracker.
         self._scratch = ScratchDir(SPOOL_PREFIX)
         self._spool = self._scratch.path
+        self.kept: Path | None = None  # where close() left the artifacts it could not send
         self._thread = threading.Thread(target=self._run, name="sislab-mlflow", daemon=True)
         self._thread.start()
 
@@ -255,9 +256,9 @@ class MlflowTracker:
         if done:
             self._scratch.close()
         else:
-            kept = self._scratch.keep(UNSENT_PREFIX)
+            self.kept = self._scratch.keep(UNSENT_PREFIX)
             logger.error("MLflow: %d records could not be sent; artifacts kept in %s",
-                         self.buffered, kept)  # fmt: skip
+                         self.buffered, self.kept)  # fmt: skip
         return done
 
     def _run(self) -> None:

@@ -99,8 +99,8 @@ class SpectralNormConv2d(nn.Conv2d):
     """``nn.Conv2d`` under :func:`spectral_norm` that divides its output by sigma where one
     image's output is smaller than the weight (the result of ``conv(x, W / sigma)``, rounding
     aside). Per image, not per batch: a batch split into micro-batches or over DDP ranks takes
-    the same path as the whole batch, so their results stay equal to the last bit of rounding
-    that the tests of those splits compare."""
+    the whole batch's path, so the splits round as the whole batch does (their tests compare
+    them at 1e-7)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         plist = self.parametrizations["weight"]

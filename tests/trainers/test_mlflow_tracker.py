@@ -105,7 +105,7 @@ def test_the_spool_goes_with_close_and_is_kept_renamed_when_unsent(tmp_path: Pat
     (tmp_path / "notes.txt").write_text("x")
     sent = MlflowTracker(client, run_id)
     sent.log_artifact(tmp_path / "notes.txt", "notes")
-    spool = sent._spool
+    spool = sent._scratch.path
     assert spool.name.startswith(SPOOL_PREFIX) and sent.close()
     assert not spool.exists() and sent.kept is None
     # A store that cannot take the records (no such run): the artifacts stay, in a folder whose
@@ -114,7 +114,7 @@ def test_the_spool_goes_with_close_and_is_kept_renamed_when_unsent(tmp_path: Pat
         client, "no-such-run", close_timeout_s=0.5, retry_backoff_s=0.1, max_backoff_s=0.1
     )
     unsent.log_artifact(tmp_path / "notes.txt", "notes")
-    spool = unsent._spool
+    spool = unsent._scratch.path
     try:
         assert not unsent.close()
         assert not spool.exists() and unsent.kept.name.startswith(UNSENT_PREFIX)

@@ -143,7 +143,6 @@ class MlflowTracker:
         self._last_send = time.monotonic()
         # Removed by close(); a killed process's spool is removed by the next tracker.
         self._scratch = ScratchDir(SPOOL_PREFIX)
-        self._spool = self._scratch.path
         self.kept: Path | None = None  # where close() left the artifacts it could not send
         self._thread = threading.Thread(target=self._run, name="sislab-mlflow", daemon=True)
         self._thread.start()
@@ -189,7 +188,7 @@ class MlflowTracker:
             self._wake.set()
 
     def _spool_copy(self, path: Path) -> Path:
-        folder = Path(tempfile.mkdtemp(dir=self._spool))
+        folder = Path(tempfile.mkdtemp(dir=self._scratch.path))
         copy = folder / Path(path).name
         shutil.copyfile(path, copy)  # the caller may delete its file as soon as we return
         return copy

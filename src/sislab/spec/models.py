@@ -195,7 +195,7 @@ class TrainSpec(StrictModel):
         "allocations instead of handing it back to the kernel after every step (glibc's "
         "malloc: no mmap'd blocks, no heap trimming), so a step's buffers are not page-faulted "
         "in and zero-filled again at every step: 6-33% of a CPU step in the side-by-side runs, at "
-        "1-17% more peak RSS, 27% for GroupDNet at 256x512 (docs/benchmarks.md); set false "
+        "1-17% more peak RSS, 22-27% for GroupDNet at 256x512 (docs/benchmarks.md); set false "
         "where host memory is tight. Same maths; no effect on other C libraries.",
     )
     compile: bool = Field(

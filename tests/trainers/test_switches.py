@@ -21,6 +21,7 @@ from sislab.models.convs.spectral_norm import SpectralNorm, SpectralNormConv2d
 from sislab.models.discriminators.multiscale import MultiscaleDiscriminator
 from sislab.models.geometry import DatasetGeometry
 from sislab.models.losses.perceptual import vgg19_features
+from sislab.models.norms import modulation
 from sislab.models.registry import get_method
 from sislab.spec.models import LossesSpec, TrainSpec
 from sislab.trainers.bench import synthetic_batch
@@ -41,6 +42,7 @@ TINY: dict[str, dict[str, Any]] = {
     "groupdnet": {"ngf": 4, "encoder_ndf": 4, "ndf": 4, "num_d": 1, "n_layers_d": 2,
                   "num_upsampling_layers": "normal", "cg_mlp_style": "cityscapes"},
     "oasis": {"ngf": 4, "ndf": 4, "spade_hidden": 8, "z_dim": 4},
+    "clade": {"ngf": 4, "ndf": 4, "num_d": 1, "n_layers_d": 2},
 }  # fmt: skip
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
 
@@ -335,3 +337,39 @@ def test_dividing_outputs_by_sigma_trains_as_dividing_weights(case: str) -> None
     # losses by 2e-3 either way (in float64 both paths agree to 1e-14 over two steps).
     _assert_same_step(new, old, steps=1 if case == "scgan" else 2)
     assert any(sigmas_alone) and not all(sigmas_alone)  # both paths ran in the new procedure
+
+
+@pytest.mark.parametrize("case", ["spade", "clade", "scgan", "groupdnet", "oasis"])
+def test_fused_modulation_trains_as_autograds_chain(case: str) -> None:
+    """Two training steps with the norms' fused modulation + leaky ReLU and with autograd's ops
+    (``modulate``'s other path): the same losses, gradients and weights, bit for bit."""
+    new, old = _procedure(case), _procedure(case)
+    batch = synthetic_batch(GEOMETRY, 2, torch.device("cpu"))
+    grads_new, grads_old = _record_gradients(new), _record_gradients(old)
+    fused = modulation._ModulatedLeakyReLU.apply
+    fused_calls = []
+
+    def counting(*args):
+        fused_calls.append(args[3])
+        return fused(*args)
+
+    for step in range(2):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(modulation._ModulatedLeakyReLU, "apply", counting)
+            torch.manual_seed(10 + step)
+            losses_new = new.train_step(batch)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(modulation, "stateless_norm", lambda norm: None)
+            torch.manual_seed(10 + step)
+            losses_old = old.train_step(batch)
+        for key in losses_old:
+            assert torch.equal(losses_new[key], losses_old[key]), (step, key)
+    assert fused_calls  # the fused path ran
+    for name, net in _networks(new).items():
+        old_params = dict(_networks(old)[name].named_parameters())
+        for key, value in net.named_parameters():
+            if id(value) in grads_new:
+                assert torch.equal(grads_new[id(value)], grads_old[id(old_params[key])]), key
+        old_state = _networks(old)[name].state_dict()
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, old_state[key]), (name, key)

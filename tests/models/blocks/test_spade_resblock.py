@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -47,9 +48,9 @@ class _Recording(nn.Module):
         self.channels = channels
         log.append(channels)
 
-    def forward(self, x, segmap):
+    def forward(self, x, segmap, negative_slope=None):
         assert x.shape[1] == self.channels
-        return x * 2
+        return x * 2 if negative_slope is None else F.leaky_relu(x * 2, negative_slope)
 
 
 def test_norm_factory_is_used_for_every_norm():

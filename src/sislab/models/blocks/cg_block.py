@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sislab.models.convs.spectral_norm import spectral_norm
@@ -65,6 +64,7 @@ class CGBlock(nn.Module):
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         """Apply the block; ``segmap`` is resized inside each CG-Norm."""
         x_s = self.conv_s(self.norm_s(x, segmap)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, segmap), 0.2))
+        # The norms apply the block's leaky ReLU themselves (fused with their modulation).
+        dx = self.conv_0(self.norm_0(x, segmap, negative_slope=0.2))
+        dx = self.conv_1(self.norm_1(dx, segmap, negative_slope=0.2))
         return x_s + dx

@@ -41,8 +41,11 @@ class _StaticNorm(nn.Module):
         else:
             self.norm = nn.InstanceNorm2d(channels, affine=False)
 
-    def forward(self, x: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        return self.norm(x)
+    def forward(
+        self, x: torch.Tensor, vectors: torch.Tensor, negative_slope: float | None = None
+    ) -> torch.Tensor:
+        out = self.norm(x)
+        return out if negative_slope is None else F.leaky_relu(out, negative_slope)
 
 
 def _norm(channels: int, ops: SrgOps, num_candidates: int, param_free: ParamFreeNorm):
@@ -106,7 +109,8 @@ class ScResBlock(nn.Module):
         semantics: torch.Tensor,
     ) -> torch.Tensor:
         """Apply the block at the resolution of ``x`` (the vectors must match it)."""
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, norm_vectors), 0.2), conv_vectors)
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, norm_vectors), 0.2), conv_vectors)
+        # The norms apply the block's leaky ReLU themselves (fused with their modulation).
+        dx = self.conv_0(self.norm_0(x, norm_vectors, negative_slope=0.2), conv_vectors)
+        dx = self.conv_1(self.norm_1(dx, norm_vectors, negative_slope=0.2), conv_vectors)
         x_s = self.conv_s(self.norm_s(x, semantics)) if self.learned_shortcut else x
         return x_s + dx

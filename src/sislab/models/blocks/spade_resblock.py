@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sislab.models.convs.spectral_norm import spectral_norm
 from sislab.models.norms.spade import SPADE, ParamFreeNorm
 
 NormFactory = Callable[[int], nn.Module]
-"""``norm_factory(channels) -> module`` whose ``forward(x, segmap)`` normalises ``channels``."""
+"""``norm_factory(channels) -> module`` whose ``forward(x, segmap, negative_slope=None)``
+normalises ``channels`` and, given a slope, applies the leaky ReLU after its modulation."""
 
 ConvPadding = Literal["zeros", "reflect", "reflect_after"]
 """Padding of the 3x3 residual convs: zeros (SPADE), reflect (VASIS ``--pad reflect``: reflection
@@ -122,6 +122,7 @@ class SpadeResBlock(nn.Module):
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         """Apply the block; ``segmap`` is resized inside each norm layer."""
         x_s = self.shortcut(x, segmap)
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, segmap), 0.2))
+        # The norms apply the block's leaky ReLU themselves (fused with their modulation).
+        dx = self.conv_0(self.norm_0(x, segmap, negative_slope=0.2))
+        dx = self.conv_1(self.norm_1(dx, segmap, negative_slope=0.2))
         return x_s + dx

@@ -7,11 +7,14 @@ modes (``GROUP_SPADE`` in models/networks/normalization.py); see ``cg_mlp_layout
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sislab.models.norms.modulation import modulate
 
 CgMlpStyle = Literal["deepfashion", "cityscapes", "ade20k"]
 """Label-MLP layout of the SMIS code's ``data_mode`` (DeepFashion, Cityscapes, ADE20K)."""
@@ -81,6 +84,12 @@ class LocalBatchNorm2d(nn.Module):
             momentum=self.momentum,
             eps=self.eps,
         )
+
+    def stateless(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x -> self(x)`` without the running-statistics update (for ``modulation.modulate``)."""
+        if self.training:
+            return lambda x: F.batch_norm(x, None, None, training=True, eps=self.eps)
+        return lambda x: F.batch_norm(x, self.running_mean, self.running_var, eps=self.eps)
 
 
 def cg_param_free_norm(kind: CgParamFree, channels: int, groups: int) -> nn.Module:
@@ -155,11 +164,17 @@ class CGNorm(nn.Module):
             hidden, norm_channels, kernel_size, padding=pad, groups=out_groups
         )
 
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        """Normalise ``x`` and modulate it with gamma, beta predicted from ``segmap``."""
-        normalized = self.param_free_norm(x)
+    def forward(
+        self, x: torch.Tensor, segmap: torch.Tensor, negative_slope: float | None = None
+    ) -> torch.Tensor:
+        """Normalise ``x`` and modulate it with gamma, beta predicted from ``segmap``.
+
+        ``negative_slope``: the leaky ReLU the block applies next, fused with the modulation
+        (``modulation.modulate``); None returns the pre-activation.
+        """
         segmap = F.interpolate(segmap, size=x.shape[2:], mode="nearest")
         if self.repeats > 1:
             segmap = segmap.repeat(1, self.repeats, 1, 1)
         actv = self.mlp_shared(segmap)
-        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+        gamma, beta = self.mlp_gamma(actv), self.mlp_beta(actv)
+        return modulate(self.param_free_norm, x, gamma, beta, negative_slope)

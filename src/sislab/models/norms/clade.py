@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sislab.models.norms.modulation import modulate
 from sislab.models.norms.spade import ParamFreeNorm, param_free_norm
 
 
@@ -126,16 +127,24 @@ class CLADE(nn.Module):
         if use_instance:
             self.inst_conv = nn.Conv2d(1, 1, 1)
 
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        """Normalise ``x`` and apply the class-wise affine transform."""
-        normalized = self.param_free_norm(x)
+    def forward(
+        self, x: torch.Tensor, segmap: torch.Tensor, negative_slope: float | None = None
+    ) -> torch.Tensor:
+        """Normalise ``x`` and apply the class-wise affine transform.
+
+        ``negative_slope``: the leaky ReLU the block applies next (to the edge feature too),
+        fused with the modulation (``modulation.modulate``); None returns the pre-activation.
+        """
         segmap = F.interpolate(segmap, size=x.shape[2:], mode="nearest")
         semantics, edges, offsets = split_norm_input(
             segmap, self.num_classes, self.use_instance, self.num_offsets
         )
         classes = semantics[:, : self.num_classes].argmax(dim=1)
         gamma, beta = self.class_specified_affine(classes, offsets)
-        out = normalized * gamma + beta
+        out = modulate(self.param_free_norm, x, gamma, beta, negative_slope, one_plus=False)
         if edges is not None:
-            out = torch.cat([out, self.inst_conv(edges)], dim=1)
+            edge_feature = self.inst_conv(edges)
+            if negative_slope is not None:
+                edge_feature = F.leaky_relu(edge_feature, negative_slope)
+            out = torch.cat([out, edge_feature], dim=1)
         return out

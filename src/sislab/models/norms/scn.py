@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sislab.models.norms.modulation import modulate
 from sislab.models.norms.spade import ParamFreeNorm, param_free_norm
 
 
@@ -39,14 +40,19 @@ class SemanticConditionalNorm(nn.Module):
         self.param_free_norm = param_free_norm(param_free, num_channels)
         self.affine_candidates = nn.Parameter(torch.zeros(num_candidates, 2 * num_channels))
 
-    def forward(self, x: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        """Normalise ``x`` and modulate it with the V-mixed candidate scales and shifts."""
+    def forward(
+        self, x: torch.Tensor, vectors: torch.Tensor, negative_slope: float | None = None
+    ) -> torch.Tensor:
+        """Normalise ``x`` and modulate it with the V-mixed candidate scales and shifts.
+
+        ``negative_slope``: the leaky ReLU the block applies next, fused with the modulation
+        (``modulation.modulate``); None returns the pre-activation.
+        """
         if vectors.shape[1] != self.num_candidates or vectors.shape[2:] != x.shape[2:]:
             raise ValueError(
                 f"semantic vectors of shape {tuple(vectors.shape)} do not match "
                 f"{self.num_candidates} candidates at {tuple(x.shape[2:])}"
             )
-        normalized = self.param_free_norm(x)
         affine = torch.einsum("bnhw,nc->bchw", vectors, self.affine_candidates)
         gamma, beta = affine.split(self.num_channels, dim=1)
-        return normalized * (1 + gamma) + beta
+        return modulate(self.param_free_norm, x, gamma, beta, negative_slope)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sislab.models.norms.modulation import modulate
+
 ParamFreeNorm = Literal["batch", "instance"]
 
 
@@ -64,12 +66,17 @@ class SPADE(nn.Module):
         self.mlp_gamma = nn.Conv2d(hidden, norm_channels, kernel_size, padding=padding)
         self.mlp_beta = nn.Conv2d(hidden, norm_channels, kernel_size, padding=padding)
 
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        """Normalise ``x`` and modulate it with gamma, beta predicted from ``segmap``."""
-        normalized = self.param_free_norm(x)
+    def forward(
+        self, x: torch.Tensor, segmap: torch.Tensor, negative_slope: float | None = None
+    ) -> torch.Tensor:
+        """Normalise ``x`` and modulate it with gamma, beta predicted from ``segmap``.
+
+        ``negative_slope``: the leaky ReLU the block applies next, fused with the modulation
+        (``modulation.modulate``); None returns the pre-activation.
+        """
         segmap = F.interpolate(segmap, size=x.shape[2:], mode="nearest")
         actv = self.mlp_shared(segmap)
         gamma = self.mlp_gamma(actv)
         beta = self.mlp_beta(actv)
         # SPADE eq. / code: "1 +" so that gamma = 0 is the identity modulation.
-        return normalized * (1 + gamma) + beta
+        return modulate(self.param_free_norm, x, gamma, beta, negative_slope)

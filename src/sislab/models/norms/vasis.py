@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sislab.models.norms.clade import ClassAffine, split_norm_input
+from sislab.models.norms.modulation import modulate
 from sislab.models.norms.position_code import PositionCode, PositionCodeKind
 from sislab.models.norms.semantic_noise import NoiseDistribution, SemanticNoise
 from sislab.models.norms.spade import ParamFreeNorm, param_free_norm
@@ -150,9 +151,14 @@ class VariationAwareNorm(nn.Module):
                 noise_rows, table_nc, noise_nc, mode, options.noise_distribution
             )
 
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        """Normalise ``x`` and modulate it with layout, position and semantic-noise terms."""
-        normalized = self.param_free_norm(x)
+    def forward(
+        self, x: torch.Tensor, segmap: torch.Tensor, negative_slope: float | None = None
+    ) -> torch.Tensor:
+        """Normalise ``x`` and modulate it with layout, position and semantic-noise terms.
+
+        ``negative_slope``: the leaky ReLU the block applies next (to the edge feature too),
+        fused with the modulation (``modulation.modulate``); None returns the pre-activation.
+        """
         segmap = F.interpolate(segmap, size=x.shape[2:], mode="nearest")
         labels = segmap[:, : self.label_channels]
         offsets = segmap[:, self.label_channels : self.label_channels + self.num_offsets]
@@ -172,9 +178,11 @@ class VariationAwareNorm(nn.Module):
             else:
                 gamma = torch.cat([gamma, gamma_noise], dim=1)
                 beta = torch.cat([beta, beta_noise], dim=1)
-        if self.layout == "spade":
-            return normalized * (1 + gamma) + beta
-        out = normalized * gamma + beta  # CLADE: no "1 +"
-        if self.use_instance and edges is not None:
-            out = torch.cat([out, self.inst_conv(edges)], dim=1)
+        one_plus = self.layout == "spade"  # CLADE: no "1 +"
+        out = modulate(self.param_free_norm, x, gamma, beta, negative_slope, one_plus)
+        if not one_plus and self.use_instance and edges is not None:
+            edge_feature = self.inst_conv(edges)
+            if negative_slope is not None:
+                edge_feature = F.leaky_relu(edge_feature, negative_slope)
+            out = torch.cat([out, edge_feature], dim=1)
         return out

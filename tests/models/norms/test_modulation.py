@@ -113,3 +113,11 @@ def test_bf16_autocast_keeps_dtypes_and_matches_autograd() -> None:
     for a, b in zip(*results, strict=True):
         assert a.dtype == b.dtype
         torch.testing.assert_close(a, b)
+
+
+def test_double_backward_through_the_fused_path_raises() -> None:
+    x, gamma, beta = (torch.randn(SHAPE, requires_grad=True) for _ in range(3))
+    out = modulate(nn.BatchNorm2d(6, affine=False), x, gamma, beta, 0.2)
+    (grad_x,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad_x.sum().backward()

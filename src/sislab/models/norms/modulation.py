@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 Recompute = Callable[[torch.Tensor], torch.Tensor]
 
@@ -92,6 +93,8 @@ class _ModulatedLeakyReLU(torch.autograd.Function):
         return out
 
     @staticmethod
+    # A second-order gradient would miss the recomputed norm's own graph: raise instead.
+    @once_differentiable
     def backward(ctx, grad_out):
         x, scale, out = ctx.saved_tensors
         grad_pre = grad_out

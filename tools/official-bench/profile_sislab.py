@@ -21,20 +21,18 @@ import yaml
 from torch.profiler import ProfilerActivity, profile
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--method", required=True)
-    parser.add_argument("--dataset", default="cityscapes")
-    parser.add_argument("--size", default="64x128")
-    parser.add_argument("--model", action="append", default=[])
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--top", type=int, default=12)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    height, width = (int(v) for v in args.size.lower().split("x"))
+def build_step(
+    method_name: str,
+    dataset: str,
+    size: str,
+    model: list[str],
+    precision: str = "fp32",
+    channels_last: bool = False,
+):
+    """The procedure, its synthetic batch (batch 1) and the model fields, as ``sislab bench
+    train`` builds them (random VGG19, seed 0). ``model``: ``KEY=VALUE`` strings (YAML values).
+    Shared with ``saved_tensors.py``."""
+    height, width = (int(v) for v in size.lower().split("x"))
 
     from sislab.datasets.presets import preset_geometry
     from sislab.models.geometry import DatasetGeometry
@@ -45,17 +43,41 @@ def main() -> int:
     from sislab.trainers.build import PROCEDURES
     from sislab.trainers.procedures.base import ProcedureRuntime
 
-    base = preset_geometry(args.dataset)
+    base = preset_geometry(dataset)
     geometry = DatasetGeometry(base.num_classes, base.use_instance, height, width, base.upsampling)
-    method = get_method(args.method)
-    values = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in args.model)}
+    method = get_method(method_name)
+    values = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in model)}
     config = method.config(**values)
-    train = TrainSpec(batch_size=1, precision=args.precision, channels_last=args.channels_last)
+    train = TrainSpec(batch_size=1, precision=precision, channels_last=channels_last)
     vgg = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
     runtime = ProcedureRuntime(torch.device("cpu"), 1, lambda m: m, vgg)
     torch.manual_seed(0)
     procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
-    batch = synthetic_batch(geometry, 1, torch.device("cpu"))
+    return procedure, synthetic_batch(geometry, 1, torch.device("cpu")), values
+
+
+def step_parser() -> argparse.ArgumentParser:
+    """The options ``build_step`` reads: --method, --dataset, --size, --model (repeatable)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--dataset", default="cityscapes")
+    parser.add_argument("--size", default="64x128")
+    parser.add_argument("--model", action="append", default=[])
+    return parser
+
+
+def main() -> int:
+    parser = step_parser()
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    procedure, batch, values = build_step(
+        args.method, args.dataset, args.size, args.model, args.precision, args.channels_last
+    )
     for _ in range(args.warmup):
         procedure.train_step(batch)
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -14,13 +14,12 @@ they do not depend on the machine's load.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import gc
 import json
 
 import torch
-import yaml
+from profile_sislab import build_step, step_parser
 from torch import nn
 
 
@@ -65,36 +64,11 @@ def census(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--method", required=True)
-    parser.add_argument("--dataset", default="cityscapes")
-    parser.add_argument("--size", default="64x128")
-    parser.add_argument("--model", action="append", default=[])
+    parser = step_parser()
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    height, width = (int(v) for v in args.size.lower().split("x"))
-
-    from sislab.datasets.presets import preset_geometry
-    from sislab.models.geometry import DatasetGeometry
-    from sislab.models.losses.perceptual import vgg19_features
-    from sislab.models.registry import get_method
-    from sislab.spec.models import LossesSpec, TrainSpec
-    from sislab.trainers.bench import synthetic_batch
-    from sislab.trainers.build import PROCEDURES
-    from sislab.trainers.procedures.base import ProcedureRuntime
-
-    base = preset_geometry(args.dataset)
-    geometry = DatasetGeometry(base.num_classes, base.use_instance, height, width, base.upsampling)
-    method = get_method(args.method)
-    values = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in args.model)}
-    config = method.config(**values)
-    train = TrainSpec(batch_size=1)
-    vgg = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
-    runtime = ProcedureRuntime(torch.device("cpu"), 1, lambda m: m, vgg)
-    torch.manual_seed(0)
-    procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
-    batch = synthetic_batch(geometry, 1, torch.device("cpu"))
+    procedure, batch, _ = build_step(args.method, args.dataset, args.size, args.model)
 
     real_backward = torch.autograd.backward
 

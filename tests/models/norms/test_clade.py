@@ -1,4 +1,5 @@
 import torch
+import torch.nn.functional as F
 
 from sislab.models.norms.clade import CLADE, ClassAffine
 
@@ -35,3 +36,23 @@ def test_icpe_modulates_with_offsets():
     gamma, _ = affine(classes, offsets)
     expected = affine.weight[0].view(1, 4, 1, 1) * (1 + offsets.sum(1, keepdim=True))
     assert torch.allclose(gamma, expected)
+
+
+def test_the_fused_slope_equals_a_leaky_relu_after_the_edge_concat():
+    """With instance edges the block's leaky ReLU reaches the edge channel too, bit for bit."""
+    classes = torch.randint(0, 3, (2, 8, 8))
+    seg = torch.cat([_onehot(classes, 3), torch.rand(2, 1, 8, 8)], 1)
+    results = []
+    for slope in (0.2, None):
+        torch.manual_seed(0)
+        norm = CLADE(4, 3, use_instance=True)
+        with torch.no_grad():
+            norm.inst_conv.weight.fill_(-1.0)  # a negative edge feature: the slope shows there
+        x = torch.randn(2, 4, 8, 8, requires_grad=True)
+        out = norm(x, seg, negative_slope=slope) if slope else F.leaky_relu(norm(x, seg), 0.2)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads = [x.grad] + [p.grad for p in norm.parameters()]
+        results.append((out, grads))
+    (fused, fused_grads), (plain, plain_grads) = results
+    assert torch.equal(fused, plain)
+    assert all(torch.equal(a, b) for a, b in zip(fused_grads, plain_grads, strict=True))

@@ -65,12 +65,19 @@ def modulate(
         and a norm ``stateless_norm`` can recompute, autograd keeps ``x``, the scale and (with
         an activation) the result only.
     """
-    recompute = stateless_norm(norm)
-    if recompute is None or not torch.is_grad_enabled() or torch.compiler.is_compiling():
-        scale = 1 + gamma if one_plus else gamma
-        out = norm(x) * scale + beta
-        return out if negative_slope is None else F.leaky_relu(out, negative_slope)
-    return _ModulatedLeakyReLU.apply(x, gamma, beta, norm, recompute, negative_slope, one_plus)
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        recompute = stateless_norm(norm)
+        if recompute is not None:
+            return _ModulatedLeakyReLU.apply(
+                x, gamma, beta, norm, recompute, negative_slope, one_plus
+            )
+    scale = 1 + gamma if one_plus else gamma
+    return activate(norm(x) * scale + beta, negative_slope)
+
+
+def activate(x: torch.Tensor, negative_slope: float | None) -> torch.Tensor:
+    """``leaky_relu(x, negative_slope)``, or ``x`` itself when the slope is None (no activation)."""
+    return x if negative_slope is None else F.leaky_relu(x, negative_slope)
 
 
 class _ModulatedLeakyReLU(torch.autograd.Function):
@@ -79,10 +86,8 @@ class _ModulatedLeakyReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gamma, beta, norm, recompute, negative_slope, one_plus):
         scale = 1 + gamma if one_plus else gamma
-        out = norm(x) * scale + beta
-        if negative_slope is not None:
-            out = F.leaky_relu(out, negative_slope)
-        ctx.recompute, ctx.negative_slope, ctx.one_plus = recompute, negative_slope, one_plus
+        out = activate(norm(x) * scale + beta, negative_slope)
+        ctx.recompute, ctx.negative_slope = recompute, negative_slope
         ctx.gamma_meta, ctx.beta_meta = (gamma.shape, gamma.dtype), (beta.shape, beta.dtype)
         device = x.device.type
         # The recomputation must see the autocast state the forward saw (e.g. group_norm in fp32).

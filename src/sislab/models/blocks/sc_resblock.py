@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sislab.models.convs.scc import SemanticConditionalConv2d
 from sislab.models.convs.spectral_norm import spectral_norm
 from sislab.models.convs.vector_concat import VectorConcatConv2d
+from sislab.models.norms.modulation import activate
 from sislab.models.norms.scn import SemanticConditionalNorm
 from sislab.models.norms.spade import SPADE, ParamFreeNorm
 
@@ -44,8 +44,7 @@ class _StaticNorm(nn.Module):
     def forward(
         self, x: torch.Tensor, vectors: torch.Tensor, negative_slope: float | None = None
     ) -> torch.Tensor:
-        out = self.norm(x)
-        return out if negative_slope is None else F.leaky_relu(out, negative_slope)
+        return activate(self.norm(x), negative_slope)
 
 
 def _norm(channels: int, ops: SrgOps, num_candidates: int, param_free: ParamFreeNorm):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sislab.models.norms.modulation import modulate
+from sislab.models.norms.modulation import activate, modulate
 from sislab.models.norms.spade import ParamFreeNorm, param_free_norm
 
 
@@ -143,8 +143,5 @@ class CLADE(nn.Module):
         gamma, beta = self.class_specified_affine(classes, offsets)
         out = modulate(self.param_free_norm, x, gamma, beta, negative_slope, one_plus=False)
         if edges is not None:
-            edge_feature = self.inst_conv(edges)
-            if negative_slope is not None:
-                edge_feature = F.leaky_relu(edge_feature, negative_slope)
-            out = torch.cat([out, edge_feature], dim=1)
+            out = torch.cat([out, activate(self.inst_conv(edges), negative_slope)], dim=1)
         return out

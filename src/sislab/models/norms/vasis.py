@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sislab.models.norms.clade import ClassAffine, split_norm_input
-from sislab.models.norms.modulation import modulate
+from sislab.models.norms.modulation import activate, modulate
 from sislab.models.norms.position_code import PositionCode, PositionCodeKind
 from sislab.models.norms.semantic_noise import NoiseDistribution, SemanticNoise
 from sislab.models.norms.spade import ParamFreeNorm, param_free_norm
@@ -181,8 +181,5 @@ class VariationAwareNorm(nn.Module):
         one_plus = self.layout == "spade"  # CLADE: no "1 +"
         out = modulate(self.param_free_norm, x, gamma, beta, negative_slope, one_plus)
         if not one_plus and self.use_instance and edges is not None:
-            edge_feature = self.inst_conv(edges)
-            if negative_slope is not None:
-                edge_feature = F.leaky_relu(edge_feature, negative_slope)
-            out = torch.cat([out, edge_feature], dim=1)
+            out = torch.cat([out, activate(self.inst_conv(edges), negative_slope)], dim=1)
         return out

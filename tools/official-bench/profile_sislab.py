@@ -36,12 +36,9 @@ def build_step(
 
     from sislab.datasets.presets import preset_geometry
     from sislab.models.geometry import DatasetGeometry
-    from sislab.models.losses.perceptual import vgg19_features
     from sislab.models.registry import get_method
-    from sislab.spec.models import LossesSpec, TrainSpec
-    from sislab.trainers.bench import synthetic_batch
-    from sislab.trainers.build import PROCEDURES
-    from sislab.trainers.procedures.base import ProcedureRuntime
+    from sislab.spec.models import TrainSpec
+    from sislab.trainers.bench import bench_procedure, synthetic_batch
 
     base = preset_geometry(dataset)
     geometry = DatasetGeometry(base.num_classes, base.use_instance, height, width, base.upsampling)
@@ -49,11 +46,9 @@ def build_step(
     values = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in model)}
     config = method.config(**values)
     train = TrainSpec(batch_size=1, precision=precision, channels_last=channels_last)
-    vgg = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
-    runtime = ProcedureRuntime(torch.device("cpu"), 1, lambda m: m, vgg)
-    torch.manual_seed(0)
-    procedure = PROCEDURES[method.procedure](method, config, geometry, train, LossesSpec(), runtime)
-    return procedure, synthetic_batch(geometry, 1, torch.device("cpu")), values
+    cpu = torch.device("cpu")
+    procedure = bench_procedure(method, config, geometry, train, cpu)
+    return procedure, synthetic_batch(geometry, 1, cpu), values
 
 
 def step_parser() -> argparse.ArgumentParser:

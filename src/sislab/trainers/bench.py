@@ -141,7 +141,7 @@ def bench_train(
     train = TrainSpec(batch_size=batch_size, **{k: v for k, v in switches.items() if v is not None})
     if train.compile:
         warmup = max(warmup, 1)  # compilation happens on the first iteration: never timed
-    procedure = _build_procedure(method, config, geometry, train, target)
+    procedure = bench_procedure(method, config, geometry, train, target)
     batch = synthetic_batch(geometry, batch_size, target)
     rss_before: list[float] = []
     warmup_s, times = time_iterations(
@@ -171,11 +171,12 @@ def bench_train(
     )  # fmt: skip
 
 
-def _build_procedure(
+def bench_procedure(
     method: Method, config: BaseModel, geometry: DatasetGeometry, train: TrainSpec,
     target: torch.device,
 ) -> Procedure:  # fmt: skip
-    """The procedure with random VGG19 weights, seeded as a trial's.
+    """The procedure ``bench_train`` times: random VGG19 weights, seeded as a trial's (also
+    tools/official-bench's profiling scripts).
 
     Its own function so that the VGG19 state dict is released once the perceptual loss has copied
     it, as ``trainers.build.build_procedure`` releases the loaded file: kept alive beside the

@@ -29,3 +29,17 @@ def test_offsets_are_centred_and_normalised_per_component():
 def test_module_appends_two_channels():
     sem = torch.nn.functional.one_hot(torch.zeros(2, 8, 8, dtype=torch.long), 3).permute(0, 3, 1, 2)
     assert IntraClassOffsets(3)(sem.float()).shape == (2, 5, 8, 8)
+
+
+def test_float64_default_dtype_gives_float64_semantics_the_float32_offsets():
+    classes = torch.zeros(1, 5, 5, dtype=torch.long)
+    classes[0, 1:4, 1:4] = 1
+    sem = torch.nn.functional.one_hot(classes, 2).permute(0, 3, 1, 2).double()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # as the float64 DDP-equivalence test trains
+    try:
+        out = IntraClassOffsets(2)(sem)
+    finally:
+        torch.set_default_dtype(default)
+    assert out.dtype == torch.float64
+    assert torch.equal(out[:, 2:], intra_class_offsets(classes).double())

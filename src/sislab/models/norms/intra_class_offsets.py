@@ -57,17 +57,17 @@ def intra_class_offsets(classes: torch.Tensor) -> torch.Tensor:
     b, h, w = classes.shape
     comp = connected_components(classes).view(-1)
     n = b * h * w
-    rows = torch.arange(h, device=classes.device, dtype=torch.float32).view(1, h, 1).expand(b, h, w)
-    cols = torch.arange(w, device=classes.device, dtype=torch.float32).view(1, 1, w).expand(b, h, w)
-    ones = torch.ones(n, device=classes.device)
-    count = torch.zeros(n, device=classes.device).index_add_(0, comp, ones)
+    # float32 whatever the default dtype (the caller casts the result to the semantics' dtype):
+    # index_add_ refuses to mix a float64 sum with float32 coordinates.
+    like = {"device": classes.device, "dtype": torch.float32}
+    rows = torch.arange(h, **like).view(1, h, 1).expand(b, h, w)
+    cols = torch.arange(w, **like).view(1, 1, w).expand(b, h, w)
+    count = torch.zeros(n, **like).index_add_(0, comp, torch.ones(n, **like))
     out = []
     for coord in (rows.reshape(-1), cols.reshape(-1)):
-        total = torch.zeros(n, device=classes.device).index_add_(0, comp, coord)
+        total = torch.zeros(n, **like).index_add_(0, comp, coord)
         offset = coord - (total / count.clamp(min=1))[comp]
-        extent = torch.zeros(n, device=classes.device).scatter_reduce_(
-            0, comp, offset.abs(), reduce="amax"
-        )
+        extent = torch.zeros(n, **like).scatter_reduce_(0, comp, offset.abs(), reduce="amax")
         out.append((offset / (extent[comp] + NORM_EPS)).view(b, h, w))
     return torch.stack(out, dim=1)
 

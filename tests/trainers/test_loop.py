@@ -10,6 +10,7 @@ import torch
 
 from sislab.spec.loader import spec_from_dict
 from sislab.trainers import build
+from sislab.trainers.checkpoint import read_meta
 from sislab.trainers.context import LocalContext
 from sislab.trainers.loop import run_training
 from sislab.trainers.tracking import MemoryTracker
@@ -165,7 +166,7 @@ class _UnreachableOnce(MemoryTracker):
         super().__init__()
         self.flushes = 0
 
-    def flush(self) -> bool:
+    def flush(self, *, last: bool = False) -> bool:
         self.flushes += 1
         return self.flushes > 1
 
@@ -177,3 +178,41 @@ def test_no_checkpoint_commits_past_records_mlflow_has_not_taken(tmp_path: Path)
     # last epoch always gets one.
     assert [r["epoch"] for r in ctx.reports] == [1.0, 2.0]
     assert len(list(tmp_path.glob("checkpoint_*"))) == 1
+
+
+class _Unreachable(MemoryTracker):
+    """MLflow down for good: every flush fails and every point stays unsent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes: list[bool] = []  # ``last`` of each flush
+        self.unsent: list[tuple[str, float, int, int]] = []
+        self.resent: list[tuple[str, float, int, int]] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.unsent += [(k, float(v), 0, step) for k, v in metrics.items()]
+
+    def flush(self, *, last: bool = False) -> bool:
+        self.flushes.append(last)
+        return False
+
+    def unsent_metrics(self) -> list[tuple[str, float, int, int]]:
+        return list(self.unsent)
+
+    def resend(self, points: list[tuple[str, float, int, int]]) -> None:
+        self.resent += points
+
+
+def test_the_last_checkpoint_carries_the_points_mlflow_has_not_taken(tmp_path: Path) -> None:
+    down = _Unreachable()
+    _run(SPEC, tmp_path, down)
+    # Epoch 1's flush failed (no checkpoint); the last one waited as long as close would.
+    assert down.flushes[:2] == [False, True]
+    (checkpoint,) = tmp_path.glob("checkpoint_*")
+    carried = read_meta(checkpoint).unsent_metrics
+    assert [s for k, _, _, s in carried if k == "train/loss_g"] == [1, 2, 3, 4]
+    assert carried == down.unsent[: len(carried)]
+    # A worker of the same run that resumes from it (a crash after the checkpoint) sends them.
+    again = _Unreachable()
+    state, _, _, _ = _run(SPEC, tmp_path, again)
+    assert state.iteration == 4 and again.resent == carried

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -121,3 +122,42 @@ def test_the_spool_goes_with_close_and_is_kept_renamed_when_unsent(tmp_path: Pat
         assert [p.read_text() for p in unsent.kept.rglob("notes.txt")] == ["x"]
     finally:
         shutil.rmtree(unsent.kept or spool, ignore_errors=True)
+
+
+def test_unsent_points_travel_and_are_sent_once_by_the_next_worker(tmp_path: Path) -> None:
+    from sislab.trainers.mlflow_tracker import logged_steps
+
+    client, experiment = _client(tmp_path)
+    run_id = client.create_run(experiment).info.run_id
+    dying = MlflowTracker(client, run_id, flush_every_s=60)
+    dying.log_metrics({"train/loss_g": 1.0}, 1)
+    assert dying.flush()
+    for step in (2, 3):  # MLflow did not take these before the worker died
+        dying.log_metrics({"train/loss_g": float(step), "lr/g": 0.1}, step)
+    carried = dying.unsent_metrics()  # what its last checkpoint holds
+    assert [(k, s) for k, _, _, s in carried] == [
+        ("train/loss_g", 2), ("lr/g", 2), ("train/loss_g", 3), ("lr/g", 3)
+    ]  # fmt: skip
+    # A point may still leave a dying process after its checkpoint was written: step 2 of loss_g.
+    client.log_metric(run_id, "train/loss_g", 2.0, step=2)
+    restarted = MlflowTracker(client, run_id, flush_every_s=60, logged=logged_steps(client, run_id))
+    restarted.resend(carried)
+    restarted.log_metrics({"train/loss_g": 4.0}, 4)
+    assert restarted.close()
+    history = client.get_metric_history(run_id, "train/loss_g")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]
+    assert [m.step for m in client.get_metric_history(run_id, "lr/g")] == [2, 3]
+
+
+def test_the_last_checkpoints_flush_and_close_share_one_wait(tmp_path: Path) -> None:
+    client, _ = _client(tmp_path)
+    # No such run: every send fails, as while the server is down.
+    tracker = MlflowTracker(
+        client, "no-such-run", close_timeout_s=2.0, retry_backoff_s=0.1, max_backoff_s=0.1
+    )
+    tracker.log_metrics({"train/loss_g": 1.0}, 1)
+    assert not tracker.flush(last=True)
+    # The budget is spent: close stops the sender without a second wait for the outage.
+    assert tracker._end_by is not None and tracker._end_by <= time.monotonic()
+    assert not tracker.close()
+    assert [(k, v, s) for k, v, _, s in tracker.unsent_metrics()] == [("train/loss_g", 1.0, 1)]

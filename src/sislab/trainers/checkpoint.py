@@ -39,6 +39,9 @@ class CheckpointMeta(BaseModel):
     best: dict[str, Any] | None = None  # metric, value, epoch, uri of the best checkpoint so far
     cost: dict[str, Any] | None = None  # the trial's device time so far (trainers.cost)
     state_sha256: str | None = None  # of state.pt, checked on load (None: written before checks)
+    # Metric points MLflow had not taken when the checkpoint was written (key, value, timestamp
+    # ms, step): a worker resuming the same run sends them, so a crash loses none.
+    unsent_metrics: list[tuple[str, float, int, int]] | None = None
 
 
 class CheckpointPointer(BaseModel):

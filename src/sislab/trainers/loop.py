@@ -117,11 +117,14 @@ def _mean_over_ranks(values: dict[str, torch.Tensor], ctx: TrainContext) -> dict
     return {f"train/{k}": float(v) for k, v in zip(keys, stacked.cpu().tolist(), strict=True)}
 
 
-def restore(procedure: Procedure, ctx: TrainContext, cfg: LoopConfig) -> LoopState:
+def restore(
+    procedure: Procedure, ctx: TrainContext, cfg: LoopConfig, tracker: Tracker | None = None
+) -> LoopState:
     """Load the latest reported checkpoint into the procedure, if any; return where to continue.
 
     A checkpoint of another MLflow run (a PBT donor's) brings its weights and latest scores, but
     not its best checkpoint: that belongs to the donor's run, so this run's best starts again.
+    A checkpoint of this run hands the metric points MLflow had not taken to ``tracker``.
     """
     with ctx.latest_checkpoint() as folder:
         if folder is None:
@@ -130,16 +133,19 @@ def restore(procedure: Procedure, ctx: TrainContext, cfg: LoopConfig) -> LoopSta
         procedure.load_state_dict(
             rebase_hyperparameters(state["procedure"], procedure.state_dict())
         )
+        own = meta.mlflow_run_id == cfg.mlflow_run_id
         if ctx.is_main:
             set_rng_state(state["rng"])
+            if own and tracker is not None and meta.unsent_metrics:
+                tracker.resend(meta.unsent_metrics)
         logger.info("resumed from %s at epoch %d, iteration %d", folder, meta.epoch, meta.iteration)
         return LoopState(
             meta.epoch,
             meta.iteration,
             meta.images_seen,
             eval_metrics=dict(meta.eval_metrics or {}),
-            best=meta.best if meta.mlflow_run_id == cfg.mlflow_run_id else None,
-            cost=meta.cost if meta.mlflow_run_id == cfg.mlflow_run_id else None,
+            best=meta.best if own else None,
+            cost=meta.cost if own else None,
         )
 
 
@@ -165,7 +171,7 @@ def run_training(
     Raises:
         TrainingError: A loss or gradient became non-finite and ``cfg.on_nonfinite`` is stop.
     """
-    state = restore(procedure, ctx, cfg)
+    state = restore(procedure, ctx, cfg, tracker)
     meter = meter or CostMeter.disabled()
     meter.load(state.cost)
     guard = StepGuard(procedure)
@@ -307,7 +313,9 @@ def _train_epochs(
         _log_cost(ctx, tracker, meter, state)
         state.cost = meter.state()
         due = final or improved or state.epoch % cfg.checkpoint_every_epochs == 0
-        if due and (tracker.flush() or final):
+        # The last checkpoint is written even while MLflow is unreachable (after waiting as
+        # long as the tracker's close would): it carries the points still unsent.
+        if due and (tracker.flush(last=final) or final):
             _report_with_checkpoint(procedure, ctx, cfg, state, metrics, tracker, improved)
         else:
             # MLflow unreachable past the flush's wait: this epoch's records live only in this
@@ -356,6 +364,7 @@ def _report_with_checkpoint(
         eval_metrics=state.eval_metrics or None,
         best=state.best,
         cost=state.cost,
+        unsent_metrics=tracker.unsent_metrics() or None,
     )
     with scratch_dir() as folder:
         save_checkpoint(folder, meta, {"procedure": procedure.state_dict(), "rng": rng_state()})

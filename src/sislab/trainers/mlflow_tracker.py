@@ -141,6 +141,7 @@ class MlflowTracker:
         self._wake = threading.Event()
         self._closed = False
         self._last_send = time.monotonic()
+        self._end_by: float | None = None  # when the last checkpoint's flush and close give up
         # Removed by close(); a killed process's spool is removed by the next tracker.
         self._scratch = ScratchDir(SPOOL_PREFIX)
         self.kept: Path | None = None  # where close() left the artifacts it could not send
@@ -230,13 +231,18 @@ class MlflowTracker:
             self._idle.clear()
         self._wake.set()
 
-    def flush(self, timeout_s: float | None = None) -> bool:
+    def flush(self, timeout_s: float | None = None, *, last: bool = False) -> bool:
         """Ask the sender to send everything now; wait at most ``timeout_s`` (default
-        ``flush_timeout_s``). Returns True when nothing is left queued."""
+        ``flush_timeout_s``; with ``last``, what is left of ``close_timeout_s``, a budget the
+        last checkpoint's flush and ``close`` share). Returns True when nothing is left queued."""
         with self._lock:
             held, self._held = self._held, []
         self._queue_metrics(held)
         self._wake.set()
+        if last:
+            if self._end_by is None:
+                self._end_by = time.monotonic() + self.close_timeout_s
+            timeout_s = max(0.0, self._end_by - time.monotonic())
         done = self._idle.wait(self.flush_timeout_s if timeout_s is None else timeout_s)
         if not done:
             logger.warning(
@@ -246,9 +252,26 @@ class MlflowTracker:
             )
         return done
 
+    def unsent_metrics(self) -> list[tuple[str, float, int, int]]:
+        """Metric points not yet sent (held or queued), oldest first."""
+        with self._lock:
+            points = [*self._pending, *self._held]
+        return [(m.key, m.value, m.timestamp, m.step) for m in points]
+
+    def resend(self, points: list[tuple[str, float, int, int]]) -> None:
+        """Queue the points a checkpoint of this run carried unsent (before any new step); a
+        point at or below its key's last logged step is in the run already and is skipped."""
+        fresh = []
+        for key, value, timestamp, step in points:
+            if step > self._last_step.get(key, -1):
+                fresh.append(Metric(key, float(value), int(timestamp), int(step)))
+                self._last_step[key] = step
+        self._queue_metrics(fresh)
+
     def close(self) -> bool:
-        """Send what is queued (waiting at most ``close_timeout_s``) and stop the sender."""
-        done = self.flush(self.close_timeout_s)
+        """Send what is queued (waiting at most ``close_timeout_s``, counted from the last
+        checkpoint's flush when there was one) and stop the sender."""
+        done = self.flush(last=True)
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=1.0)

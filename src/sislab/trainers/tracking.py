@@ -29,9 +29,19 @@ class Tracker(Protocol):
         """Set run tags (e.g. that the perceptual loss is off and why)."""
         ...
 
-    def flush(self) -> bool:
+    def flush(self, *, last: bool = False) -> bool:
         """Send whatever is buffered; called before each checkpoint and at the end. Returns
-        whether everything was sent (False: records are still held in this process)."""
+        whether everything was sent (False: records are still held in this process). ``last``:
+        before the trial's last checkpoint, which is written whatever this returns, so the wait
+        may be as long as ``close``'s."""
+        ...
+
+    def unsent_metrics(self) -> list[tuple[str, float, int, int]]:
+        """Metric points not yet sent (key, value, timestamp ms, step), oldest first."""
+        ...
+
+    def resend(self, points: list[tuple[str, float, int, int]]) -> None:
+        """Queue points a checkpoint of this run carried unsent; those the run holds are skipped."""
         ...
 
     def close(self) -> None:
@@ -57,8 +67,15 @@ class NullTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         del tags
 
-    def flush(self) -> bool:
+    def flush(self, *, last: bool = False) -> bool:
+        del last
         return True
+
+    def unsent_metrics(self) -> list[tuple[str, float, int, int]]:
+        return []
+
+    def resend(self, points: list[tuple[str, float, int, int]]) -> None:
+        del points
 
     def close(self) -> None:
         pass

@@ -76,12 +76,13 @@ def test_tracker_buffers_while_mlflow_is_down_and_loses_nothing(
         waits: list[float] = []
         flush = tracker.flush
 
-        def timed_flush(timeout_s=None):
+        def timed_flush(timeout_s=None, *, last=False):
             begin = time.monotonic()
             try:
-                return flush(timeout_s)
+                return flush(timeout_s, last=last)
             finally:
-                waits.append(time.monotonic() - begin)
+                if not last:  # the last checkpoint's may wait as long as close
+                    waits.append(time.monotonic() - begin)
 
         tracker.flush = timed_flush
         spec = spec_from_dict(SPEC)
@@ -99,7 +100,7 @@ def test_tracker_buffers_while_mlflow_is_down_and_loses_nothing(
         assert tracker.close(), "records left unsent after the server came back"
         drained_at = time.monotonic()
 
-        # Training went on while MLflow was down; no flush waited past its timeout.
+        # Training went on while MLflow was down; no epoch's flush waited past its timeout.
         assert failures_while_down >= 1
         assert max(waits) <= FLUSH_TIMEOUT_S + 0.5, waits
         # Nothing lost, nothing duplicated: every step of every metric, every grid.

@@ -344,17 +344,35 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def run(settings: Settings, workdir: Path) -> list[Row]:
-    """All checks in order; a check that fails is a FAILED row, the others still run."""
-    rows = sweep_rows(settings, workdir)
-    rows.append(shared_device_row(settings, workdir))
-    rows.append(probe_row(settings))
-    rows += bench_rows(settings)
-    rows += profile_rows(settings)
+CHECKS = ("sweep", "ddp", "probe", "bench", "profile")
+
+
+def run(settings: Settings, workdir: Path, checks: tuple[str, ...] = CHECKS) -> list[Row]:
+    """The checks in order (``checks``: which of ``CHECKS``; sweep and ddp start Ray, the others
+    run in this process); a check that fails is a FAILED row, the others still run."""
+    rows = []
+    if "sweep" in checks:
+        rows += sweep_rows(settings, workdir)
+    if "ddp" in checks:
+        rows.append(shared_device_row(settings, workdir))
+    if "probe" in checks:
+        rows.append(probe_row(settings))
+    if "bench" in checks:
+        rows += bench_rows(settings)
+    if "profile" in checks:
+        rows += profile_rows(settings)
     return rows
 
 
-def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
+def _checks(text: str) -> tuple[str, ...]:
+    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in chosen if c not in CHECKS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(CHECKS)}")
+    return chosen
+
+
+def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None, tuple[str, ...]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument(
@@ -363,21 +381,31 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
     parser.add_argument("--iters", type=int, default=None, help="default: 20 (cpu: 2)")
     parser.add_argument("--size", type=int, default=None, help="pixels (default: 128; cpu: 64)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    parser.add_argument(
+        "--checks",
+        type=_checks,
+        default=CHECKS,
+        help=f"comma-separated (default: {','.join(CHECKS)})",
+    )
     args = parser.parse_args(argv)
     cpu = args.device == "cpu"
     methods = args.methods.split(",") if args.methods else (["spade", "oasis"] if cpu else None)
-    return Settings(
-        device=args.device,
-        size=args.size or (64 if cpu else 128),
-        iters=args.iters or (2 if cpu else 20),
-        methods=tuple(methods or ALL_METHODS),
-        bench_methods=BENCH_METHODS,
-    ), args.out
+    return (
+        Settings(
+            device=args.device,
+            size=args.size or (64 if cpu else 128),
+            iters=args.iters or (2 if cpu else 20),
+            methods=tuple(methods or ALL_METHODS),
+            bench_methods=BENCH_METHODS,
+        ),
+        args.out,
+        args.checks,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the checks, print the table; exit status 1 when a row failed, 2 without CUDA."""
-    settings, out = parse_args(argv)
+    settings, out, checks = parse_args(argv)
     if settings.device == "cuda":
         import torch
 
@@ -385,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             print("no CUDA device: run on a GPU machine, or --device cpu for the dry run")
             return 2
     with tempfile.TemporaryDirectory(prefix="sislab-acceptance-") as tmp:
-        rows = run(settings, Path(tmp))
+        rows = run(settings, Path(tmp), checks)
     text = table(rows)
     print(text)
     if out is not None:

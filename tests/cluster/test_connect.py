@@ -149,3 +149,13 @@ def test_a_port_that_never_answers_fails_within_the_timeout() -> None:
         with pytest.raises(ClusterError, match=r"answers at .* \(given by --address\): no answer"):
             check_reachable(find_cluster(address), timeout_s=1.0)
         assert time.monotonic() - started < 10
+
+
+def test_run_and_resume_check_a_cluster_address_before_their_preflight() -> None:
+    from sislab.cluster.address import check_cluster_address
+
+    for local in (None, "", "local"):
+        check_cluster_address(local)  # a new local Ray: nothing to reach yet
+    port = _dead_port()
+    with pytest.raises(ClusterError, match=rf"127\.0\.0\.1:{port} \(given by --address\)"):
+        check_cluster_address(f"127.0.0.1:{port}")

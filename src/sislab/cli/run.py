@@ -160,6 +160,7 @@ def ui_lines(run_root: Path, state, spec) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sislab.cluster.address import check_cluster_address
     from sislab.orchestrator.preflight import check_before_run
     from sislab.orchestrator.run_dir import RunDir
     from sislab.orchestrator.sweep import run_sweep
@@ -168,11 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     spec_path = Path(args.spec).resolve()
     spec = load_spec(spec_path)
-    if args.address not in (None, "", "local"):
-        from sislab.cluster.address import check_reachable, find_cluster
-
-        # A dead cluster is named in a second, before the preflight builds the spec's models.
-        check_reachable(find_cluster(args.address))
+    check_cluster_address(args.address)
     spec = check_before_run(spec, spec_path, address=args.address, num_cpus=args.num_cpus)
     console = Console()
     estimate = None

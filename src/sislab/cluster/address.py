@@ -102,6 +102,18 @@ def find_cluster(address: str) -> FoundAddress:
     )
 
 
+def check_cluster_address(address: str | None) -> None:
+    """Fail at once when ``address`` names a cluster to join (not a new local Ray: None, empty or
+    ``local``) where no Ray head answers: what ``sislab run``/``resume`` check before the spec's
+    preflight, which builds models for seconds.
+
+    Raises:
+        ClusterError: As :func:`find_cluster` and :func:`check_reachable`.
+    """
+    if address not in (None, "", "local"):
+        check_reachable(find_cluster(address))
+
+
 def check_reachable(found: FoundAddress, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Fail at once when no Ray head answers at ``found.address``.
 

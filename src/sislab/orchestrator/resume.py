@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from rich.console import Console
 
+from sislab.cluster.address import check_cluster_address
 from sislab.cluster.connect import connect
 from sislab.errors import SpecError
 from sislab.orchestrator.preflight import check_before_run
@@ -75,6 +76,7 @@ def resume_sweep(
             f"the sweep in {run_dir.root} already ended ({state.status})",
             fix="start a new sweep with `sislab run SPEC`",
         )
+    check_cluster_address(address)
     # The resolved spec (presets), as the sweep's first start handed its trials.
     spec = check_before_run(spec, run_dir.spec_path, address=address, num_cpus=num_cpus)
     ray_train_settings()

@@ -160,7 +160,7 @@ def ui_lines(run_root: Path, state, spec) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sislab.cluster.address import check_cluster_address
+    from sislab.cluster.address import check_cluster_address, is_local_address
     from sislab.orchestrator.preflight import check_before_run
     from sislab.orchestrator.run_dir import RunDir
     from sislab.orchestrator.sweep import run_sweep
@@ -175,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
     estimate = None
     # By default only for a new local Ray (as check_before_run tells it): a cluster's workers
     # are not this machine.
-    local = args.address in (None, "", "local") and not os.environ.get("RAY_ADDRESS")
+    local = is_local_address(args.address) and not os.environ.get("RAY_ADDRESS")
     if args.estimate or (args.estimate is None and local):
         from sislab.cli.estimate import make_estimate
         from sislab.orchestrator.estimate import render

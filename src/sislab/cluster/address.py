@@ -102,6 +102,11 @@ def find_cluster(address: str) -> FoundAddress:
     )
 
 
+def is_local_address(address: str | None) -> bool:
+    """Whether ``address`` asks for a new local Ray rather than an existing cluster."""
+    return address in (None, "", "local")
+
+
 def check_cluster_address(address: str | None) -> None:
     """Fail at once when ``address`` names a cluster to join (not a new local Ray: None, empty or
     ``local``) where no Ray head answers: what ``sislab run``/``resume`` check before the spec's
@@ -110,7 +115,7 @@ def check_cluster_address(address: str | None) -> None:
     Raises:
         ClusterError: As :func:`find_cluster` and :func:`check_reachable`.
     """
-    if address not in (None, "", "local"):
+    if not is_local_address(address):
         check_reachable(find_cluster(address))
 
 

@@ -11,7 +11,12 @@ from urllib.parse import urlsplit
 
 import ray
 
-from sislab.cluster.address import RAY_ADDRESS_ENV, check_reachable, find_cluster
+from sislab.cluster.address import (
+    RAY_ADDRESS_ENV,
+    check_reachable,
+    find_cluster,
+    is_local_address,
+)
 from sislab.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -110,11 +115,6 @@ def _init(address: str, num_cpus: int | None, include_dashboard: bool | None) ->
         configure_logging=True,
         logging_level=logging.WARNING,
     )
-
-
-def is_local_address(address: str | None) -> bool:
-    """Whether ``address`` asks for a new local Ray rather than an existing cluster."""
-    return address in (None, "", "local")
 
 
 def alive_node_count() -> int:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
+from sislab.cluster.address import is_local_address
 from sislab.errors import DataError, SislabError, SpecError
 from sislab.models.geometry import DatasetGeometry
 from sislab.models.presets import (
@@ -279,9 +280,8 @@ def check_before_run(
     """
     from sislab.spec.loader import locate_problems
 
-    # A new local Ray (as cluster.connect.is_local_address, which imports Ray) gets this machine;
-    # with RAY_ADDRESS set, ray.init() joins that cluster instead.
-    is_local = address in (None, "", "local") and not os.environ.get("RAY_ADDRESS")
+    # A new local Ray gets this machine; with RAY_ADDRESS set, ray.init() joins that cluster.
+    is_local = is_local_address(address) and not os.environ.get("RAY_ADDRESS")
     totals = preflight_resources.local_totals(num_cpus) if is_local else None
     report = preflight(
         spec, read_local_dataset=read_local_dataset, totals=totals, where=local_where(num_cpus)

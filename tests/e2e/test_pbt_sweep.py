@@ -121,8 +121,8 @@ def test_pbt_exploits_with_checkpoint_transfer(ray_cluster, bucket: str, tmp_pat
     assert (meta.epoch, meta.iteration) == (2, 2)
     donor_state = torch.load(donor_checkpoint / "state.pt", weights_only=True)
     recipient_state = torch.load(final / "state.pt", weights_only=True)
-    # One step of Adam moves every trained tensor by at most ~lr: close to the donor, far from
-    # an independent initialisation.
+    # One step of Adam moves every trained tensor by at most ~lr: the recipient's final weights
+    # continue the donor's checkpoint.
     checked = 0
     for name, tensor in donor_state["procedure"]["generator"].items():
         if not name.endswith(("weight", "bias", "weight_orig")):

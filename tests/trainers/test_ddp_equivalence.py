@@ -2,10 +2,10 @@
 
 Each procedure (SPADE family with CLADE+ICPE, OASIS family, GroupDNet, SC-GAN) is built by the
 worker's own code (``build.build_procedure`` with ``worker.make_wrap``: DDP and cross-rank batch
-norm) on two gloo ranks and, as the reference, in one process with the whole batch. Both set-ups draw the same noise
-sample for sample (``SharedNoise``). After each of two optimisation steps every weight and buffer
-(BN running statistics, spectral-norm vectors, the OASIS EMA generator, Adam's moments) of the
-two set-ups is compared, and the two ranks must hold bit-identical states. The second step also
+norm) on two gloo ranks and, as the reference, in one process with the whole batch. Both set-ups
+draw the same noise sample for sample (``SharedNoise``). After each of two optimisation steps
+every weight and buffer (BN running statistics, spectral-norm vectors, the OASIS EMA generator,
+Adam's moments) of the two set-ups is compared, and the two ranks must hold bit-identical states. The second step also
 catches a parameter left without a gradient, which DDP reports only at the following iteration.
 In normal training (no hook) the ranks must draw different noise: the loop seeds each rank by
 ``derive_seed(seed, rank, epoch)``.

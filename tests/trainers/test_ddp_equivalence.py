@@ -5,8 +5,9 @@ worker's own code (``build.build_procedure`` with ``worker.make_wrap``: DDP and 
 norm) on two gloo ranks and, as the reference, in one process with the whole batch. Both set-ups
 draw the same noise sample for sample (``SharedNoise``). After each of two optimisation steps
 every weight and buffer (BN running statistics, spectral-norm vectors, the OASIS EMA generator,
-Adam's moments) of the two set-ups is compared, and the two ranks must hold bit-identical states. The second step also
-catches a parameter left without a gradient, which DDP reports only at the following iteration.
+Adam's moments) of the two set-ups is compared, and the two ranks must hold bit-identical
+states. The second step also catches a parameter left without a gradient, which DDP reports only
+at the following iteration.
 In normal training (no hook) the ranks must draw different noise: the loop seeds each rank by
 ``derive_seed(seed, rank, epoch)``.
 

@@ -147,8 +147,9 @@ def _sweep(data: dict, tmp: Path) -> tuple[list[dict], float]:
     return trials, seconds
 
 
-def sweep_rows(settings: Settings, tmp: Path) -> list[Row]:
-    """Every method x {fp32, bf16} with one worker, in one sweep (trials share the GPU)."""
+def sweep_spec(settings: Settings) -> dict:
+    """The spec of the sweep check: every method x {fp32, bf16} with one worker, in one sweep
+    (trials share the GPU)."""
     concurrency = 4
     data = _base_spec(settings, "acceptance-methods", 1, 1.0 / concurrency)
     precisions = {"train.precision": {"grid": ["fp32", "bf16"]}}
@@ -156,7 +157,12 @@ def sweep_rows(settings: Settings, tmp: Path) -> list[Row]:
         "methods": {m: _sub_space(settings, m, precisions) for m in settings.methods},
         "max_concurrent_trials": concurrency,
     }
-    trials, seconds = _sweep(data, tmp)
+    return data
+
+
+def sweep_rows(settings: Settings, tmp: Path) -> list[Row]:
+    """Run :func:`sweep_spec`'s sweep: a row per method and precision."""
+    trials, seconds = _sweep(sweep_spec(settings), tmp)
     rows = []
     for method in settings.methods:
         for precision in ("fp32", "bf16"):

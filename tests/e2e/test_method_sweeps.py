@@ -5,8 +5,9 @@ procedure, CLADE's class-wise norms), VA-OASIS (OASIS's), GroupDNet's and SC-GAN
 two VASIS trials cover the VASIS switches that change what is trained (semantic noise, its
 channels, mode and distribution, the fixed and relative position codes). Its base spec is the
 VASIS example; SC-GAN's trial takes the SC-GAN example's widths and preset with its SCC operator
-and batch norm. Every trial has 2 workers (gloo, cross-rank batch norm) at 64x64, one iteration of
-a global batch of 2, no evaluation metrics.
+and batch norm, in bf16 autocast (the Ray trial in bf16 that scripts/gpu_acceptance.py's sweep
+check also runs). Every trial has 2 workers (gloo, cross-rank batch norm) at 64x64, one iteration
+of a global batch of 2, no evaluation metrics.
 
 The Ray path (Tune trial, Train controller and workers, MLflow runs) is the same code for every
 method; what differs per method is the procedure the worker builds and wraps in DDP, and
@@ -74,6 +75,7 @@ EXTRA_METHODS: dict[str, dict] = {
     "groupdnet": {k: {"grid": [v]} for k, v in GROUPDNET_TINY.items()},
 }
 SCGAN_OPS = "scc_bn"  # SCC with BN (scc_scn: the example's default, in-process tests)
+SCGAN_PRECISION = "bf16"  # the others train in fp32
 METHODS = ["va-clade", "va-oasis", "groupdnet", "scgan"]
 NUM_TRIALS = len(METHODS)
 SWEEP_SETTINGS = {
@@ -139,7 +141,11 @@ def methods_sweep(ray_cluster, tmp_path_factory: pytest.TempPathFactory):
         if k.startswith("model.") or k.startswith("losses.")
     }
     methods = {
-        "scgan": {**scgan_fixed, "model.ops": {"grid": [SCGAN_OPS]}},
+        "scgan": {
+            **scgan_fixed,
+            "model.ops": {"grid": [SCGAN_OPS]},
+            "train.precision": {"grid": [SCGAN_PRECISION]},
+        },
         **EXTRA_METHODS,
     }
     data = _two_worker_spec(base, "every-procedure-ddp")
@@ -166,6 +172,8 @@ def test_every_variant_and_switch_ran(methods_sweep) -> None:
         return {p[key] for p in params if p["method"] == method}
 
     assert values("scgan", "model.ops") == {SCGAN_OPS}
+    assert values("scgan", "train.precision") == {SCGAN_PRECISION}
+    assert {p["train.precision"] for p in params if p["method"] != "scgan"} == {"fp32"}
     vasis = [p for p in params if p["method"].startswith("va-")]
     switches = {
         "model.semantic_noise": {"True"},

@@ -44,6 +44,11 @@ from sislab.spec.spec import Spec
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
+# The sweep's progress is read from MLflow (a runs search on the tracking server): each read costs
+# the server and this process a few milliseconds of CPU, which at POLL_S cost a 2-core test
+# machine ~20 s of CPU per chaos run. A fault then lands up to a second after its drawn point
+# (a sweep logs a step every ~0.5-1 s at the test's sizes), on top of its drawn delay.
+PROGRESS_POLL_S = 1.0
 FIND_VICTIM_S = 60.0  # longest a kill waits for a process of its kind to be alive
 TEST_BUCKET = "sislab-chaos"
 
@@ -313,7 +318,7 @@ def run_chaos(
                 progress = max(progress, steps / total_steps)
                 if progress >= fault.at_progress:
                     break
-                time.sleep(POLL_S)
+                time.sleep(PROGRESS_POLL_S)
             if not sweep.running():
                 break
             time.sleep(fault.delay_s)

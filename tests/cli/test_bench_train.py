@@ -4,24 +4,27 @@ FLOP/s fields (one tiny iteration; speed itself is never asserted)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import torch
 
 from sislab.cli.main import build_parser
+from sislab.huge_pages import THP_ENV
 from sislab.trainers.bench_flops import PEAK_TFLOPS, peak_tflops
 
 TINY = ["--model", "ngf=4", "--model", "ndf=4", "--model", "num_upsampling_layers=normal",
         "--model", "spade_hidden=8", "--model", "num_d=1"]  # fmt: skip
 
 
-def _sislab(*args: str) -> subprocess.CompletedProcess:
+def _sislab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "sislab.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
 
 
@@ -41,19 +44,32 @@ def test_parser_passes_the_switches() -> None:
 
 
 def test_json_carries_flops_and_the_switches_used() -> None:
+    # The command turns torch's huge pages on unless its environment says otherwise.
+    env = {k: v for k, v in os.environ.items() if k != THP_ENV}
     result = _sislab("bench", "train", "spade", "--size", "64x64", "--iters", "1", "--warmup",
                      "0", "--device", "cpu", "--channels-last", "--precision", "bf16", "--json",
-                     *TINY)  # fmt: skip
+                     *TINY, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert (out["precision"], out["channels_last"], out["compile"]) == ("bf16", True, False)
-    assert out["reuse_host_memory"] is True  # the spec's default
+    assert out["huge_pages"].startswith("on")
+    # The spec's default, auto: memory is kept only where the kernel ignores the huge pages.
+    assert out["reuse_host_memory"] is (out["huge_pages"] != "on")
     assert out["model"]["ngf"] == 4 and out["model"]["num_d"] == 1
     assert out["model_gflop_per_iter"] > 0
     expected = out["model_gflop_per_iter"] / out["median_s"] / 1e3
     assert abs(out["achieved_tflop_s"] - expected) <= 1e-9 * max(expected, 1.0)
     assert out["mfu"] is None and out["peak_tflop_s"] is None  # CPU: no peak table
     assert out["compile_s"] is None and len(out["iter_s"]) == 1
+
+
+def test_huge_pages_off_in_the_environment_keeps_freed_memory() -> None:
+    env = {**os.environ, THP_ENV: "0"}
+    result = _sislab("bench", "train", "spade", "--size", "64x64", "--iters", "1", "--warmup",
+                     "0", "--device", "cpu", "--json", *TINY, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["huge_pages"], out["reuse_host_memory"]) == ("off", True)
 
 
 def test_bad_model_field_names_the_fields() -> None:

@@ -50,5 +50,19 @@ def test_procedures_apply_the_switch(monkeypatch) -> None:
     monkeypatch.setattr(switches, "keep_freed_host_memory", lambda: calls.append(1) or True)
     switches.configure_backends(torch.device("cpu"), TrainSpec(reuse_host_memory=False))
     assert not calls
-    switches.configure_backends(torch.device("cpu"), TrainSpec())  # the default: on
+    switches.configure_backends(torch.device("cpu"), TrainSpec(reuse_host_memory=True))
     assert calls == [1]
+
+
+def test_auto_keeps_freed_memory_only_without_huge_pages(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(switches, "keep_freed_host_memory", lambda: calls.append(1) or True)
+    assert TrainSpec().reuse_host_memory == "auto"  # the default
+    for note, kept in (("on", False), ("off", True), ("on (kernel: never)", True)):
+        monkeypatch.setattr(switches, "huge_pages_note", lambda note=note: note)
+        calls.clear()
+        switches.configure_backends(torch.device("cpu"), TrainSpec())
+        assert calls == ([1] if kept else []), note
+        assert switches.reuses_host_memory(TrainSpec()) is kept
+        tag = switches.switch_notes(TrainSpec())["sislab.speed_switches"]
+        assert f"reuse_host_memory={kept} huge_pages={note}" in tag

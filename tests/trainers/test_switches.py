@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from sislab.huge_pages import huge_pages_note
 from sislab.models.convs.grouped_spectral_norm import GroupedSpectralNorm
 from sislab.models.convs.scc import SemanticConditionalConv2d
 from sislab.models.convs.spectral_norm import SpectralNorm, SpectralNormConv2d
@@ -286,7 +287,10 @@ def test_switches_are_recorded_as_a_tag() -> None:
     PROCEDURES["spade"](method, method.config(**TINY["spade"]), GEOMETRY, train,
                         LossesSpec(perceptual=0.0), runtime)  # fmt: skip
     switches = runtime.notes["sislab.speed_switches"]
-    assert switches == "precision=bf16 channels_last=True compile=False"
+    assert switches.startswith("precision=bf16 channels_last=True compile=False ")
+    # Host memory as resolved in this process (auto: kept only without huge pages).
+    note = huge_pages_note()
+    assert switches.endswith(f" reuse_host_memory={note != 'on'} huge_pages={note}")
 
 
 @pytest.mark.parametrize("case", ["spade", "oasis"])

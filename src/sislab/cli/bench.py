@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     train.add_argument(
         "--reuse-host-memory", action=argparse.BooleanOptionalAction, default=None,
-        help="train.reuse_host_memory (default: its spec default, as a trial)",
+        help="train.reuse_host_memory (default: its spec default, auto, as a trial: on only "
+        "where torch's huge pages are off)",
     )  # fmt: skip
     train.add_argument(
         "--model", action="append", default=[], metavar="KEY=VALUE",
@@ -143,7 +144,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     switches = (
         f"{result.precision}, channels_last {result.channels_last}, compile {result.compile}, "
-        f"reuse_host_memory {result.reuse_host_memory}"
+        f"reuse_host_memory {result.reuse_host_memory}, huge pages {result.huge_pages}"
     )
     print(
         f"{result.method} on {result.dataset} {result.height}x{result.width}, batch "

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from sislab.errors import SislabError
+from sislab.huge_pages import default_huge_pages
 
 EXIT_USER_ERROR = 2
 
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sislab`` console script."""
+    # Before any command imports torch, which reads it once (sislab.huge_pages).
+    default_huge_pages()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)

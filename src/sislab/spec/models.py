@@ -189,14 +189,17 @@ class TrainSpec(StrictModel):
         description="Keep 4-D weights and input batches channels-last (NHWC), the layout fast "
         "convolution kernels prefer (CUDA tensor cores, oneDNN on CPU). Same maths.",
     )
-    reuse_host_memory: bool = Field(
-        True,
+    reuse_host_memory: bool | Literal["auto"] = Field(
+        "auto",
         description="Keep host memory the training process frees for its own later "
         "allocations instead of handing it back to the kernel after every step (glibc's "
         "malloc: no mmap'd blocks, no heap trimming), so a step's buffers are not page-faulted "
-        "in and zero-filled again at every step: 6-33% of a CPU step in the side-by-side runs, at "
-        "1-17% more peak RSS, 22-27% for GroupDNet at 256x512 (docs/benchmarks.md); set false "
-        "where host memory is tight. Same maths; no effect on other C libraries.",
+        "in and zero-filled again 4 kB at a time at every step. auto: only where torch's huge "
+        "pages are not in effect (sislab turns them on: THP_MEM_ALLOC_ENABLE=1, where the "
+        "kernel offers transparent huge pages); with them, glibc's default faults large "
+        "buffers in 2 MB at a time, as fast, at 3-11% less peak RSS (docs/benchmarks.md). true "
+        "keeps it always (at 1-27% more peak RSS), false never. Same maths; no effect on other "
+        "C libraries.",
     )
     compile: bool = Field(
         False,

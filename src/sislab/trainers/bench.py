@@ -13,11 +13,13 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import BaseModel
 
 from sislab.datasets.presets import preset_geometry
+from sislab.huge_pages import huge_pages_note
 from sislab.models.geometry import DatasetGeometry
 from sislab.models.losses.perceptual import vgg19_features
 from sislab.models.registry import Method, get_method
@@ -25,6 +27,7 @@ from sislab.spec.models import LossesSpec, TrainSpec
 from sislab.trainers.bench_flops import peak_tflops, train_gflop_per_image
 from sislab.trainers.build import PROCEDURES
 from sislab.trainers.procedures.base import Procedure, ProcedureRuntime
+from sislab.trainers.procedures.switches import reuses_host_memory
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class TrainBench:
     channels_last: bool
     compile: bool
     reuse_host_memory: bool
+    huge_pages: str
     model: dict
     model_gflop_per_iter: float
     achieved_tflop_s: float
@@ -99,7 +103,7 @@ def bench_train(
     precision: str | None = None,
     channels_last: bool | None = None,
     compile: bool | None = None,
-    reuse_host_memory: bool | None = None,
+    reuse_host_memory: bool | Literal["auto"] | None = None,
     device: str | None = None,
     model_config: BaseModel | None = None,
 ) -> TrainBench:
@@ -115,8 +119,10 @@ def bench_train(
         precision: fp32, bf16 or fp16 (None: ``train.precision``'s default, what a trial runs).
         channels_last: ``train.channels_last`` (None: its default).
         compile: ``train.compile`` (None: its default).
-        reuse_host_memory: ``train.reuse_host_memory`` (None: its default); process-wide, so
-            a process that once ran with it keeps it.
+        reuse_host_memory: ``train.reuse_host_memory`` (None: its default, ``auto``);
+            process-wide, so a process that once ran with it keeps it; reported resolved. Torch's huge pages (``sislab.huge_pages``)
+            are what this process's environment said when torch started (``sislab bench``
+            turns them on unless ``THP_MEM_ALLOC_ENABLE=0``); reported as ``huge_pages``.
         device: cpu or cuda (default: cuda when available).
         model_config: The method's config (default: its defaults).
 
@@ -163,7 +169,7 @@ def bench_train(
     return TrainBench(
         method_name, dataset, geometry.height, geometry.width, batch_size, str(target),
         train.precision, median, times, peak, kind, "random (timing only)",
-        train.channels_last, train.compile, train.reuse_host_memory,
+        train.channels_last, train.compile, reuses_host_memory(train), huge_pages_note(),
         config.model_dump(mode="json"), gflop, achieved,
         None if device_peak is None else achieved / device_peak[0],
         None if device_peak is None else device_peak[0],

@@ -1,0 +1,83 @@
+"""Torch's huge-page allocations (sislab.huge_pages): set for the processes sislab starts unless
+the environment decides, reported as torch reads them, and what they change: the page faults
+of a large tensor's buffer (where the kernel offers transparent huge pages)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sislab import huge_pages
+from sislab.huge_pages import THP_ENV
+
+# Allocates, fills and frees a 64 MB tensor four times; prints the minor page faults.
+_PROBE = """
+import json, resource, torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    block = torch.empty(2**24, dtype=torch.float32)
+    block.fill_(1.0)
+    del block
+print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
+"""
+
+
+def _env(value: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != THP_ENV}
+    return env if value is None else {**env, THP_ENV: value}
+
+
+def test_the_cli_sets_the_default_and_keeps_the_environments_choice() -> None:
+    script = (
+        "import os\n"
+        "from sislab.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(os.environ.get({THP_ENV!r}))"
+    )
+    for given, expected in ((None, "1"), ("0", "0")):
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=_env(given)
+        )
+        assert out.stdout.strip().splitlines()[-1] == expected, out
+
+
+def test_note_says_what_torch_reads_and_what_the_kernel_ignores(monkeypatch) -> None:
+    monkeypatch.setenv(THP_ENV, "true")  # torch's check_env takes 1 and 0 only
+    assert huge_pages.huge_pages_note() == "off"
+    monkeypatch.setenv(THP_ENV, "1")
+    monkeypatch.setattr(huge_pages, "kernel_thp_mode", lambda: "madvise")
+    assert huge_pages.huge_pages_note() == "on"
+    monkeypatch.setattr(huge_pages, "kernel_thp_mode", lambda: "never")
+    assert huge_pages.huge_pages_note() == "on (kernel: never)"
+
+
+def test_kernel_mode_is_the_bracketed_word(tmp_path, monkeypatch) -> None:
+    setting = tmp_path / "enabled"
+    setting.write_text("always [madvise] never\n")
+    monkeypatch.setattr(huge_pages, "KERNEL_SETTING", setting)
+    assert huge_pages.kernel_thp_mode() == "madvise"
+    monkeypatch.setattr(huge_pages, "KERNEL_SETTING", tmp_path / "absent")
+    assert huge_pages.kernel_thp_mode() is None
+
+
+def _faults(value: str) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True,
+        env=_env(value),
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(
+    huge_pages.kernel_thp_mode() not in ("always", "madvise"),
+    reason="the kernel offers no transparent huge pages to torch's madvise",
+)
+def test_a_large_buffer_faults_in_far_fewer_pages() -> None:
+    small_pages = _faults("0")
+    assert small_pages >= 0.9 * 4 * 2**26 // 4096  # glibc mmaps each 64 MB buffer afresh
+    # Huge pages are best effort (the kernel may have none free): most, not all, of them.
+    assert _faults("1") < small_pages / 4

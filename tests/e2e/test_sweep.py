@@ -181,6 +181,10 @@ def _check_trial(client: MlflowClient, child, tmp_path: Path, train_sha256s: lis
     assert "train.epochs" not in recipe  # the generic table sets no schedule
     assert child.data.tags["sislab.recipe"].startswith("official (spade, generic)")
     assert float(params["summary.generator_params"]) > 0  # a constant: a param, not a chart
+    # The Train worker's own environment asked torch for huge pages: the driver's default
+    # reached it through Tune's runtime env (sislab.huge_pages), not only the driver.
+    switches = child.data.tags["sislab.speed_switches"]
+    assert "reuse_host_memory=" in switches and "huge_pages=on" in switches, switches
     for loss in LOSSES:
         assert len(client.get_metric_history(run_id, loss)) >= 2, loss
     # Learning rates are logged when they change (constant here: one point, not a flat line).

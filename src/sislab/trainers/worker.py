@@ -273,8 +273,9 @@ def make_wrap(device: torch.device, world_size: int, sync_bn: bool):
     return wrap
 
 
-# Procedure notes kept as tags (a chip in the UI); the others are in the run's description.
-NOTE_TAGS = ("sislab.perceptual_loss",)
+# Procedure notes kept as tags (a chip in the UI, a filter of the runs table: e.g.
+# tags.`sislab.speed_switches` LIKE '%huge_pages=on%'); all of them are in the run's description.
+NOTE_TAGS = ("sislab.perceptual_loss", "sislab.speed_switches")
 # Evaluation-protocol tags kept (``sislab compare`` groups by the id); the whole record is the
 # artifact ``config/eval_protocol.json``.
 PROTOCOL_TAGS = ("sislab.protocol.id", "sislab.metrics.substitute_weights")

@@ -197,9 +197,10 @@ class TrainSpec(StrictModel):
         "in and zero-filled again 4 kB at a time at every step. auto: only where torch's huge "
         "pages are not in effect (sislab turns them on: THP_MEM_ALLOC_ENABLE=1, where the "
         "kernel offers transparent huge pages); with them, glibc's default faults large "
-        "buffers in 2 MB at a time, as fast, at 3-11% less peak RSS (docs/benchmarks.md). true "
-        "keeps it always (at 1-27% more peak RSS), false never. Same maths; no effect on other "
-        "C libraries.",
+        "buffers in 2 MB at a time: SPADE's CPU step as fast at 3-11% less peak RSS, "
+        "GroupDNet's at 256x512 ~6% slower at ~25% less (docs/benchmarks.md). true keeps it "
+        "always (the faster choice where memory is plentiful), false never. Same maths; no "
+        "effect on other C libraries.",
     )
     compile: bool = Field(
         False,

@@ -120,9 +120,10 @@ def bench_train(
         channels_last: ``train.channels_last`` (None: its default).
         compile: ``train.compile`` (None: its default).
         reuse_host_memory: ``train.reuse_host_memory`` (None: its default, ``auto``);
-            process-wide, so a process that once ran with it keeps it; reported resolved. Torch's huge pages (``sislab.huge_pages``)
-            are what this process's environment said when torch started (``sislab bench``
-            turns them on unless ``THP_MEM_ALLOC_ENABLE=0``); reported as ``huge_pages``.
+            process-wide, so a process that once ran with it keeps it; reported resolved.
+            Torch's huge pages (``sislab.huge_pages``) are what this process's environment
+            said when torch started (``sislab bench`` turns them on unless
+            ``THP_MEM_ALLOC_ENABLE=0``); reported as ``huge_pages``.
         device: cpu or cuda (default: cuda when available).
         model_config: The method's config (default: its defaults).
 

@@ -44,9 +44,14 @@ def kernel_thp_mode() -> str | None:
     return chosen[0].strip("[]") if chosen else None
 
 
+def huge_pages_in_effect() -> bool:
+    """Whether torch's large allocations get huge pages in this process: requested, and the
+    kernel offers THP to ``madvise``."""
+    return huge_pages_requested() and kernel_thp_mode() in ("always", "madvise")
+
+
 def huge_pages_note() -> str:
     """``on``, ``off``, or ``on (kernel: never)`` where the kernel ignores the request."""
     if not huge_pages_requested():
         return "off"
-    mode = kernel_thp_mode()
-    return "on" if mode in ("always", "madvise") else f"on (kernel: {mode or 'no THP'})"
+    return "on" if huge_pages_in_effect() else f"on (kernel: {kernel_thp_mode() or 'no THP'})"

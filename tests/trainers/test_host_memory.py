@@ -8,6 +8,8 @@ import sys
 
 import torch
 
+from sislab import huge_pages
+from sislab.huge_pages import THP_ENV
 from sislab.spec.models import TrainSpec
 from sislab.trainers.procedures import switches
 
@@ -58,8 +60,11 @@ def test_auto_keeps_freed_memory_only_without_huge_pages(monkeypatch) -> None:
     calls = []
     monkeypatch.setattr(switches, "keep_freed_host_memory", lambda: calls.append(1) or True)
     assert TrainSpec().reuse_host_memory == "auto"  # the default
-    for note, kept in (("on", False), ("off", True), ("on (kernel: never)", True)):
-        monkeypatch.setattr(switches, "huge_pages_note", lambda note=note: note)
+    cases = (("1", "madvise", "on", False), ("0", "madvise", "off", True),
+             ("1", "never", "on (kernel: never)", True))  # fmt: skip
+    for variable, mode, note, kept in cases:
+        monkeypatch.setenv(THP_ENV, variable)
+        monkeypatch.setattr(huge_pages, "kernel_thp_mode", lambda mode=mode: mode)
         calls.clear()
         switches.configure_backends(torch.device("cpu"), TrainSpec())
         assert calls == ([1] if kept else []), note

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sislab.huge_pages import huge_pages_note
+from sislab.huge_pages import huge_pages_in_effect, huge_pages_note
 from sislab.spec.models import TrainSpec
 
 
@@ -35,7 +35,7 @@ def reuses_host_memory(train: TrainSpec) -> bool:
     the side-by-side runs, and without the heap's fragmentation (SPADE 256x512: 3.9-4.0 against
     4.4-4.5 GB peak RSS)."""
     if train.reuse_host_memory == "auto":
-        return huge_pages_note() != "on"
+        return not huge_pages_in_effect()
     return train.reuse_host_memory
 
 

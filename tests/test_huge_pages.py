@@ -1,6 +1,6 @@
 """Torch's huge-page allocations (sislab.huge_pages): set for the processes sislab starts unless
-the environment decides, reported as torch reads them, and what they change: the page faults
-of a large tensor's buffer (where the kernel offers transparent huge pages)."""
+the environment decides, reported as torch reads them, and what they change: the kernel's
+huge-page advice on a large tensor's buffer (where the kernel offers transparent huge pages)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,20 @@ import pytest
 from sislab import huge_pages
 from sislab.huge_pages import THP_ENV
 
-# Allocates, fills and frees a 64 MB tensor four times; prints the minor page faults.
+# Allocates and fills a 64 MB tensor; prints the kernel's flags of the mapping that holds it.
 _PROBE = """
-import json, resource, torch
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
-    block = torch.empty(2**24, dtype=torch.float32)
-    block.fill_(1.0)
-    del block
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
+import json, torch
+block = torch.empty(2**24, dtype=torch.float32)
+block.fill_(1.0)
+address, inside = block.data_ptr(), False
+for line in open("/proc/self/smaps"):
+    head = line.split()[0]
+    if "-" in head and not head.endswith(":"):
+        start, end = (int(x, 16) for x in head.split("-"))
+        inside = start <= address < end
+    elif inside and head == "VmFlags:":
+        print(json.dumps(line.split()[1:]))
+        break
 """
 
 
@@ -64,7 +69,7 @@ def test_kernel_mode_is_the_bracketed_word(tmp_path, monkeypatch) -> None:
     assert huge_pages.kernel_thp_mode() is None
 
 
-def _faults(value: str) -> int:
+def _mapping_flags(value: str) -> list[str]:
     out = subprocess.run(
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True,
         env=_env(value),
@@ -76,8 +81,9 @@ def _faults(value: str) -> int:
     huge_pages.kernel_thp_mode() not in ("always", "madvise"),
     reason="the kernel offers no transparent huge pages to torch's madvise",
 )
-def test_a_large_buffer_faults_in_far_fewer_pages() -> None:
-    small_pages = _faults("0")
-    assert small_pages >= 0.9 * 4 * 2**26 // 4096  # glibc mmaps each 64 MB buffer afresh
-    # Huge pages are best effort (the kernel may have none free): most, not all, of them.
-    assert _faults("1") < small_pages / 4
+def test_a_large_buffer_is_advised_to_huge_pages_only_when_requested() -> None:
+    # The advice (VmFlags "hg", MADV_HUGEPAGE), not the pages the kernel then finds: how many
+    # huge pages are free depends on the machine's fragmentation (a 4x fault-count bound failed
+    # on a CI machine that had few). benchmarks.md has the fault counts measured.
+    assert "hg" not in _mapping_flags("0")
+    assert "hg" in _mapping_flags("1")

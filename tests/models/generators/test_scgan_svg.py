@@ -6,14 +6,15 @@ from typing import get_args
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sislab.models.generators.scgan_svg import (
     POSITION_SIGMA,
     POSITION_WINDOW,
+    ChannelGroupPool,
     Nonlinearity,
     SemanticVectorGenerator,
     apply_nonlinearity,
-    channel_group_pool,
 )
 
 
@@ -51,9 +52,34 @@ def test_nonlinearity_applies_g_to_tau_times_v(nonlinearity: Nonlinearity) -> No
 
 def test_channel_group_pool_averages_contiguous_possibly_overlapping_groups() -> None:
     x = torch.arange(4.0).view(1, 4, 1, 1).expand(1, 4, 2, 2)
-    torch.testing.assert_close(channel_group_pool(x, 2)[0, :, 0, 0], torch.tensor([0.5, 2.5]))
+    halves, thirds = ChannelGroupPool(4, 2, 3)(x)
+    torch.testing.assert_close(halves[0, :, 0, 0], torch.tensor([0.5, 2.5]))
     # 4 channels into 3 groups: [0, 1], [1, 2], [2, 3] (adaptive pooling bins overlap).
-    torch.testing.assert_close(channel_group_pool(x, 3)[0, :, 0, 0], torch.tensor([0.5, 1.5, 2.5]))
+    torch.testing.assert_close(thirds[0, :, 0, 0], torch.tensor([0.5, 1.5, 2.5]))
+
+
+@pytest.mark.parametrize("channels", [5, 32, 512])
+def test_channel_group_pool_equals_the_codes_adaptive_pooling(channels: int) -> None:
+    # The previous implementation (and SC-GAN's enc2weight): adaptive_avg_pool3d per count.
+    torch.manual_seed(0)
+    x = torch.randn(2, channels, 6, 10, dtype=torch.float64, requires_grad=True)
+    counts = (3, 4)
+    upstream = [torch.randn(2, n, 6, 10, dtype=torch.float64) for n in counts]
+    pool = ChannelGroupPool(channels, *counts).double()
+    pooled = pool(x)
+    new_loss = sum((p * u).sum() for p, u in zip(pooled, upstream, strict=True))
+    (new_grad,) = torch.autograd.grad(new_loss, x)
+    reference = [F.adaptive_avg_pool3d(x.unsqueeze(1), (n, 6, 10)).squeeze(1) for n in counts]
+    loss = sum((r * u).sum() for r, u in zip(reference, upstream, strict=True))
+    (old_grad,) = torch.autograd.grad(loss, x)
+    for new, old in zip(pooled, reference, strict=True):
+        torch.testing.assert_close(new, old, rtol=0, atol=1e-12)
+    torch.testing.assert_close(new_grad, old_grad, rtol=0, atol=1e-12)
+    # float32, as trained: within rounding of the other summation order.
+    x32 = x.detach().float()
+    for new, n in zip(pool.float()(x32), counts, strict=True):
+        old = F.adaptive_avg_pool3d(x32.unsqueeze(1), (n, 6, 10)).squeeze(1)
+        torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("nonlinearity", get_args(Nonlinearity))

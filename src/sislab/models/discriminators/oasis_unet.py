@@ -9,6 +9,7 @@ spectral norm on every conv except the last, no other normalisation.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sislab.models.convs.spectral_norm import spectral_norm
@@ -18,6 +19,30 @@ CHANNELS = (3, 128, 128, 256, 256, 512, 512)
 LAST_UP_CHANNELS = 64
 
 
+class _HalfAvgPoolFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        # avg_pool2d's backward for a 2x2 window: each input pixel gets a quarter of its
+        # window's gradient (x * 0.25 == x / 4 exactly).
+        return F.interpolate(grad * 0.25, scale_factor=2.0, mode="nearest")
+
+
+class HalfAvgPool(nn.Module):
+    """``nn.AvgPool2d(2)`` (bit-identical values and gradients) that keeps nothing for its
+    backward: ``avg_pool2d``'s autograd node keeps its whole input only to read its shape (at
+    256x512, 300 MB of OASIS's D step). Its backward, a nearest upsampling of the quarter
+    gradient, is also faster on CPU than ``avg_pool2d``'s.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H / 2, W / 2); H and W even."""
+        return _HalfAvgPoolFn.apply(x)
+
+
 class ResBlockD(nn.Module):
     """OASIS ``residual_block_D``: (LReLU ->) [up ->] conv3x3 -> LReLU -> conv3x3 [-> avgpool].
 
@@ -25,7 +50,7 @@ class ResBlockD(nn.Module):
         fin: Input channels.
         fout: Output channels.
         direction: -1 down (avg-pool 2 after the convs), +1 up (nearest x2 before conv1).
-        first: The first encoder block: no leading LReLU; shortcut pools before its 1x1 conv.
+        first: The first encoder block: no leading LReLU.
         use_spectral_norm: Spectral norm on the three convs.
     """
 
@@ -44,21 +69,32 @@ class ResBlockD(nn.Module):
             conv1.append(nn.Upsample(scale_factor=2))
         conv1.append(sn(nn.Conv2d(fin, fout, 3, padding=1)))
         self.conv1 = nn.Sequential(*conv1)
-        self.conv2 = nn.Sequential(nn.LeakyReLU(0.2), sn(nn.Conv2d(fout, fout, 3, padding=1)))
+        # In place: conv1's output feeds nothing else, so autograd keeps one tensor (the
+        # activation, which conv2 keeps as its input anyway) instead of two; leaky_relu_'s
+        # backward reads the sign of its result, the same as the input's (bit-identical).
+        self.conv2 = nn.Sequential(
+            nn.LeakyReLU(0.2, inplace=True), sn(nn.Conv2d(fout, fout, 3, padding=1))
+        )
         self.learned_shortcut = fin != fout
         if self.learned_shortcut:
             self.conv_s = sn(nn.Conv2d(fin, fout, 1))
-        self.sampling = nn.Upsample(scale_factor=2) if direction > 0 else nn.AvgPool2d(2)
+        self.sampling = nn.Upsample(scale_factor=2) if direction > 0 else HalfAvgPool()
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        """Resampled (learned when channels change) shortcut, in OASIS's order."""
-        if self.direction > 0:
+        """Resampled (learned when channels change) shortcut, its 1x1 conv at the lower of the
+        two resolutions.
+
+        OASIS upsamples before the 1x1 conv and pools after it (but in the first block); a 1x1
+        conv commutes with nearest upsampling and with average pooling (linear maps: the same
+        dot products, summed in another order), so here it sees a quarter of the pixels, and
+        autograd keeps its low-resolution input instead of a full-resolution one (the
+        upsampled copy is the largest tensor of the last up block).
+        """
+        if self.direction < 0:
             x = self.sampling(x)
-        elif self.first:
-            x = self.sampling(x)  # OASIS: the first block pools before its 1x1 conv
         if self.learned_shortcut:
             x = self.conv_s(x)
-        if self.direction < 0 and not self.first:
+        if self.direction > 0:
             x = self.sampling(x)
         return x
 

@@ -59,14 +59,14 @@ def test_in_place_activation_changes_no_value_and_keeps_less() -> None:
     assert kept < 0.9 * ref_kept, (kept, ref_kept)
 
 
-def _oasis_order_shortcut(block: ResBlockD, x: torch.Tensor) -> torch.Tensor:
+def _oasis_order_shortcut(block: ResBlockD, first: bool, x: torch.Tensor) -> torch.Tensor:
     """OASIS residual_block_D's shortcut: upsample before the 1x1 conv, pool after it (the
     first block before)."""
-    if block.direction > 0 or block.first:
+    if block.direction > 0 or first:
         x = block.sampling(x)
     if block.learned_shortcut:
         x = block.conv_s(x)
-    return x if block.direction > 0 or block.first else block.sampling(x)
+    return x if block.direction > 0 or first else block.sampling(x)
 
 
 def test_half_avg_pool_is_avg_pool2d_and_keeps_nothing() -> None:
@@ -89,7 +89,8 @@ def test_shortcut_at_low_resolution_equals_oasis_order_and_keeps_less() -> None:
     oasis_order = copy.deepcopy(d)
     for block in oasis_order.modules():
         if isinstance(block, ResBlockD):
-            block.shortcut = functools.partial(_oasis_order_shortcut, block)
+            first = block is oasis_order.body_down[0]
+            block.shortcut = functools.partial(_oasis_order_shortcut, block, first)
             if block.direction < 0:
                 block.sampling = torch.nn.AvgPool2d(2)  # OASIS's, keeping its input
     image = torch.randn(2, 3, 64, 128, dtype=torch.float64)

@@ -63,7 +63,6 @@ class ResBlockD(nn.Module):
             return spectral_norm(conv) if use_spectral_norm else conv
 
         self.direction = direction
-        self.first = first
         conv1: list[nn.Module] = [] if first else [nn.LeakyReLU(0.2)]
         if direction > 0:
             conv1.append(nn.Upsample(scale_factor=2))

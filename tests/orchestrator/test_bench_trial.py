@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sislab.errors import SpecError
-from sislab.orchestrator.bench_trial import single_configuration
+from sislab.orchestrator.bench_trial import EpochTiming, TrialBench, single_configuration
 from sislab.spec.loader import spec_from_dict
 
 BASE = {
@@ -30,3 +32,26 @@ def test_a_sweep_over_widths_is_refused_with_the_fix() -> None:
     with pytest.raises(SpecError, match="2 configurations of different speed") as error:
         single_configuration(spec)
     assert "narrow search.space" in error.value.fix
+
+
+def _epochs(*rows: tuple[float, float | None]) -> list[EpochTiming]:
+    return [EpochTiming(i + 1, first, steady, 0.0, 0.0) for i, (first, steady) in enumerate(rows)]
+
+
+def test_epoch_boundaries_are_epochs_two_on_each_against_its_own_epoch() -> None:
+    # Epoch 1's first step (warm-up) is left out; each later epoch's first iteration is compared
+    # with its own epoch's steady state, so a machine that slows down between epochs does not
+    # read as a slow boundary.
+    epochs = _epochs((5.0, 1.0), (1.1, 1.0), (2.2, 2.0), (2.0, 2.0))
+    result = TrialBench("x", 1.0, epochs, Path("."), "FINISHED", bare_after_iter_s=3.0)
+    assert result.first_over_steady == pytest.approx(1.1)
+    assert result.first_iter_s == pytest.approx(2.0)
+    # The trial's steady state against the mean of the bare step before and after it.
+    assert result.bare_s == pytest.approx(2.0)
+    assert result.ratios() == pytest.approx({"steady/bare": 0.75, "first/steady": 1.1})
+
+
+def test_one_epoch_compares_its_own_first_iteration() -> None:
+    result = TrialBench("x", 2.0, _epochs((1.5, 1.0)), Path("."), "FINISHED")
+    assert result.bare_s == 2.0
+    assert result.ratios() == pytest.approx({"steady/bare": 0.5, "first/steady": 1.5})

@@ -186,7 +186,10 @@ def _trial(args: argparse.Namespace) -> int:
         print(json.dumps({**asdict(result), **result.ratios()}, default=str))
         return 0
     print(f"{result.label}; trial {result.trial_status}; run folder {result.run_dir}")
-    print(f"bare step (bench train's path, this process): {result.bare_iter_s:.3f} s/iter")
+    print(
+        f"bare step (bench train's path, this process): {result.bare_iter_s:.3f} s/iter before "
+        f"the trial, {result.bare_after_iter_s:.3f} after"
+    )
     print("epoch  first iteration s (batch wait)  steady s/iter (batch wait, median)")
     for e in result.epochs:
         first_wait = "-" if e.first_batch_wait_s is None else f"{e.first_batch_wait_s:.3f}"
@@ -197,12 +200,13 @@ def _trial(args: argparse.Namespace) -> int:
     if "steady/bare" in ratios:
         print(
             f"in-trial steady state / bare step: {ratios['steady/bare']:.3f} "
-            f"({result.steady_iter_s:.3f} / {result.bare_iter_s:.3f} s/iter, medians)"
+            f"({result.steady_iter_s:.3f} / {result.bare_s:.3f} s/iter: medians, the bare step's "
+            "mean of before and after)"
         )
     if "first/steady" in ratios:
         print(
-            f"epoch's first iteration / steady state: {ratios['first/steady']:.3f} "
-            f"({result.first_iter_s:.3f} / {result.steady_iter_s:.3f} s, medians over epochs)"
+            f"epoch's first iteration / the same epoch's steady state: {ratios['first/steady']:.3f} "
+            f"(median over epochs 2..; first iterations' median {result.first_iter_s:.3f} s)"
         )
     for note in result.notes:
         print("note:", note)

@@ -38,7 +38,12 @@ class EpochTiming:
 
 @dataclass
 class TrialBench:
-    """Result of ``bench_trial``."""
+    """Result of ``bench_trial``.
+
+    ``bare_iter_s`` is timed before the trial and ``bare_after_iter_s`` after it: a machine whose
+    speed drifts over the minutes of a trial shows as the two disagreeing, and the trial is
+    compared with their mean.
+    """
 
     label: str
     bare_iter_s: float
@@ -46,6 +51,14 @@ class TrialBench:
     run_dir: Path
     trial_status: str
     notes: list[str] = field(default_factory=list)
+    bare_after_iter_s: float | None = None
+
+    @property
+    def bare_s(self) -> float:
+        """The bare step's s/iter: the mean of the timings before and after the trial."""
+        if self.bare_after_iter_s is None:
+            return self.bare_iter_s
+        return (self.bare_iter_s + self.bare_after_iter_s) / 2
 
     @property
     def steady_iter_s(self) -> float | None:
@@ -53,20 +66,32 @@ class TrialBench:
         values = [e.iter_s for e in self.epochs if e.iter_s is not None]
         return statistics.median(values) if values else None
 
+    def _boundary_epochs(self) -> list[EpochTiming]:
+        # Epoch 1's first iteration is the trial's first step (allocations, lazy set-up), which
+        # the bare step's warm-up leaves out: an epoch boundary is where epochs 2.. start.
+        later = [e for e in self.epochs if e.epoch > 1]
+        return later or self.epochs
+
     @property
     def first_iter_s(self) -> float | None:
-        """Median over epochs of the epochs' first iterations."""
-        values = [e.first_iter_s for e in self.epochs]
+        """Median of the epochs' first iterations (epochs 2.., or epoch 1 when it is alone)."""
+        values = [e.first_iter_s for e in self._boundary_epochs()]
+        return statistics.median(values) if values else None
+
+    @property
+    def first_over_steady(self) -> float | None:
+        """Median over epochs (2.., as ``first_iter_s``) of an epoch's first iteration over the
+        same epoch's steady s/iter: each ratio is taken within the seconds of one epoch."""
+        values = [e.first_iter_s / e.iter_s for e in self._boundary_epochs() if e.iter_s]
         return statistics.median(values) if values else None
 
     def ratios(self) -> dict[str, float]:
         """``steady/bare`` and ``first/steady`` (each missing when a side is)."""
         out: dict[str, float] = {}
-        steady, first = self.steady_iter_s, self.first_iter_s
-        if steady is not None:
-            out["steady/bare"] = steady / self.bare_iter_s
-            if first is not None:
-                out["first/steady"] = first / steady
+        if self.steady_iter_s is not None:
+            out["steady/bare"] = self.steady_iter_s / self.bare_s
+        if self.first_over_steady is not None:
+            out["first/steady"] = self.first_over_steady
         return out
 
 
@@ -122,14 +147,15 @@ def bench_trial(
     warmup: int = 2,
     num_cpus: int | None = None,
 ) -> TrialBench:
-    """Time the bare step of the spec's configuration, then run it as a sweep of one trial.
+    """Time the bare step of the spec's configuration, run it as a sweep of one trial, then time
+    the bare step again.
 
     Args:
         spec: The checked spec (``check_before_run``), of one configuration.
         spec_path: Its file (copied into the run folder, as ``sislab run`` does).
         runs_root: Parent of the new run folder.
-        iters: Timed bare iterations (their median counts).
-        warmup: Untimed bare iterations first.
+        iters: Timed bare iterations (their median counts), before and after the trial.
+        warmup: Untimed bare iterations first, each time.
         num_cpus: CPUs of the local Ray (None: all).
     """
     from sislab.orchestrator.estimate import configuration_label, time_configuration
@@ -138,10 +164,12 @@ def bench_trial(
     from sislab.orchestrator.sweep import run_sweep
 
     trial = single_configuration(spec)
-    # The bare step first, before Ray and the trial's processes exist on this machine.
+    # The bare step first, before Ray and the trial's processes exist on this machine, and again
+    # once the trial has ended (the local Ray idle).
     _, bare_iter_s, _ = time_configuration(trial, iters, warmup)
     run_dir = RunDir.create(runs_root, f"bench-trial-{spec.name}")
     outcome = run_sweep(spec, spec_path, run_dir=run_dir, num_cpus=num_cpus)
+    _, bare_after_iter_s, _ = time_configuration(trial, iters, warmup)
     state = outcome.state
     rows = trial_summaries(state.tracking_uri, state.experiment_id, state.parent_run_id)
     notes = []
@@ -155,4 +183,5 @@ def bench_trial(
         run_dir=run_dir.root,
         trial_status=row.status + (f": {row.error}" if row.error else ""),
         notes=notes,
+        bare_after_iter_s=bare_after_iter_s,
     )

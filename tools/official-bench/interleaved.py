@@ -181,24 +181,14 @@ def _official_step(official, torch, method: str, height: int, width: int):
 
 
 def _sislab_step(method_name: str, height: int, width: int, switches: list[str]):
-    import torch
     import yaml
+    from profile_sislab import build_step
 
-    from sislab.datasets.presets import preset_geometry
-    from sislab.models.geometry import DatasetGeometry
-    from sislab.models.registry import get_method
-    from sislab.spec.models import TrainSpec
-    from sislab.trainers.bench import bench_procedure, synthetic_batch
-
-    method = get_method(method_name)
-    config = method.config(**MODEL.get(method_name, {}))
-    g = preset_geometry("cityscapes")
-    geometry = DatasetGeometry(g.num_classes, g.use_instance, height, width, g.upsampling)
-    values = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in switches)}
-    train = TrainSpec(batch_size=1, **values)
-    target = torch.device("cpu")
-    procedure = bench_procedure(method, config, geometry, train, target)
-    batch = synthetic_batch(geometry, 1, target)
+    model = [f"{k}={v}" for k, v in MODEL.get(method_name, {}).items()]
+    fields = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in switches)}
+    procedure, batch, _ = build_step(
+        method_name, "cityscapes", f"{height}x{width}", model, train_fields=fields
+    )
     return lambda: procedure.train_step(batch)
 
 

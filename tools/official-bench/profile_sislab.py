@@ -28,10 +28,12 @@ def build_step(
     model: list[str],
     precision: str = "fp32",
     channels_last: bool = False,
+    train_fields: dict | None = None,
 ):
     """The procedure, its synthetic batch (batch 1) and the model fields, as ``sislab bench
-    train`` builds them (random VGG19, seed 0). ``model``: ``KEY=VALUE`` strings (YAML values).
-    Shared with ``saved_tensors.py``."""
+    train`` builds them (random VGG19, seed 0). ``model``: ``KEY=VALUE`` strings (YAML values);
+    ``train_fields``: more ``train:`` fields (they win over ``precision``/``channels_last``).
+    Shared with ``saved_tensors.py`` and ``interleaved.py``."""
     height, width = (int(v) for v in size.lower().split("x"))
 
     from sislab.datasets.presets import preset_geometry
@@ -45,7 +47,8 @@ def build_step(
     method = get_method(method_name)
     values = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in model)}
     config = method.config(**values)
-    train = TrainSpec(batch_size=1, precision=precision, channels_last=channels_last)
+    fields = {"precision": precision, "channels_last": channels_last, **(train_fields or {})}
+    train = TrainSpec(batch_size=1, **fields)
     cpu = torch.device("cpu")
     procedure = bench_procedure(method, config, geometry, train, cpu)
     return procedure, synthetic_batch(geometry, 1, cpu), values

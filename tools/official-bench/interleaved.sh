@@ -22,13 +22,8 @@ SWITCHES=${SWITCHES:-}
 OUT=${OUT:-$HERE/results/interleaved-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 
-size_of() {
-  case "$1" in
-    va-spade|va-clade|va-oasis) [ "$SIZE" = 64x128 ] && { echo "$LARGE_SIZE"; return; } ;;
-    groupdnet) echo "$SMIS_SIZE"; return ;;
-  esac
-  echo "$SIZE"
-}
+# shellcheck source=sizes.sh
+. "$TOOLS/sizes.sh"
 
 for m in $METHODS; do
   s=$(size_of "$m")

@@ -44,15 +44,8 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
 
-size_of() {  # method -> the size it runs at
-  # VASIS's reflect padding needs a latent map of at least 2x2 (64x128 gives 1x2); SMIS only
-  # runs at its native Cityscapes size (at 128x256 its encoder's latent and G's disagree).
-  case "$1" in
-    va-spade|va-clade|va-oasis) [ "$SIZE" = 64x128 ] && { echo "$LARGE_SIZE"; return; } ;;
-    groupdnet) echo "$SMIS_SIZE"; return ;;
-  esac
-  echo "$SIZE"
-}
+# shellcheck source=sizes.sh
+. "$TOOLS/sizes.sh"
 
 model_args() {  # method -> sislab --model options matching the official run
   case "$1" in

@@ -64,6 +64,7 @@ def main() -> int:
     import official_step as official
 
     real_stdout = sys.stdout
+    load_before = os.getloadavg()[0]
     repo_dir = os.path.join(official.HERE, official.REPOS[args.method])
     os.chdir(repo_dir)
     sys.path.insert(0, repo_dir)
@@ -73,7 +74,8 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         official._patch_runtime(torch)
         torch.manual_seed(0)
-        official_step = _official_step(official, torch, args.method, height, width)
+        official_step = official.build_official(torch, args.method, height, width, 1, [])[0]
+        torch.manual_seed(0)  # OASIS's read_arguments reseeds
         sislab_step = _sislab_step(args.method, height, width, args.switch)
 
         sides = {"official": official_step, "sislab": sislab_step}
@@ -114,7 +116,7 @@ def main() -> int:
         "ratio_of_medians": round(sislab_median / official_median, 4),
         "official_median_s": round(official_median, 4),
         "sislab_median_s": round(sislab_median, 4),
-        "load_before": os.getloadavg()[0],
+        "load_before": load_before,
     }
     if profiles:
         result["profile"] = _profile_table(profiles, args.profile)
@@ -167,17 +169,6 @@ def _profile_table(profiles: dict, top: int) -> list[dict]:
         {"op": "(all ops)", "official_ms": totals["official"], "sislab_ms": totals["sislab"]}
     )
     return rows
-
-
-def _official_step(official, torch, method: str, height: int, width: int):
-    if method in ("spade", "clade", "va-spade", "va-clade", "groupdnet"):
-        step = official.build_spade_like(torch, method, height, width, 1, [])[0]
-    elif method in ("oasis", "va-oasis"):
-        step = official.build_oasis(torch, height, width, 1, [], method)[0]
-    else:
-        step = official.build_scgan(torch, height, width, 1, [], "config/scgan_ade20k.yml")[0]
-    torch.manual_seed(0)  # OASIS's read_arguments reseeds
-    return step
 
 
 def _sislab_step(method_name: str, height: int, width: int, switches: list[str]):

@@ -401,6 +401,19 @@ def build_scgan(torch, height: int, width: int, batch: int, extra: list[str], co
     return step, _count(model.netG), _count(model.netD), info
 
 
+def build_official(
+    torch, repo: str, height: int, width: int, batch: int, extra: list[str],
+    scgan_config: str = "config/scgan_ade20k.yml",
+):  # fmt: skip
+    """The repo's training step and its G/D parameter counts and options (run from the repo's
+    folder, after ``_patch_runtime``); shared with ``interleaved.py``."""
+    if repo in ("spade", "clade", "va-spade", "va-clade", "groupdnet"):
+        return build_spade_like(torch, repo, height, width, batch, extra)
+    if repo in ("oasis", "va-oasis"):
+        return build_oasis(torch, height, width, batch, extra, repo)
+    return build_scgan(torch, height, width, batch, extra, scgan_config)
+
+
 def main() -> int:
     own = sys.argv[1:]
     extra: list[str] = []
@@ -438,18 +451,9 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         _patch_runtime(torch)
         torch.manual_seed(args.seed)
-        if args.repo in ("spade", "clade", "va-spade", "va-clade", "groupdnet"):
-            step, g_params, d_params, info = build_spade_like(
-                torch, args.repo, height, width, args.batch, extra
-            )
-        elif args.repo in ("oasis", "va-oasis"):
-            step, g_params, d_params, info = build_oasis(
-                torch, height, width, args.batch, extra, args.repo
-            )
-        else:
-            step, g_params, d_params, info = build_scgan(
-                torch, height, width, args.batch, extra, args.scgan_config
-            )
+        step, g_params, d_params, info = build_official(
+            torch, args.repo, height, width, args.batch, extra, args.scgan_config
+        )
         torch.manual_seed(args.seed)  # OASIS read_arguments reseeds; make all start alike
         build_s = time.perf_counter() - t_start
         for _ in range(args.warmup):

@@ -55,3 +55,27 @@ def test_one_epoch_compares_its_own_first_iteration() -> None:
     result = TrialBench("x", 2.0, _epochs((1.5, 1.0)), Path("."), "FINISHED")
     assert result.bare_s == 2.0
     assert result.ratios() == pytest.approx({"steady/bare": 0.5, "first/steady": 1.5})
+
+
+def test_the_step_inside_each_iteration_is_compared_within_its_epoch() -> None:
+    # (first iteration, steady iteration, first step, steady step, steady step CPU): epoch 2 ran
+    # twice as slow as epoch 1, the loop's share of each iteration stayed the same.
+    rows = [(1.5, 1.02, 1.45, 1.0, 0.99), (2.06, 2.04, 2.0, 2.0, 1.98), (2.3, 2.04, 2.2, 2.0, 2.0)]
+    epochs = [
+        EpochTiming(i + 1, first, steady, 0.0, 0.0, first_step, step, first_step, cpu)
+        for i, (first, steady, first_step, step, cpu) in enumerate(rows)
+    ]
+    result = TrialBench("x", 1.0, epochs, Path("."), "FINISHED", bare_after_iter_s=2.0)
+    ratios = result.ratios()
+    assert ratios["steady/step"] == pytest.approx(1.02)  # the machine's drift leaves it alone
+    assert ratios["step/bare"] == pytest.approx(2.0 / 1.5)
+    assert ratios["first_step/step"] == pytest.approx((1.0 + 1.1) / 2)
+    assert ratios["step_cpu/step"] == pytest.approx(0.99)
+    # Outside the step: 60 and 100 ms in the first iterations of epochs 2, 3; 20-40 ms steady.
+    assert result.outside_step_s() == pytest.approx({"first": 0.08, "steady": 0.04})
+
+
+def test_runs_logged_before_the_step_was_timed_have_no_step_ratios() -> None:
+    result = TrialBench("x", 1.0, _epochs((1.5, 1.0), (1.0, 1.0)), Path("."), "FINISHED")
+    assert set(result.ratios()) == {"steady/bare", "first/steady"}
+    assert result.outside_step_s() == {}

@@ -57,14 +57,20 @@ def test_loop_trains_logs_and_checkpoints(tmp_path: Path) -> None:
         assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
         assert {"train/loss_g", "train/loss_d", "train/g_gan", "train/d_real"} <= set(metrics)
     # Each epoch's timing, once, at its last iteration: the first iteration (its batch wait
-    # included) and the steady state, the part of each spent waiting for data.
+    # included) and the steady state, the part of each spent waiting for data and in the step.
     timings = [(step, m) for step, m in tracker.metrics if "system/first_iter_s" in m]
     assert [step for step, _ in timings] == [2, 4]
+    # The step alone (wall and the loop thread's CPU time) is part of its iteration.
     for _, m in timings:
-        assert set(m) == {"system/first_iter_s", "system/iter_s", "system/first_batch_wait_s",
-                          "system/batch_wait_s"}  # fmt: skip
-        assert 0 <= m["system/first_batch_wait_s"] < m["system/first_iter_s"]
-        assert 0 <= m["system/batch_wait_s"] < m["system/iter_s"]
+        assert set(m) == {
+            f"system/{first}{name}" for first in ("first_", "") for name in
+            ("iter_s", "batch_wait_s", "step_s", "step_cpu_s")
+        }  # fmt: skip
+        for first in ("first_", ""):
+            iteration, step = m[f"system/{first}iter_s"], m[f"system/{first}step_s"]
+            assert 0 <= m[f"system/{first}batch_wait_s"] < iteration
+            assert 0 < step < iteration
+            assert 0 < m[f"system/{first}step_cpu_s"] <= step * 1.01
     # One report per epoch, each with the epoch's mean losses; a checkpoint at every epoch.
     assert [r["epoch"] for r in ctx.reports] == [1.0, 2.0]
     assert len(list(tmp_path.glob("checkpoint_*"))) == 2

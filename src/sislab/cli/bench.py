@@ -169,6 +169,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _trial(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -183,30 +187,50 @@ def _trial(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
     )  # fmt: skip
     if args.json:
-        print(json.dumps({**asdict(result), **result.ratios()}, default=str))
+        print(
+            json.dumps(
+                {**asdict(result), **result.ratios(), "outside_step_s": result.outside_step_s()},
+                default=str,
+            )
+        )
         return 0
     print(f"{result.label}; trial {result.trial_status}; run folder {result.run_dir}")
     print(
         f"bare step (bench train's path, this process): {result.bare_iter_s:.3f} s/iter before "
         f"the trial, {result.bare_after_iter_s:.3f} after"
     )
-    print("epoch  first iteration s (batch wait)  steady s/iter (batch wait, median)")
+    print(
+        "epoch  first iteration s (batch wait, step, step CPU)  "
+        "steady s/iter (batch wait, step, step CPU: medians)"
+    )
     for e in result.epochs:
-        first_wait = "-" if e.first_batch_wait_s is None else f"{e.first_batch_wait_s:.3f}"
-        steady = "-" if e.iter_s is None else f"{e.iter_s:.3f}"
-        wait = "-" if e.batch_wait_s is None else f"{e.batch_wait_s:.3f}"
-        print(f"{e.epoch:>5}  {e.first_iter_s:>17.3f} ({first_wait:>6})  {steady:>13} ({wait})")
-    ratios = result.ratios()
-    if "steady/bare" in ratios:
+        first = ", ".join(_seconds(v) for v in (e.first_batch_wait_s, e.first_step_s,
+                                                 e.first_step_cpu_s))  # fmt: skip
+        steady = ", ".join(_seconds(v) for v in (e.batch_wait_s, e.step_s, e.step_cpu_s))
         print(
-            f"in-trial steady state / bare step: {ratios['steady/bare']:.3f} "
-            f"({result.steady_iter_s:.3f} / {result.bare_s:.3f} s/iter: medians, the bare step's "
-            "mean of before and after)"
+            f"{e.epoch:>5}  {e.first_iter_s:>17.3f} ({first})  {_seconds(e.iter_s):>13} ({steady})"
         )
-    if "first/steady" in ratios:
+    ratios = result.ratios()
+    explained = {
+        "steady/bare": "the trial's steady iteration / the bare step (medians; the bare step's "
+        f"mean of before and after, {result.bare_s:.3f} s)",
+        "first/steady": "an epoch's first iteration / the same epoch's steady iteration (median "
+        "over epochs 2..)",
+        "steady/step": "steady iteration / the step inside it (same iterations: what the loop "
+        "adds, whatever the machine's drift)",
+        "step/bare": "the step inside the trial / the bare step (the same code, another process)",
+        "first_step/step": "an epoch's first step / the same epoch's steady step (epochs 2..)",
+        "step_cpu/step": "the loop thread's CPU time in the step / its wall time (under 1: "
+        "kept off a CPU)",
+    }
+    for key, text in explained.items():
+        if key in ratios:
+            print(f"{key:>15}: {ratios[key]:.3f}  {text}")
+    if outside := result.outside_step_s():
         print(
-            f"epoch's first iteration / the same epoch's steady state: {ratios['first/steady']:.3f} "
-            f"(median over epochs 2..; first iterations' median {result.first_iter_s:.3f} s)"
+            "outside the step (batch wait, copy, checks, logging): "
+            + ", ".join(f"{k} iteration {v * 1e3:.1f} ms" for k, v in outside.items())
+            + " (medians over epochs; first: epochs 2..)"
         )
     for note in result.notes:
         print("note:", note)

@@ -22,18 +22,27 @@ TIMING_KEYS = (
     "system/iter_s",
     "system/first_batch_wait_s",
     "system/batch_wait_s",
+    "system/first_step_s",
+    "system/step_s",
+    "system/first_step_cpu_s",
+    "system/step_cpu_s",
 )
 
 
 @dataclass(frozen=True)
 class EpochTiming:
-    """One epoch of the trial, in seconds (``batch_wait_s``/``iter_s`` None with one iteration)."""
+    """One epoch of the trial, in seconds (the steady values None with one iteration; the step's
+    None in runs logged before the loop timed it)."""
 
     epoch: int
     first_iter_s: float
     iter_s: float | None
     first_batch_wait_s: float | None
     batch_wait_s: float | None
+    first_step_s: float | None = None
+    step_s: float | None = None
+    first_step_cpu_s: float | None = None
+    step_cpu_s: float | None = None
 
 
 @dataclass
@@ -82,16 +91,72 @@ class TrialBench:
     def first_over_steady(self) -> float | None:
         """Median over epochs (2.., as ``first_iter_s``) of an epoch's first iteration over the
         same epoch's steady s/iter: each ratio is taken within the seconds of one epoch."""
-        values = [e.first_iter_s / e.iter_s for e in self._boundary_epochs() if e.iter_s]
+        return self._median_within_epochs("first_iter_s", "iter_s", self._boundary_epochs())
+
+    @property
+    def steady_step_s(self) -> float | None:
+        """Median over epochs of each epoch's steady-state training step alone (s)."""
+        values = [e.step_s for e in self.epochs if e.step_s is not None]
         return statistics.median(values) if values else None
 
+    def _median_within_epochs(self, numerator: str, denominator: str, epochs) -> float | None:
+        values = [
+            getattr(e, numerator) / getattr(e, denominator)
+            for e in epochs
+            if getattr(e, numerator) is not None and getattr(e, denominator)
+        ]
+        return statistics.median(values) if values else None
+
+    def outside_step_s(self) -> dict[str, float]:
+        """Seconds of an iteration spent outside the training step (the wait for the batch, its
+        copy to the device, the finiteness check, logging): ``first`` for an epoch's first
+        iteration (median over epochs 2..), ``steady`` for the others (median over epochs of the
+        epoch's medians); empty for runs that did not time the step."""
+        out: dict[str, float] = {}
+        first = [
+            e.first_iter_s - e.first_step_s
+            for e in self._boundary_epochs()
+            if e.first_step_s is not None
+        ]
+        steady = [e.iter_s - e.step_s for e in self.epochs if None not in (e.iter_s, e.step_s)]
+        if first:
+            out["first"] = statistics.median(first)
+        if steady:
+            out["steady"] = statistics.median(steady)
+        return out
+
     def ratios(self) -> dict[str, float]:
-        """``steady/bare`` and ``first/steady`` (each missing when a side is)."""
+        """The trial against the bare step, and its parts against each other (each missing when
+        a side is):
+
+        - ``steady/bare``: the steady iteration against the bare step (minutes apart);
+        - ``first/steady``: an epoch's first iteration against the same epoch's steady state;
+        - ``steady/step``: the steady iteration against the step inside it (median over
+          epochs of the epoch's two medians): what the loop adds around the step, measured in
+          the same iterations, so the machine's drift leaves it alone;
+        - ``step/bare``: the step inside the trial against the bare step: the same code in
+          the trial's worker process, beside Ray's and the data's threads and processes;
+        - ``first_step/step``: an epoch's first step against the same epoch's steady step
+          (epochs 2..);
+        - ``step_cpu/step``: the loop thread's CPU time during the step over its wall time;
+          under 1 where that thread was kept off a CPU (with one intra-op thread).
+        """
         out: dict[str, float] = {}
         if self.steady_iter_s is not None:
             out["steady/bare"] = self.steady_iter_s / self.bare_s
         if self.first_over_steady is not None:
             out["first/steady"] = self.first_over_steady
+        within = {
+            "steady/step": ("iter_s", "step_s", self.epochs),
+            "first_step/step": ("first_step_s", "step_s", self._boundary_epochs()),
+            "step_cpu/step": ("step_cpu_s", "step_s", self.epochs),
+        }
+        for name, (numerator, denominator, epochs) in within.items():
+            value = self._median_within_epochs(numerator, denominator, epochs)
+            if value is not None:
+                out[name] = value
+        if self.steady_step_s is not None:
+            out["step/bare"] = self.steady_step_s / self.bare_s
         return out
 
 
@@ -133,6 +198,10 @@ def epoch_timings(tracking_uri: str, run_id: str) -> list[EpochTiming]:
             iter_s=series["system/iter_s"].get(step),
             first_batch_wait_s=series["system/first_batch_wait_s"].get(step),
             batch_wait_s=series["system/batch_wait_s"].get(step),
+            first_step_s=series["system/first_step_s"].get(step),
+            step_s=series["system/step_s"].get(step),
+            first_step_cpu_s=series["system/first_step_cpu_s"].get(step),
+            step_cpu_s=series["system/step_cpu_s"].get(step),
         )
         for i, step in enumerate(steps)
     ]

@@ -5,6 +5,12 @@ platform adds (data pipeline start at an epoch boundary, waits for batches, logg
 shows as the gap between a trial's iterations and the bare step, and as a slow first iteration of
 each epoch. The loop logs these figures once per epoch (``system/*``), so that every run carries
 them and ``sislab bench trial`` compares them with the bare step of the same configuration.
+
+Each iteration is also split into the training step itself (``procedure.train_step``, what the
+bare step times) and the rest (the wait for the batch, the copy to the device, the finiteness
+check, logging). The ratio of the two is taken within the same iterations, so a machine whose
+speed drifts over the minutes of a trial does not move it; the step's wall time against the
+CPU time of the thread that ran it says how long that thread was kept off a CPU meanwhile.
 """
 
 from __future__ import annotations
@@ -15,24 +21,38 @@ import time
 
 class IterationClock:
     """Wall time of each iteration of one epoch, from the previous iteration's end (or the
-    epoch's start) to this one's, and the part of it spent waiting for the batch."""
+    epoch's start) to this one's; the part of it spent waiting for the batch; the part spent in
+    the training step, as wall time and as the CPU time of the loop's thread."""
 
     def __init__(self) -> None:
         self._durations: list[float] = []
         self._waits: list[float] = []
+        self._steps: list[float] = []
+        self._step_cpu: list[float] = []
         self._last = time.perf_counter()
+        self._step_start = (0.0, 0.0)
 
     def start_epoch(self) -> None:
         """Forget the previous epoch; the first iteration counts from now."""
-        self._durations, self._waits = [], []
+        self._durations, self._waits, self._steps, self._step_cpu = [], [], [], []
         self._last = time.perf_counter()
 
     def got_batch(self) -> None:
         """The iteration's batch arrived (the loop asked for it when the last iteration ended)."""
         self._waits.append(time.perf_counter() - self._last)
 
+    def start_step(self) -> None:
+        """The training step begins (the batch is on the device)."""
+        self._step_start = (time.perf_counter(), time.thread_time())
+
+    def end_step(self) -> None:
+        """The training step returned (on CUDA: enqueued)."""
+        wall, cpu = self._step_start
+        self._steps.append(time.perf_counter() - wall)
+        self._step_cpu.append(time.thread_time() - cpu)
+
     def end_iteration(self) -> None:
-        """The iteration's step is done (on CUDA: enqueued; its steady state is the same)."""
+        """The iteration is done (on CUDA: enqueued; its steady state is the same)."""
         now = time.perf_counter()
         self._durations.append(now - self._last)
         self._last = now
@@ -43,15 +63,20 @@ class IterationClock:
         ``system/first_iter_s``: the epoch's first iteration, its batch wait included;
         ``system/iter_s``: the median of the others (steady state; absent with one iteration);
         ``system/first_batch_wait_s`` and ``system/batch_wait_s`` (the median of the others):
-        how much of them was spent waiting for data.
+        how much of them was spent waiting for data; ``system/first_step_s`` and
+        ``system/step_s``: the training step alone, likewise; ``system/first_step_cpu_s`` and
+        ``system/step_cpu_s``: the CPU time of the loop's thread during the step (with one
+        intra-op thread, the step's whole computation on CPU; on CUDA, the host's share).
         """
-        if not self._durations:
-            return {}
-        out = {"system/first_iter_s": self._durations[0]}
-        if self._waits:
-            out["system/first_batch_wait_s"] = self._waits[0]
-        if len(self._durations) > 1:
-            out["system/iter_s"] = statistics.median(self._durations[1:])
-        if len(self._waits) > 1:
-            out["system/batch_wait_s"] = statistics.median(self._waits[1:])
+        out: dict[str, float] = {}
+        for first, steady, values in (
+            ("system/first_iter_s", "system/iter_s", self._durations),
+            ("system/first_batch_wait_s", "system/batch_wait_s", self._waits),
+            ("system/first_step_s", "system/step_s", self._steps),
+            ("system/first_step_cpu_s", "system/step_cpu_s", self._step_cpu),
+        ):
+            if values:
+                out[first] = values[0]
+            if len(values) > 1:
+                out[steady] = statistics.median(values[1:])
         return out

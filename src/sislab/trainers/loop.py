@@ -256,7 +256,9 @@ def _train_epochs(
             clock.got_batch()
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
             guard.begin()
+            clock.start_step()
             losses = procedure.train_step(batch)
+            clock.end_step()
             if _check_nonfinite(cfg, guard, losses, state, tracker):
                 finite_iters += 1  # epoch means over the iterations whose losses are finite
                 for key, value in losses.items():

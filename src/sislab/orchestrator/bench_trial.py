@@ -99,7 +99,9 @@ class TrialBench:
         values = [e.step_s for e in self.epochs if e.step_s is not None]
         return statistics.median(values) if values else None
 
-    def _median_within_epochs(self, numerator: str, denominator: str, epochs) -> float | None:
+    def _median_within_epochs(
+        self, numerator: str, denominator: str, epochs: list[EpochTiming]
+    ) -> float | None:
         values = [
             getattr(e, numerator) / getattr(e, denominator)
             for e in epochs

@@ -212,10 +212,11 @@ def _trial(args: argparse.Namespace) -> int:
         )
     ratios = result.ratios()
     explained = {
-        "steady/bare": "the trial's steady iteration / the bare step (medians; the bare step's "
-        f"mean of before and after, {result.bare_s:.3f} s)",
+        "steady/bare": "the trial's steady iteration / the bare step "
+        f"({_seconds(result.steady_iter_s)} / {result.bare_s:.3f} s: medians; the bare step's "
+        "mean of before and after)",
         "first/steady": "an epoch's first iteration / the same epoch's steady iteration (median "
-        "over epochs 2..)",
+        f"over epochs 2..; first iterations' median {_seconds(result.first_iter_s)} s)",
         "steady/step": "steady iteration / the step inside it (same iterations: what the loop "
         "adds, whatever the machine's drift)",
         "step/bare": "the step inside the trial / the bare step (the same code, another process)",

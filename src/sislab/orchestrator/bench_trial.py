@@ -29,6 +29,10 @@ TIMING_KEYS = (
 )
 
 
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 @dataclass(frozen=True)
 class EpochTiming:
     """One epoch of the trial, in seconds (the steady values None with one iteration; the step's
@@ -73,7 +77,7 @@ class TrialBench:
     def steady_iter_s(self) -> float | None:
         """Median over epochs of each epoch's steady-state s/iter."""
         values = [e.iter_s for e in self.epochs if e.iter_s is not None]
-        return statistics.median(values) if values else None
+        return _median(values)
 
     def _boundary_epochs(self) -> list[EpochTiming]:
         # Epoch 1's first iteration is the trial's first step (allocations, lazy set-up), which
@@ -85,7 +89,7 @@ class TrialBench:
     def first_iter_s(self) -> float | None:
         """Median of the epochs' first iterations (epochs 2.., or epoch 1 when it is alone)."""
         values = [e.first_iter_s for e in self._boundary_epochs()]
-        return statistics.median(values) if values else None
+        return _median(values)
 
     @property
     def first_over_steady(self) -> float | None:
@@ -97,7 +101,7 @@ class TrialBench:
     def steady_step_s(self) -> float | None:
         """Median over epochs of each epoch's steady-state training step alone (s)."""
         values = [e.step_s for e in self.epochs if e.step_s is not None]
-        return statistics.median(values) if values else None
+        return _median(values)
 
     def _median_within_epochs(
         self, numerator: str, denominator: str, epochs: list[EpochTiming]
@@ -107,7 +111,7 @@ class TrialBench:
             for e in epochs
             if getattr(e, numerator) is not None and getattr(e, denominator)
         ]
-        return statistics.median(values) if values else None
+        return _median(values)
 
     def outside_step_s(self) -> dict[str, float]:
         """Seconds of an iteration spent outside the training step (the wait for the batch, its

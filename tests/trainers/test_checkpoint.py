@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,10 @@ import torch
 
 from sislab.errors import CheckpointError
 from sislab.trainers.checkpoint import (
+    HASH_THREAD,
     CheckpointMeta,
+    _save_hashed,
+    file_sha256,
     load_checkpoint,
     read_meta,
     rng_state,
@@ -31,6 +36,31 @@ def test_round_trip(tmp_path: Path) -> None:
     meta, state = load_checkpoint(tmp_path, "spade")
     assert (meta.epoch, meta.iteration) == (3, 30)
     assert torch.equal(state["net"]["w"], torch.arange(4.0))
+
+
+def test_the_recorded_sha256_is_the_written_files(tmp_path: Path) -> None:
+    # Hashed while torch.save writes, chunk by chunk on a second thread: large tensors (many
+    # chunks through the bounded queue) and small ones must come out as the file's own hash.
+    state = {f"w{i}": torch.randn(300_000 + i) for i in range(24)}
+    state["small"] = {"step": 7, "t": torch.arange(3)}
+    meta = CheckpointMeta(method="spade", epoch=1, iteration=1, images_seen=1)
+    save_checkpoint(tmp_path, meta, state)
+    written = (tmp_path / "state.pt").read_bytes()
+    assert read_meta(tmp_path).state_sha256 == hashlib.sha256(written).hexdigest()
+    _, loaded = load_checkpoint(tmp_path, "spade")
+    assert all(torch.equal(loaded[f"w{i}"], state[f"w{i}"]) for i in range(24))
+    # A budget smaller than any chunk: one chunk waits at a time, the hash is the same.
+    assert _save_hashed(state, tmp_path / "again.pt", budget=1) == file_sha256(
+        tmp_path / "again.pt"
+    )
+
+
+def test_a_failed_save_leaves_no_hashing_thread(tmp_path: Path) -> None:
+    meta = CheckpointMeta(method="spade", epoch=1, iteration=1, images_seen=1)
+    with pytest.raises(Exception, match="pickle"):
+        save_checkpoint(tmp_path, meta, {"w": torch.randn(1000), "f": lambda: 0})
+    assert not [t for t in threading.enumerate() if t.name == HASH_THREAD]
+    assert not (tmp_path / "state.pt").exists()
 
 
 def test_rng_state_restores_every_generator() -> None:

@@ -6,9 +6,11 @@ file is checked against the trial (method, format) before any tensor is touched.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from sislab.errors import CheckpointError
 
 FORMAT_VERSION = 1
 STATE_FILE = "state.pt"
+HASH_THREAD = "sislab-checkpoint-sha256"
 META_FILE = "meta.json"
 
 
@@ -97,11 +100,75 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, state: dict[str, Any]) -
     """
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (STATE_FILE + ".partial")
-    torch.save(state, tmp)
-    meta.state_sha256 = file_sha256(tmp)
+    meta.state_sha256 = _save_hashed(state, tmp)
     tmp.replace(folder / STATE_FILE)
     save_meta(folder, meta)
     return folder
+
+
+HASH_BUFFER_BYTES = 256 * 2**20  # copies of written chunks waiting for the hashing thread
+
+
+class _HashingWriter:
+    """The file ``torch.save`` writes to: each chunk goes to the file and, copied, to a second
+    thread that hashes it, so that the sha256 runs beside the serialisation (hashlib releases
+    the GIL) instead of reading the whole file again after it. At most ``budget`` bytes of
+    copies wait (one chunk, whatever its size, when none does)."""
+
+    def __init__(self, file, budget: int) -> None:
+        self._file = file
+        self._budget = budget
+        self._queued = 0
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._digest = hashlib.sha256()
+        self._thread = threading.Thread(target=self._hash, name=HASH_THREAD, daemon=True)
+        self._thread.start()
+
+    def write(self, data) -> int:
+        size = len(data)
+        with self._cond:
+            self._cond.wait_for(lambda: not self._queued or self._queued + size <= self._budget)
+            # A copy: ``data`` views torch's buffer, which it may reuse once write returns.
+            self._chunks.append(bytes(data))
+            self._queued += size
+            self._cond.notify_all()
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def hexdigest(self) -> str:
+        """Wait for the hashing thread to take everything written; the file's hex sha256."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        return self._digest.hexdigest()
+
+    def _hash(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._chunks or self._closed)
+                if not self._chunks:
+                    return
+                chunk = self._chunks.popleft()
+            self._digest.update(chunk)
+            with self._cond:
+                self._queued -= len(chunk)
+                self._cond.notify_all()
+
+
+def _save_hashed(state: dict[str, Any], path: Path, budget: int = HASH_BUFFER_BYTES) -> str:
+    """``torch.save(state, path)``; returns the hex sha256 of the file written."""
+    with path.open("wb") as file:
+        writer = _HashingWriter(file, budget)
+        try:
+            torch.save(state, writer)
+        finally:
+            digest = writer.hexdigest()  # the thread ends on failure too
+    return digest
 
 
 def file_sha256(path: Path) -> str:

@@ -79,3 +79,33 @@ def test_runs_logged_before_the_step_was_timed_have_no_step_ratios() -> None:
     result = TrialBench("x", 1.0, _epochs((1.5, 1.0), (1.0, 1.0)), Path("."), "FINISHED")
     assert set(result.ratios()) == {"steady/bare", "first/steady"}
     assert result.outside_step_s() == {}
+
+
+def test_the_epochs_end_is_a_share_of_the_epoch_and_counted_per_iteration() -> None:
+    # Four iterations of 1 s per epoch (a 0.8 s step in each); epoch 2 ends with a grid (0.5 s)
+    # and a checkpoint (1.5 s), epoch 3 with a grid only; epoch 1 (warm-up) is left out.
+    parts = [{"grid": 0.5, "checkpoint": 9.0}, {"grid": 0.5, "checkpoint": 1.5}, {"grid": 0.7}]
+    ends = [9.5, 2.0, 0.7]
+    epochs = [
+        EpochTiming(
+            i + 1,
+            1.0,
+            1.0,
+            0.0,
+            0.0,
+            first_step_s=0.8,
+            step_s=0.8,
+            iterations=4,
+            epoch_s=4.0 + end,
+            epoch_end_s=end,
+            end_parts=part,
+        )
+        for i, (end, part) in enumerate(zip(ends, parts, strict=True))
+    ]
+    result = TrialBench("x", 1.0, epochs, Path("."), "FINISHED", bare_after_iter_s=1.0)
+    ratios = result.ratios()
+    assert ratios["end/epoch"] == pytest.approx((2.0 / 6.0 + 0.7 / 4.7) / 2)
+    assert ratios["epoch/bare"] == pytest.approx((6.0 / 4 + 4.7 / 4) / 2)
+    assert ratios["epoch/step"] == pytest.approx((6.0 / 4 + 4.7 / 4) / 2 / 0.8)
+    assert result.epoch_end_s == pytest.approx(2.0)
+    assert result.end_parts_s() == {"grid": (0.5, 3), "checkpoint": (5.25, 2)}

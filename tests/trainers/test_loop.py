@@ -71,6 +71,15 @@ def test_loop_trains_logs_and_checkpoints(tmp_path: Path) -> None:
             assert 0 <= m[f"system/{first}batch_wait_s"] < iteration
             assert 0 < step < iteration
             assert 0 < m[f"system/{first}step_cpu_s"] <= step * 1.01
+    # After each epoch's report, the epoch's end (grid and checkpoint here, each epoch) and the
+    # whole epoch: its iterations, then its end.
+    ends = [(step, m) for step, m in tracker.metrics if "system/epoch_end_s" in m]
+    assert [step for step, _ in ends] == [2, 4]
+    for (_, end), (_, iters) in zip(ends, timings, strict=True):
+        assert set(end) == {f"system/{k}_s" for k in ("epoch", "epoch_end", "grid", "checkpoint")}
+        assert 0 < end["system/grid_s"] + end["system/checkpoint_s"] <= end["system/epoch_end_s"]
+        iterations = iters["system/first_iter_s"] + iters["system/iter_s"]  # two per epoch
+        assert end["system/epoch_end_s"] + iterations <= end["system/epoch_s"]
     # One report per epoch, each with the epoch's mean losses; a checkpoint at every epoch.
     assert [r["epoch"] for r in ctx.reports] == [1.0, 2.0]
     assert len(list(tmp_path.glob("checkpoint_*"))) == 2
@@ -115,7 +124,8 @@ def test_resume_continues_from_saved_iteration(tmp_path: Path) -> None:
     procedure2.load_state_dict = spy
     state = run_training(cfg, ctx=ctx, source=source, tracker=resumed_tracker, procedure=procedure2)
     assert all(torch.equal(saved[k], restored[k]) for k in saved)
-    steps = [step for step, m in resumed_tracker.metrics if "system/first_iter_s" not in m]
+    timing = ("system/first_iter_s", "system/epoch_end_s")  # once per epoch, at its last step
+    steps = [step for step, m in resumed_tracker.metrics if not any(k in m for k in timing)]
     assert steps[0] == 2  # the resume marker at the saved iteration
     assert resumed_tracker.metrics[0][1]["train/resumed_from_iteration"] == 2
     assert steps[1:] == [3, 4, 5, 6]
@@ -127,7 +137,7 @@ def test_bf16_autocast_trains_with_finite_losses(tmp_path: Path) -> None:
     tracker = MemoryTracker()
     state, *_ = _run(data, tmp_path, tracker)
     assert state.iteration == 2
-    losses = tracker.metrics[-1][1]
+    losses = [m for _, m in tracker.metrics if "train/loss_g" in m][-1]
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
 
 

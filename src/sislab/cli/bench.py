@@ -189,7 +189,12 @@ def _trial(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {**asdict(result), **result.ratios(), "outside_step_s": result.outside_step_s()},
+                {
+                    **asdict(result),
+                    **result.ratios(),
+                    "outside_step_s": result.outside_step_s(),
+                    "epoch_end_parts_s": result.end_parts_s(),
+                },
                 default=str,
             )
         )
@@ -201,7 +206,7 @@ def _trial(args: argparse.Namespace) -> int:
     )
     print(
         "epoch  first iteration s (batch wait, step, step CPU)  "
-        "steady s/iter (batch wait, step, step CPU: medians)"
+        "steady s/iter (batch wait, step, step CPU: medians)  epoch's end s (of the epoch's s)"
     )
     for e in result.epochs:
         first = ", ".join(_seconds(v) for v in (e.first_batch_wait_s, e.first_step_s,
@@ -209,6 +214,7 @@ def _trial(args: argparse.Namespace) -> int:
         steady = ", ".join(_seconds(v) for v in (e.batch_wait_s, e.step_s, e.step_cpu_s))
         print(
             f"{e.epoch:>5}  {e.first_iter_s:>17.3f} ({first})  {_seconds(e.iter_s):>13} ({steady})"
+            f"  {_seconds(e.epoch_end_s):>13} ({_seconds(e.epoch_s)})"
         )
     ratios = result.ratios()
     explained = {
@@ -223,6 +229,12 @@ def _trial(args: argparse.Namespace) -> int:
         "first_step/step": "an epoch's first step / the same epoch's steady step (epochs 2..)",
         "step_cpu/step": "the loop thread's CPU time in the step / its wall time (under 1: "
         "kept off a CPU)",
+        "end/epoch": "the epoch's end (evaluation, grid, checkpoint, report) / the whole epoch "
+        f"(median over epochs 2..; the ends' median {_seconds(result.epoch_end_s)} s)",
+        "epoch/step": "the epoch's wall time per iteration, its end included / the same epoch's "
+        "steady step (epochs 2..): all a trial pays per iteration at this epoch length and "
+        "these evaluation and checkpoint frequencies",
+        "epoch/bare": "the epoch's wall time per iteration, its end included / the bare step",
     }
     for key, text in explained.items():
         if key in ratios:
@@ -232,6 +244,12 @@ def _trial(args: argparse.Namespace) -> int:
             "outside the step (batch wait, copy, checks, logging): "
             + ", ".join(f"{k} iteration {v * 1e3:.1f} ms" for k, v in outside.items())
             + " (medians over epochs; first: epochs 2..)"
+        )
+    if parts := result.end_parts_s():
+        print(
+            "the epoch's end, by part (median where it ran, on how many of "
+            f"{len(result.epochs)} epochs): "
+            + ", ".join(f"{name} {value:.3f} s ({n})" for name, (value, n) in parts.items())
         )
     for note in result.notes:
         print("note:", note)

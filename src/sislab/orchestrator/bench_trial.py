@@ -27,6 +27,14 @@ TIMING_KEYS = (
     "system/first_step_cpu_s",
     "system/step_cpu_s",
 )
+# Logged after the epoch's report (the epoch's end), at the same step as the timings above.
+EPOCH_END_KEYS = (
+    "system/epoch_s",
+    "system/epoch_end_s",
+    "system/eval_s",
+    "system/grid_s",
+    "system/checkpoint_s",
+)
 
 
 def _median(values: list[float]) -> float | None:
@@ -36,7 +44,9 @@ def _median(values: list[float]) -> float | None:
 @dataclass(frozen=True)
 class EpochTiming:
     """One epoch of the trial, in seconds (the steady values None with one iteration; the step's
-    None in runs logged before the loop timed it)."""
+    None in runs logged before the loop timed it, the epoch's and its end's before it timed
+    those). ``end_parts``: the timed parts of the epoch's end that ran (``eval``, ``grid``,
+    ``checkpoint``)."""
 
     epoch: int
     first_iter_s: float
@@ -47,6 +57,10 @@ class EpochTiming:
     step_s: float | None = None
     first_step_cpu_s: float | None = None
     step_cpu_s: float | None = None
+    iterations: int | None = None
+    epoch_s: float | None = None
+    epoch_end_s: float | None = None
+    end_parts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,6 +145,24 @@ class TrialBench:
             out["steady"] = statistics.median(steady)
         return out
 
+    @property
+    def epoch_end_s(self) -> float | None:
+        """Median over epochs of the epoch's end (evaluation, grid, checkpoint, report), s."""
+        return _median([e.epoch_end_s for e in self.epochs if e.epoch_end_s is not None])
+
+    def end_parts_s(self) -> dict[str, tuple[float, int]]:
+        """Each part of the epochs' ends: its median over the epochs where it ran, and on how
+        many of them it ran."""
+        parts: dict[str, list[float]] = {}
+        for e in self.epochs:
+            for name, value in e.end_parts.items():
+                parts.setdefault(name, []).append(value)
+        return {name: (statistics.median(v), len(v)) for name, v in parts.items()}
+
+    def _trained_epochs(self) -> list[EpochTiming]:
+        """Epochs 2.. with their wall time and iteration count (epoch 1 holds the warm-up)."""
+        return [e for e in self._boundary_epochs() if e.epoch_s and e.iterations]
+
     def ratios(self) -> dict[str, float]:
         """The trial against the bare step, and its parts against each other (each missing when
         a side is):
@@ -145,7 +177,15 @@ class TrialBench:
         - ``first_step/step``: an epoch's first step against the same epoch's steady step
           (epochs 2..);
         - ``step_cpu/step``: the loop thread's CPU time during the step over its wall time;
-          under 1 where that thread was kept off a CPU (with one intra-op thread).
+          under 1 where that thread was kept off a CPU (with one intra-op thread);
+        - ``end/epoch``: the epoch's end (evaluation, grid, checkpoint, report) over the whole
+          epoch (epochs 2..): the share of a trial's time that is no iteration's;
+        - ``epoch/step``: the epoch's wall time per iteration, its end included, against the
+          same epoch's steady step (epochs 2..): the whole of what a trial pays per iteration
+          (the loop, the first iteration, the epoch's end) at this configuration's epoch length
+          and evaluation and checkpoint frequencies, within each epoch's seconds;
+        - ``epoch/bare``: the same per-iteration wall time against the bare step (minutes
+          apart, as ``steady/bare``).
         """
         out: dict[str, float] = {}
         if self.steady_iter_s is not None:
@@ -163,6 +203,16 @@ class TrialBench:
                 out[name] = value
         if self.steady_step_s is not None:
             out["step/bare"] = self.steady_step_s / self.bare_s
+        trained = self._trained_epochs()
+        ends = [e.epoch_end_s / e.epoch_s for e in trained if e.epoch_end_s is not None]
+        if ends:
+            out["end/epoch"] = statistics.median(ends)
+        within = [e.epoch_s / e.iterations / e.step_s for e in trained if e.step_s]
+        if within:
+            out["epoch/step"] = statistics.median(within)
+        if trained:
+            per_iteration = statistics.median(e.epoch_s / e.iterations for e in trained)
+            out["epoch/bare"] = per_iteration / self.bare_s
         return out
 
 
@@ -194,9 +244,10 @@ def epoch_timings(tracking_uri: str, run_id: str) -> list[EpochTiming]:
     client = MlflowClient(tracking_uri)
     series = {
         key: {m.step: m.value for m in client.get_metric_history(run_id, key)}
-        for key in TIMING_KEYS
+        for key in TIMING_KEYS + EPOCH_END_KEYS
     }
     steps = sorted(series["system/first_iter_s"])
+    part_keys = [k for k in EPOCH_END_KEYS if k not in ("system/epoch_s", "system/epoch_end_s")]
     return [
         EpochTiming(
             epoch=i + 1,
@@ -208,6 +259,14 @@ def epoch_timings(tracking_uri: str, run_id: str) -> list[EpochTiming]:
             step_s=series["system/step_s"].get(step),
             first_step_cpu_s=series["system/first_step_cpu_s"].get(step),
             step_cpu_s=series["system/step_cpu_s"].get(step),
+            iterations=step - (steps[i - 1] if i else 0),
+            epoch_s=series["system/epoch_s"].get(step),
+            epoch_end_s=series["system/epoch_end_s"].get(step),
+            end_parts={
+                key.removeprefix("system/").removesuffix("_s"): series[key][step]
+                for key in part_keys
+                if step in series[key]
+            },
         )
         for i, step in enumerate(steps)
     ]

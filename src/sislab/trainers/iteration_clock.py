@@ -11,12 +11,19 @@ bare step times) and the rest (the wait for the batch, the copy to the device, t
 check, logging). The ratio of the two is taken within the same iterations, so a machine whose
 speed drifts over the minutes of a trial does not move it; the step's wall time against the
 CPU time of the thread that ran it says how long that thread was kept off a CPU meanwhile.
+
+After its last iteration an epoch ends with work that is no iteration's: the evaluation, the
+sample grid, the checkpoint (the wait for MLflow, the file, its copy into the run's storage) and
+the report to Ray Train. Its time is logged apart (``system/epoch_end_s`` and its parts), with the
+epoch's whole wall time, so that what a trial pays per epoch besides its iterations is seen too.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class IterationClock:
@@ -31,11 +38,13 @@ class IterationClock:
         self._step_cpu: list[float] = []
         self._last = time.perf_counter()
         self._step_start = (0.0, 0.0)
+        self._epoch_start = self._end_start = self._last
+        self._end_parts: dict[str, float] = {}
 
     def start_epoch(self) -> None:
         """Forget the previous epoch; the first iteration counts from now."""
         self._durations, self._waits, self._steps, self._step_cpu = [], [], [], []
-        self._last = time.perf_counter()
+        self._last = self._epoch_start = time.perf_counter()
 
     def got_batch(self) -> None:
         """The iteration's batch arrived (the loop asked for it when the last iteration ended)."""
@@ -56,6 +65,33 @@ class IterationClock:
         now = time.perf_counter()
         self._durations.append(now - self._last)
         self._last = now
+
+    def end_iterations(self) -> None:
+        """The epoch's last iteration is done: the epoch's end (evaluation, grid, checkpoint,
+        report) counts from now."""
+        self._end_start = time.perf_counter()
+        self._end_parts = {}
+
+    @contextmanager
+    def epoch_end_part(self, name: str) -> Iterator[None]:
+        """Time one part of the epoch's end, logged as ``system/<name>_s``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._end_parts[name] = time.perf_counter() - start
+
+    def epoch_end_metrics(self) -> dict[str, float]:
+        """The epoch's end so far, in seconds: ``system/epoch_end_s`` (from the last iteration
+        to now), its timed parts (``system/<name>_s``, only those that ran this epoch) and
+        ``system/epoch_s``, the epoch's wall time from its start to now."""
+        now = time.perf_counter()
+        out = {
+            "system/epoch_s": now - self._epoch_start,
+            "system/epoch_end_s": now - self._end_start,
+        }
+        out.update({f"system/{name}_s": value for name, value in self._end_parts.items()})
+        return out
 
     def metrics(self) -> dict[str, float]:
         """This epoch's figures, in seconds.

@@ -279,6 +279,7 @@ def _train_epochs(
                 window_start, window_iters = time.perf_counter(), 0
             clock.end_iteration()
         meter.end()
+        clock.end_iterations()
         if ctx.is_main and (timing := clock.metrics()):
             tracker.log_metrics(timing, step=state.iteration)
         procedure.end_epoch(epoch + 1)
@@ -303,7 +304,7 @@ def _train_epochs(
         evaluating = final or state.epoch % cfg.eval_every_epochs == 0
         improved = False
         if evaluating and evaluator is not None:
-            with meter.phase("eval"):
+            with meter.phase("eval"), clock.epoch_end_part("eval"):
                 improved = _evaluate(cfg, ctx, source, tracker, procedure, state, evaluator)
             if ctx.is_main and (
                 targets := meter.check_targets(state.eval_metrics, state.iteration)
@@ -311,19 +312,26 @@ def _train_epochs(
                 tracker.log_metrics(targets, step=state.iteration)
         metrics.update(state.eval_metrics)
         if ctx.is_main and evaluating:
-            _log_grid(procedure, grid_batch, cfg, tracker, state)
+            with clock.epoch_end_part("grid"):
+                _log_grid(procedure, grid_batch, cfg, tracker, state)
         _log_cost(ctx, tracker, meter, state)
         state.cost = meter.state()
         due = final or improved or state.epoch % cfg.checkpoint_every_epochs == 0
-        # The last checkpoint is written even while MLflow is unreachable (after waiting as
-        # long as the tracker's close would): it carries the points still unsent.
-        if due and (tracker.flush(last=final) or final):
-            _report_with_checkpoint(procedure, ctx, cfg, state, metrics, tracker, improved)
-        else:
+        checkpointed = False
+        if due:
+            with clock.epoch_end_part("checkpoint"):
+                # The last checkpoint is written even while MLflow is unreachable (after waiting
+                # as long as the tracker's close would): it carries the points still unsent.
+                if tracker.flush(last=final) or final:
+                    _report_with_checkpoint(procedure, ctx, cfg, state, metrics, tracker, improved)
+                    checkpointed = True
+        if not checkpointed:
             # MLflow unreachable past the flush's wait: this epoch's records live only in this
             # process. A checkpoint now would let a crash resume past them (a gap in the run's
             # history); without one, a crash trains these epochs again and logs them again.
             ctx.report(metrics, None)
+        if ctx.is_main:
+            tracker.log_metrics(clock.epoch_end_metrics(), step=state.iteration)
 
 
 def _evaluate(cfg, ctx, source, tracker, procedure, state: LoopState, evaluator) -> bool:

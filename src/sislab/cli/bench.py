@@ -1,9 +1,10 @@
-"""``sislab bench orchestration|train|trial``: measurements printed with their baselines."""
+"""``sislab bench orchestration|train|checkpoint|trial``: measurements printed with their baselines."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 
@@ -58,6 +59,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.set_defaults(handler=_train)
+    checkpoint = sub.add_parser(
+        "checkpoint",
+        help="writing a trial's checkpoint (hashed while written) against writing it, then "
+        "hashing the file",
+    )
+    checkpoint.add_argument("method")
+    checkpoint.add_argument("--dataset", default="cityscapes", help="dataset preset")
+    checkpoint.add_argument("--size", type=_size, default=None, help="HxW (default: the preset's)")
+    checkpoint.add_argument("--repeats", type=int, default=7, help="writes per side")
+    checkpoint.add_argument(
+        "--model", action="append", default=[], metavar="KEY=VALUE",
+        help="a field of the method's model config (repeatable), as in bench train",
+    )  # fmt: skip
+    checkpoint.add_argument("--json", action="store_true", help="print one JSON object")
+    checkpoint.set_defaults(handler=_checkpoint)
     trial = sub.add_parser(
         "trial",
         help="a trial's s/iter (steady state and each epoch's first iteration) against the bare "
@@ -166,6 +182,27 @@ def _train(args: argparse.Namespace) -> int:
             f"compile: {result.compile_s:.1f} s once (warm-up beyond steady state); amortised "
             f"over 10k iterations {result.compile_s / 1e4 * 1e3:.2f} ms/iter"
         )
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from sislab.trainers.bench_checkpoint import bench_checkpoint
+
+    result = bench_checkpoint(
+        args.method, args.dataset, size=args.size, repeats=args.repeats,
+        model_config=_model_config(args.method, args.model),
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({**asdict(result), "ratio": result.ratio}))
+        return 0
+    print(
+        f"{result.method} {result.height}x{result.width}: state.pt {result.state_mb:.0f} MB; "
+        f"median of {len(result.sislab_s)} writes each, alternating: sislab (hashed while "
+        f"written) {statistics.median(result.sislab_s):.3f} s, plain (torch.save, then sha256 "
+        f"of the file) {statistics.median(result.plain_s):.3f} s; ratio {result.ratio:.2f}"
+    )
     return 0
 
 

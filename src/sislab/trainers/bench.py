@@ -132,11 +132,7 @@ def bench_train(
         iterations, i.e. the one-off cost a trial amortises over its iterations.
     """
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    geometry = preset_geometry(dataset)
-    if size is not None:
-        geometry = DatasetGeometry(
-            geometry.num_classes, geometry.use_instance, size[0], size[1], geometry.upsampling
-        )
+    geometry = bench_geometry(dataset, size)
     method = get_method(method_name)
     config = model_config or method.config()
     switches = {
@@ -176,6 +172,16 @@ def bench_train(
         None if device_peak is None else device_peak[0],
         None if device_peak is None else device_peak[1], compile_s, warmup_s,
     )  # fmt: skip
+
+
+def bench_geometry(dataset: str, size: tuple[int, int] | None) -> DatasetGeometry:
+    """The dataset preset's geometry, at ``size`` (H, W) where given."""
+    geometry = preset_geometry(dataset)
+    if size is None:
+        return geometry
+    return DatasetGeometry(
+        geometry.num_classes, geometry.use_instance, size[0], size[1], geometry.upsampling
+    )
 
 
 def bench_procedure(

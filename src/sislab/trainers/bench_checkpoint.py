@@ -60,7 +60,8 @@ def bench_checkpoint(
     Args:
         method_name: Registered method.
         dataset: Dataset preset giving label channels and default resolution.
-        size: (H, W) overriding the preset's resolution (it sets no weight's size, only the step).
+        size: (H, W) overriding the preset's resolution (some first layers' sizes follow it,
+            e.g. SPADE's from z).
         repeats: Writes per side (the medians are compared).
         model_config: The method's config (default: its defaults).
     """

@@ -22,8 +22,9 @@ from sislab.errors import CheckpointError
 
 FORMAT_VERSION = 1
 STATE_FILE = "state.pt"
-HASH_THREAD = "sislab-checkpoint-sha256"
 META_FILE = "meta.json"
+HASH_THREAD = "sislab-checkpoint-sha256"
+HASH_BUFFER_BYTES = 256 * 2**20  # copies of written chunks waiting for the hashing thread
 
 
 class CheckpointMeta(BaseModel):
@@ -104,9 +105,6 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, state: dict[str, Any]) -
     tmp.replace(folder / STATE_FILE)
     save_meta(folder, meta)
     return folder
-
-
-HASH_BUFFER_BYTES = 256 * 2**20  # copies of written chunks waiting for the hashing thread
 
 
 class _HashingWriter:

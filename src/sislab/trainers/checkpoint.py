@@ -25,6 +25,7 @@ STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 HASH_THREAD = "sislab-checkpoint-sha256"
 HASH_BUFFER_BYTES = 256 * 2**20  # copies of written chunks waiting for the hashing thread
+HASH_BLOCK_BYTES = 2**20  # written chunks are handed to the hashing thread in blocks of this
 
 
 class CheckpointMeta(BaseModel):
@@ -110,14 +111,17 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, state: dict[str, Any]) -
 class _HashingWriter:
     """The file ``torch.save`` writes to: each chunk goes to the file and, copied, to a second
     thread that hashes it, so that the sha256 runs beside the serialisation (hashlib releases
-    the GIL) instead of reading the whole file again after it. At most ``budget`` bytes of
-    copies wait (one chunk, whatever its size, when none does)."""
+    the GIL) instead of reading the whole file again after it. Copies are gathered into blocks
+    of at least ``HASH_BLOCK_BYTES`` before they are handed over: a state of many small tensors
+    makes thousands of writes, and a hand-over per write cost more than the hash saved. At most
+    ``budget`` bytes of blocks wait (one block, whatever its size, when none does)."""
 
     def __init__(self, file, budget: int) -> None:
         self._file = file
         self._budget = budget
+        self._block = bytearray()
         self._queued = 0
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._chunks: collections.deque[bytearray] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
         self._digest = hashlib.sha256()
@@ -125,20 +129,29 @@ class _HashingWriter:
         self._thread.start()
 
     def write(self, data) -> int:
-        size = len(data)
-        with self._cond:
-            self._cond.wait_for(lambda: not self._queued or self._queued + size <= self._budget)
-            # A copy: ``data`` views torch's buffer, which it may reuse once write returns.
-            self._chunks.append(bytes(data))
-            self._queued += size
-            self._cond.notify_all()
+        # A copy: ``data`` views torch's buffer, which it may reuse once write returns.
+        self._block += data
+        if len(self._block) >= HASH_BLOCK_BYTES:
+            self._hand_over()
         return self._file.write(data)
+
+    def _hand_over(self) -> None:
+        block, self._block = self._block, bytearray()
+        with self._cond:
+            self._cond.wait_for(
+                lambda: not self._queued or self._queued + len(block) <= self._budget
+            )
+            self._chunks.append(block)
+            self._queued += len(block)
+            self._cond.notify_all()
 
     def flush(self) -> None:
         self._file.flush()
 
     def hexdigest(self) -> str:
         """Wait for the hashing thread to take everything written; the file's hex sha256."""
+        if self._block:
+            self._hand_over()
         with self._cond:
             self._closed = True
             self._cond.notify_all()

@@ -192,10 +192,12 @@ class TrialBench:
             out["steady/bare"] = self.steady_iter_s / self.bare_s
         if self.first_over_steady is not None:
             out["first/steady"] = self.first_over_steady
+        trained = self._trained_epochs()
         within = {
             "steady/step": ("iter_s", "step_s", self.epochs),
             "first_step/step": ("first_step_s", "step_s", self._boundary_epochs()),
             "step_cpu/step": ("step_cpu_s", "step_s", self.epochs),
+            "end/epoch": ("epoch_end_s", "epoch_s", trained),
         }
         for name, (numerator, denominator, epochs) in within.items():
             value = self._median_within_epochs(numerator, denominator, epochs)
@@ -203,13 +205,9 @@ class TrialBench:
                 out[name] = value
         if self.steady_step_s is not None:
             out["step/bare"] = self.steady_step_s / self.bare_s
-        trained = self._trained_epochs()
-        ends = [e.epoch_end_s / e.epoch_s for e in trained if e.epoch_end_s is not None]
-        if ends:
-            out["end/epoch"] = statistics.median(ends)
-        within = [e.epoch_s / e.iterations / e.step_s for e in trained if e.step_s]
-        if within:
-            out["epoch/step"] = statistics.median(within)
+        per_step = _median([e.epoch_s / e.iterations / e.step_s for e in trained if e.step_s])
+        if per_step is not None:
+            out["epoch/step"] = per_step
         if trained:
             per_iteration = statistics.median(e.epoch_s / e.iterations for e in trained)
             out["epoch/bare"] = per_iteration / self.bare_s

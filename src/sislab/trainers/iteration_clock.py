@@ -38,12 +38,13 @@ class IterationClock:
         self._step_cpu: list[float] = []
         self._last = time.perf_counter()
         self._step_start = (0.0, 0.0)
-        self._epoch_start = self._end_start = self._last
+        self._epoch_start = self._last
         self._end_parts: dict[str, float] = {}
 
     def start_epoch(self) -> None:
         """Forget the previous epoch; the first iteration counts from now."""
         self._durations, self._waits, self._steps, self._step_cpu = [], [], [], []
+        self._end_parts = {}
         self._last = self._epoch_start = time.perf_counter()
 
     def got_batch(self) -> None:
@@ -66,12 +67,6 @@ class IterationClock:
         self._durations.append(now - self._last)
         self._last = now
 
-    def end_iterations(self) -> None:
-        """The epoch's last iteration is done: the epoch's end (evaluation, grid, checkpoint,
-        report) counts from now."""
-        self._end_start = time.perf_counter()
-        self._end_parts = {}
-
     @contextmanager
     def epoch_end_part(self, name: str) -> Iterator[None]:
         """Time one part of the epoch's end, logged as ``system/<name>_s``."""
@@ -82,13 +77,13 @@ class IterationClock:
             self._end_parts[name] = time.perf_counter() - start
 
     def epoch_end_metrics(self) -> dict[str, float]:
-        """The epoch's end so far, in seconds: ``system/epoch_end_s`` (from the last iteration
-        to now), its timed parts (``system/<name>_s``, only those that ran this epoch) and
+        """The epoch's end so far, in seconds: ``system/epoch_end_s`` (from the end of the last
+        iteration, or the epoch's start when it had none, to now), its timed parts (``system/<name>_s``, only those that ran this epoch) and
         ``system/epoch_s``, the epoch's wall time from its start to now."""
         now = time.perf_counter()
         out = {
             "system/epoch_s": now - self._epoch_start,
-            "system/epoch_end_s": now - self._end_start,
+            "system/epoch_end_s": now - self._last,
         }
         out.update({f"system/{name}_s": value for name, value in self._end_parts.items()})
         return out

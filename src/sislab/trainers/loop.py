@@ -279,7 +279,6 @@ def _train_epochs(
                 window_start, window_iters = time.perf_counter(), 0
             clock.end_iteration()
         meter.end()
-        clock.end_iterations()
         if ctx.is_main and (timing := clock.metrics()):
             tracker.log_metrics(timing, step=state.iteration)
         procedure.end_epoch(epoch + 1)

@@ -197,9 +197,11 @@ class TrainSpec(StrictModel):
         "in and zero-filled again 4 kB at a time at every step. auto: only where torch's huge "
         "pages are not in effect (sislab turns them on: THP_MEM_ALLOC_ENABLE=1, where the "
         "kernel offers transparent huge pages); with them, glibc's default faults large "
-        "buffers in 2 MB at a time: SPADE's CPU step as fast at 3-11% less peak RSS, "
-        "GroupDNet's at 256x512 ~6% slower at ~25% less (docs/benchmarks.md). true keeps it "
-        "always (the faster choice where memory is plentiful), false never. Same maths; no "
+        "buffers in 2 MB at a time, at 3-25% less peak RSS than true. What that costs in time "
+        "depends on the machine: on an Intel Xeon VM SPADE's CPU step was as fast and "
+        "GroupDNet's at 256x512 ~6% slower, on an AMD EPYC VM SPADE's at 256x512 ~25% slower "
+        "(docs/benchmarks.md; sislab bench train --reuse-host-memory shows it for yours). true "
+        "keeps it always (the faster choice where memory is plentiful), false never. Same maths; no "
         "effect on other C libraries.",
     )
     compile: bool = Field(

@@ -40,7 +40,8 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_the_recorded_sha256_is_the_written_files(tmp_path: Path) -> None:
     # Hashed while torch.save writes, chunk by chunk on a second thread: large tensors (many
-    # chunks through the bounded buffer of copies) and small ones must come out as the file's own hash.
+    # chunks through the bounded buffer of copies) and small ones must come out as the file's
+    # own hash.
     state = {f"w{i}": torch.randn(300_000 + i) for i in range(24)}
     state["small"] = {"step": 7, "t": torch.arange(3)}
     meta = CheckpointMeta(method="spade", epoch=1, iteration=1, images_seen=1)

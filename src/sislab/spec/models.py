@@ -201,8 +201,8 @@ class TrainSpec(StrictModel):
         "depends on the machine: on an Intel Xeon VM SPADE's CPU step was as fast and "
         "GroupDNet's at 256x512 ~6% slower, on an AMD EPYC VM SPADE's at 256x512 ~25% slower "
         "(docs/benchmarks.md; sislab bench train --reuse-host-memory shows it for yours). true "
-        "keeps it always (the faster choice where memory is plentiful), false never. Same maths; no "
-        "effect on other C libraries.",
+        "keeps it always (the faster choice where memory is plentiful), false never. Same "
+        "maths; no effect on other C libraries.",
     )
     compile: bool = Field(
         False,

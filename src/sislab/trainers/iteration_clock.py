@@ -78,8 +78,9 @@ class IterationClock:
 
     def epoch_end_metrics(self) -> dict[str, float]:
         """The epoch's end so far, in seconds: ``system/epoch_end_s`` (from the end of the last
-        iteration, or the epoch's start when it had none, to now), its timed parts (``system/<name>_s``, only those that ran this epoch) and
-        ``system/epoch_s``, the epoch's wall time from its start to now."""
+        iteration, or the epoch's start when it had none, to now), its timed parts
+        (``system/<name>_s``, only those that ran this epoch) and ``system/epoch_s``, the
+        epoch's wall time from its start to now."""
         now = time.perf_counter()
         out = {
             "system/epoch_s": now - self._epoch_start,

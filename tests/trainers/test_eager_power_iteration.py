@@ -7,8 +7,9 @@ import copy
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
 
+from sislab.models.convs.spectral_norm import SpectralNorm
 from sislab.trainers.procedures.eager_power_iteration import power_iterations_outside_graph
 
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
@@ -47,14 +48,31 @@ def _d_steps(net: nn.Module, steps: int) -> list[torch.Tensor]:
     return losses
 
 
-def test_eager_results_are_bit_for_bit_torchs() -> None:
-    reference, moved = _critic(), _critic()
+def _as_sislabs(net: nn.Module) -> nn.Module:
+    """torch's spectral norms as sislab's class, which adds sigma's gradient into the weight's
+    in one node: the same terms as torch's backward, summed in another order when a weight
+    serves several calls before one backward."""
+    for module in net.modules():
+        if isinstance(module, _SpectralNorm):
+            module.__class__ = SpectralNorm
+    return net
+
+
+def test_eager_results_are_bit_for_bit_those_in_the_graph() -> None:
+    reference, moved = _as_sislabs(_critic()), _critic()
     assert power_iterations_outside_graph(moved) == 3
     assert moved.state_dict().keys() == reference.state_dict().keys()  # checkpoints unchanged
     for new, old in zip(_d_steps(moved, 3), _d_steps(reference, 3), strict=True):
         torch.testing.assert_close(new, old, atol=0, rtol=0)
     for key, value in reference.state_dict().items():  # weights and u, v
         torch.testing.assert_close(moved.state_dict()[key], value, atol=0, rtol=0, msg=key)
+
+
+def test_eager_results_are_torchs_to_rounding() -> None:
+    reference, moved = _critic(), _critic()
+    power_iterations_outside_graph(moved)
+    for new, old in zip(_d_steps(moved, 3), _d_steps(reference, 3), strict=True):
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-7)
 
 
 def test_compiled_with_three_calls_before_backward_equals_eager() -> None:

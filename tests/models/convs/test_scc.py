@@ -120,7 +120,7 @@ def test_sigmas_divide_the_vectors_as_they_divided_the_kernels() -> None:
     upstream = torch.randn(2, 6, 8, 8, dtype=torch.float64)
     sigma_calls = []
     scc.parametrizations.candidate_weight[0].register_forward_hook(
-        lambda norm, args, out: sigma_calls.append(tuple(out.shape))
+        lambda norm, args, out: sigma_calls.append(tuple(out[1].shape))
     )
 
     def step(module, old_path: bool) -> list[torch.Tensor]:

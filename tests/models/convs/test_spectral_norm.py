@@ -38,12 +38,13 @@ def _twins(case: tuple) -> tuple[nn.Conv2d, nn.Conv2d, torch.Tensor]:
 
 
 def _paths(module: nn.Module) -> list[str]:
-    """Record, per call of the norm, whether it returned sigma (output path) or the weight."""
+    """Record, per call of the norm, whether it returned the weight and sigma apart (output
+    path) or the divided weight."""
     seen: list[str] = []
 
     def hook(norm, args, output) -> None:
         del norm, args
-        seen.append("output" if output.ndim == 0 else "weight")
+        seen.append("output" if isinstance(output, tuple) else "weight")
 
     module.parametrizations["weight"][0].register_forward_hook(hook)
     return seen

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from sislab.models.convs.rank_one_sigma import weight_and_sigma
+
 # torch.nn.utils.spectral_norm defaults: one power iteration per training forward, eps 1e-12, and
 # 15 iterations at registration so that sigma is accurate from the first step.
 NUM_POWER_ITERATIONS = 1
@@ -55,24 +57,26 @@ class GroupedSpectralNorm(nn.Module):
                 u[g] = F.normalize(torch.mv(weight, v[g]), dim=0, eps=EPS)
         self._u, self._v = torch.stack(u), torch.stack(v)
 
-    def sigma(self, weight: torch.Tensor) -> torch.Tensor:
-        """``sigma_g = u_g^T W_g v_g`` per group, shape ``(G,)``, after the power iteration
-        (training mode)."""
-        matrix = self._as_matrix(weight)
+    def weight_and_sigma(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight alias, sigma)`` with ``sigma_g = u_g^T W_g v_g`` per group, shape ``(G,)``,
+        after the power iteration (training mode); use the alias, so that the sigmas'
+        gradients join the weight's (``rank_one_sigma.py``)."""
         if self.training:
-            self._power_iteration(matrix.detach(), self.num_iterations)
+            self._power_iteration(self._as_matrix(weight.detach()), self.num_iterations)
         # Clones: the buffers are updated in place on the next forward, autograd must not see it.
-        u, v = self._u.clone(), self._v.clone()
-        return torch.einsum("gr,grc,gc->g", u, matrix, v)
+        return weight_and_sigma(weight, self._u.clone(), self._v.clone())
 
-    def forward(self, weight: torch.Tensor, sigma_only: bool = False) -> torch.Tensor:
-        """Return ``weight`` with group ``g`` divided by ``sigma_g``, or (``sigma_only``) the
-        ``(G,)`` sigmas: a caller that divides something smaller than the weight (SCC's mixing
-        vectors) asks through the module call, so that hooks on the norm see every call."""
-        sigma = self.sigma(weight)
-        if sigma_only:
-            return sigma
-        return weight / sigma.view(-1, *([1] * (weight.dim() - 1)))
+    def forward(
+        self, weight: torch.Tensor, undivided: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Return ``weight`` with group ``g`` divided by ``sigma_g``, or (``undivided``) the
+        weight and the ``(G,)`` sigmas apart: a caller that divides something smaller than the
+        weight (SCC's mixing vectors) asks through the module call, so that hooks on the norm
+        see every call."""
+        alias, sigma = self.weight_and_sigma(weight)
+        if undivided:
+            return alias, sigma
+        return alias / sigma.view(-1, *([1] * (weight.dim() - 1)))
 
 
 def grouped_spectral_norm(module: nn.Module, name: str) -> nn.Module:

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sislab.models.convs.grouped_spectral_norm import grouped_spectral_norm
-from sislab.models.convs.spectral_norm import divides_output, sigma_of
+from sislab.models.convs.spectral_norm import divides_output, weight_and_sigma_of
 
 # SC-GAN code (SpatialCondConv2d): each candidate gets xavier_normal_(gain=0.02), the generator's
 # init_variance, with the fans of ONE candidate conv (C_in k k, C_out k k).
@@ -109,8 +109,8 @@ class SemanticConditionalConv2d(nn.Module):
         ):
             # sum_i V_i conv(x, k_i / sigma_i) = sum_i (V_i / sigma_i) conv(x, k_i): the n
             # sigmas divide the (B, n, H', W') vectors instead of the candidate kernels.
-            sigma = sigma_of(self, "candidate_weight")
-            y = self._responses(x, plist.original, None)
+            weight, sigma = weight_and_sigma_of(self, "candidate_weight")
+            y = self._responses(x, weight, None)
         else:
             sigma, y = None, self.candidate_outputs(x)
         if vectors.shape[1] != self.num_candidates or vectors.shape[2:] != y.shape[3:]:

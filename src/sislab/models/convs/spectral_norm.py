@@ -12,9 +12,10 @@ docs/benchmarks.md). :class:`SpectralNormConv2d` picks, at every call, whichever
 smaller.
 
 The parametrization is torch's (``torch.nn.utils.parametrizations.spectral_norm``: same ``u``, ``v``
-buffers, same power iteration, same state-dict names); :class:`SpectralNorm` only adds a way to
-ask it for sigma instead of the normalised weight, through the module call so that hooks on the
-norm (gradient accumulation's replay of the power iteration) see every call.
+buffers, same power iteration, same state-dict names); :class:`SpectralNorm` adds a way to ask it
+for the weight and sigma apart, through the module call so that hooks on the norm (gradient
+accumulation's replay of the power iteration) see every call, and takes sigma's gradient into
+the weight's in one pass (``rank_one_sigma.py``).
 """
 
 from __future__ import annotations
@@ -25,32 +26,47 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
+from sislab.models.convs.rank_one_sigma import weight_and_sigma
+
 
 class SpectralNorm(_SpectralNorm):
-    """torch's spectral-norm parametrization that can also return sigma alone.
+    """torch's spectral-norm parametrization that can also return sigma apart from the weight.
 
-    ``norm(weight)`` is torch's ``weight / sigma``; ``norm(weight, sigma_only=True)`` is sigma,
-    after the same power iteration (one per training-mode call).
+    ``norm(weight)`` is torch's ``weight / sigma``; ``norm(weight, undivided=True)`` is
+    ``(weight, sigma)`` after the same power iteration (one per training-mode call), for a
+    caller that divides something smaller than the weight. Both go through
+    :func:`~sislab.models.convs.rank_one_sigma.weight_and_sigma`: the same values as torch's,
+    with sigma's gradient added into the weight's in one pass.
     """
 
-    def sigma(self, weight: torch.Tensor) -> torch.Tensor:
-        """The largest singular value estimate of ``weight`` (a kernel or matrix), as torch's
-        forward computes it before dividing: power iteration in training mode, then
-        ``u^T W v`` with clones of ``u`` and ``v`` (the next call updates them in place)."""
-        weight_mat = self._reshape_weight_to_matrix(weight)
+    def vectors(self, weight_mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(u, v)`` for this call: torch's power iteration in training mode, then clones (the
+        next call updates the buffers in place)."""
         if self.training:
             self._power_method(weight_mat, self.n_power_iterations)
         u = self._u.clone(memory_format=torch.contiguous_format)
         v = self._v.clone(memory_format=torch.contiguous_format)
-        return torch.vdot(u, torch.mv(weight_mat, v))
+        return u, v
 
-    def forward(self, weight: torch.Tensor, sigma_only: bool = False) -> torch.Tensor:
+    def weight_and_sigma(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight alias, sigma)``: sigma is ``u^T W v`` as torch's forward computes it
+        before dividing; use the alias, so that sigma's gradient joins the weight's."""
+        weight_mat = self._reshape_weight_to_matrix(weight)
+        u, v = self.vectors(weight_mat)
+        if self.dim != 0:  # a transposed conv's matrix is a permuted copy, not a view
+            return weight, torch.vdot(u, torch.mv(weight_mat, v))
+        alias, sigma = weight_and_sigma(weight, u.unsqueeze(0), v.unsqueeze(0))
+        return alias, sigma.squeeze(0)
+
+    def forward(
+        self, weight: torch.Tensor, undivided: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if weight.ndim == 1:  # torch normalises vectors without power iteration
-            if sigma_only:
-                raise ValueError("sigma_only is for kernels and matrices, not vectors")
+            if undivided:
+                raise ValueError("undivided is for kernels and matrices, not vectors")
             return super().forward(weight)
-        sigma = self.sigma(weight)
-        return sigma if sigma_only else weight / sigma
+        alias, sigma = self.weight_and_sigma(weight)
+        return (alias, sigma) if undivided else alias / sigma
 
 
 def _output_numel_per_image(conv: nn.Conv2d, x: torch.Tensor) -> int:
@@ -79,20 +95,21 @@ def divides_output(module: nn.Module, name: str, output_is_smaller: bool) -> boo
     return output_is_smaller
 
 
-def sigma_of(module: nn.Module, name: str) -> torch.Tensor:
-    """The sigma of ``module.<name>``'s spectral norm, through the norm's module call (its
-    power iteration in training mode); inside ``parametrize.cached()`` once per context, as
-    torch computes a cached parametrized weight once."""
+def weight_and_sigma_of(module: nn.Module, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight, sigma)`` of ``module.<name>``'s spectral norm, undivided, through the norm's
+    module call (its power iteration in training mode); inside ``parametrize.cached()`` once per
+    context, as torch computes a cached parametrized weight once. Use the returned weight (an
+    alias of the original) so that sigma's gradient joins the weight's in one pass."""
     plist = module.parametrizations[name]
     if not parametrize._cache_enabled:
-        return plist[0](plist.original, sigma_only=True)
+        return plist[0](plist.original, undivided=True)
     # torch's cache of parametrized tensors (private, keyed by module and tensor name), which
     # cached() empties on exit; read through the module, as cached() rebinds it.
     key = (id(module), f"{name}.sigma")
-    sigma = parametrize._cache.get(key)
-    if sigma is None:
-        sigma = parametrize._cache[key] = plist[0](plist.original, sigma_only=True)
-    return sigma
+    pair = parametrize._cache.get(key)
+    if pair is None:
+        pair = parametrize._cache[key] = plist[0](plist.original, undivided=True)
+    return pair
 
 
 class SpectralNormConv2d(nn.Conv2d):
@@ -108,8 +125,8 @@ class SpectralNormConv2d(nn.Conv2d):
         smaller = _output_numel_per_image(self, x) < original.numel()
         if len(plist) != 1 or not divides_output(self, "weight", smaller):
             return super().forward(x)
-        sigma = sigma_of(self, "weight")
-        y = self._conv_forward(x, original, None)
+        weight, sigma = weight_and_sigma_of(self, "weight")
+        y = self._conv_forward(x, weight, None)
         if self.bias is None:
             return y / sigma
         shape = (-1, 1, 1) if y.ndim == 3 else (1, -1, 1, 1)

@@ -31,9 +31,9 @@ from sislab.models.convs.spectral_norm import SpectralNorm
 class _SpectralNormFromClones(SpectralNorm):
     """torch's spectral norm with the power iteration done by the pre-hook (``_refresh``)."""
 
-    def sigma(self, weight: torch.Tensor) -> torch.Tensor:
-        weight_mat = self._reshape_weight_to_matrix(weight)
-        return torch.vdot(self._u_now, torch.mv(weight_mat, self._v_now))
+    def vectors(self, weight_mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        del weight_mat  # the pre-hook iterated and cloned
+        return self._u_now, self._v_now
 
 
 def _refresh(plist: parametrize.ParametrizationList, norm: _SpectralNormFromClones) -> None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sislab.models.convs import rank_one_sigma
 from sislab.models.convs.rank_one_sigma import weight_and_sigma
 
 
@@ -36,9 +37,14 @@ USES = {
 }
 
 
+@pytest.mark.parametrize("block_elements", [None, 100])  # 100: two rows of 45 per block
 @pytest.mark.parametrize("groups", [1, 3])
 @pytest.mark.parametrize("use", list(USES))
-def test_values_and_gradients_are_autograds(groups: int, use: str) -> None:
+def test_values_and_gradients_are_autograds(
+    groups: int, use: str, block_elements: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if block_elements:
+        monkeypatch.setattr(rank_one_sigma, "BLOCK_ELEMENTS", block_elements)
     weight, u, v = _operands(groups)
     x = torch.randn(2, 5, 7, 7, dtype=torch.float64)
     mine, theirs = weight.clone().requires_grad_(), weight.clone().requires_grad_()
@@ -50,8 +56,8 @@ def test_values_and_gradients_are_autograds(groups: int, use: str) -> None:
     upstream = torch.randn_like(out)
     out.backward(upstream)
     reference.backward(upstream)
-    # The same two terms, added once: equal to rounding (float64, 1e-15), here exactly.
-    torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-14, atol=1e-15)
+    # The same two terms, each rounded as autograd rounds them, added once: bit for bit.
+    torch.testing.assert_close(mine.grad, theirs.grad, rtol=0, atol=0)
 
 
 def test_second_order_gradients_are_autograds() -> None:

@@ -8,8 +8,8 @@ allocation per call, for SPADE's 1024-channel 3x3 kernels (9.4M weights) ~6 ms o
 conv forward and backward at 4x8 (A/B in one process on a 2-core CPU). ``weight_and_sigma``
 returns sigma together with an alias of the weight; a caller that uses the alias (the conv, or
 the division by sigma) has both gradients arrive in this node's backward, which adds the rank-one
-term into the conv's gradient in place, one pass, with the same products and sums as autograd's
-(``(g u_i) v_j``, then one addition).
+term into the conv's gradient in place, one pass, bit for bit autograd's arithmetic (``(g u_i)
+v_j`` rounded, then one addition).
 
 Sigma is computed in the weight's dtype with autocast off: the normalisation of an fp32 weight
 does not depend on the precision the convs run in (under CUDA autocast ``mv`` would run in half
@@ -21,6 +21,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
+
+# Elements of the outer product made at a time (1 MB in fp32): small enough for the cache, large
+# enough that the loop over blocks costs nothing beside the pass over the weight.
+BLOCK_ELEMENTS = 1 << 18
 
 
 def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
@@ -50,20 +54,34 @@ class _WeightAndSigma(torch.autograd.Function):
         u, v = ctx.saved_tensors
         if grad_sigma is None:
             return grad_weight, None, None
-        groups, rows = u.shape
-        scaled_u = (u * grad_sigma[:, None]).unsqueeze(2)  # (G, rows, 1): vdot's backward
-        v_row = v.unsqueeze(1)  # (G, 1, cols)
+        scaled_u = u * grad_sigma[:, None]  # vdot's backward: g * u
         if grad_weight is None:
-            return torch.bmm(scaled_u, v_row).view(ctx.weight_shape), None, None
-        matrix = grad_weight.view(groups, rows, -1) if grad_weight.is_contiguous() else None
-        if matrix is not None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            return (scaled_u.unsqueeze(2) * v.unsqueeze(1)).view(ctx.weight_shape), None, None
+        groups, rows = u.shape
+        if (
+            grad_weight.is_contiguous()
+            and not torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+        ):
             # The incoming gradient is the conv's (or the division's) fresh weight gradient,
             # which only this node reads: the alias is used by the norm's own conv or division
             # (not with create_graph, where the gradient is itself part of a graph).
-            matrix.baddbmm_(scaled_u, v_row)
+            _add_outer_in_place(grad_weight.view(groups, rows, -1), scaled_u, v)
             return grad_weight, None, None
-        grad = torch.baddbmm(grad_weight.reshape(groups, rows, -1), scaled_u, v_row)
+        grad = grad_weight.reshape(groups, rows, -1) + scaled_u.unsqueeze(2) * v.unsqueeze(1)
         return grad.view(ctx.weight_shape), None, None
+
+
+def _add_outer_in_place(matrix: torch.Tensor, scaled_u: torch.Tensor, v: torch.Tensor) -> None:
+    """``matrix[g] += outer(scaled_u[g], v[g])`` with autograd's arithmetic (each product
+    rounded, then added: bit for bit torch's ``ger`` and addition; a GEMM's ``baddbmm_`` may fuse
+    them), a block of rows at a time so the products stay in cache."""
+    groups, rows, cols = matrix.shape
+    step = max(1, BLOCK_ELEMENTS // cols)
+    for g in range(groups):
+        for start in range(0, rows, step):
+            block = slice(start, start + step)
+            matrix[g, block].add_(scaled_u[g, block, None] * v[g])
 
 
 def weight_and_sigma(

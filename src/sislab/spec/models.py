@@ -199,8 +199,10 @@ class TrainSpec(StrictModel):
         "kernel offers transparent huge pages); with them, glibc's default faults large "
         "buffers in 2 MB at a time, at 3-25% less peak RSS than true. What that costs in time "
         "depends on the machine: on an Intel Xeon VM SPADE's CPU step was as fast and "
-        "GroupDNet's at 256x512 ~6% slower, on an AMD EPYC VM SPADE's at 256x512 ~25% slower "
-        "(docs/benchmarks.md; sislab bench train --reuse-host-memory shows it for yours). true "
+        "GroupDNet's at 256x512 ~6% slower; on an AMD EPYC VM and on an Intel Xeon VM with AMX "
+        "SPADE's at 256x512 ~30% slower (true ~25% faster), on the latter also slower than "
+        "huge pages off (THP_MEM_ALLOC_ENABLE=0) with false (docs/benchmarks.md; sislab bench "
+        "train --reuse-host-memory shows it for yours). true "
         "keeps it always (the faster choice where memory is plentiful), false never. Same "
         "maths; no effect on other C libraries.",
     )

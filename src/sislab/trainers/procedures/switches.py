@@ -33,8 +33,8 @@ def reuses_host_memory(train: TrainSpec) -> bool:
     where torch's huge pages are not in effect (``sislab.huge_pages``). With them, a freed
     buffer handed back to the kernel faults in again 2 MB at a time, without the heap's
     fragmentation (SPADE 256x512: 3.9-4.0 against 4.4-4.8 GB peak RSS). As fast as kept memory
-    on an Intel Xeon VM; on an AMD EPYC VM the faults cost SPADE's 256x512 step ~25%
-    (docs/benchmarks.md), which is why ``true`` stays a choice."""
+    on an Intel Xeon VM; on an AMD EPYC VM and on an Intel Xeon VM with AMX the faults made
+    SPADE's 256x512 step ~30% slower (docs/benchmarks.md), which is why ``true`` stays a choice."""
     if train.reuse_host_memory == "auto":
         return not huge_pages_in_effect()
     return train.reuse_host_memory

@@ -4,8 +4,8 @@ A spectral norm's ``sigma = u^T W v`` (``u``, ``v`` held constant, as torch's ``
 does) sends W a rank-one gradient ``g_sigma u v^T`` beside the gradient W gets from the conv
 that uses it. Left to autograd (``vdot(u, mv(W, v))``), the backward writes that outer product
 as a new weight-sized tensor and then adds it to the conv's: two weight-sized passes and a fresh
-allocation per call, for SPADE's 1024-channel 3x3 kernels (9.4M weights) ~6 ms of a ~25 ms
-conv forward and backward at 4x8 (A/B in one process on a 2-core CPU). ``weight_and_sigma``
+allocation per call, for SPADE's 1024-channel 3x3 kernels (9.4M weights) ~6 ms of a ~30 ms
+conv forward and backward at 4x8 (timed in one process on a 2-core CPU, docs/benchmarks.md). ``weight_and_sigma``
 returns sigma together with an alias of the weight; a caller that uses the alias (the conv, or
 the division by sigma) has both gradients arrive in this node's backward, which adds the rank-one
 term into the conv's gradient in place, one pass, bit for bit autograd's arithmetic (``(g u_i)
@@ -90,7 +90,7 @@ def weight_and_sigma(
     """``(alias of weight, sigma)`` with ``sigma_g = u_g^T W_g v_g`` per group.
 
     Args:
-        weight: The weight, contiguous, whose first dims reshape into ``(G, rows, cols)``.
+        weight: The weight, whose first dims reshape into ``(G, rows, cols)``.
         u: Left singular vector estimates, ``(G, rows)`` (not differentiated).
         v: Right singular vector estimates, ``(G, cols)`` (not differentiated).
 

@@ -5,11 +5,11 @@ does) sends W a rank-one gradient ``g_sigma u v^T`` beside the gradient W gets f
 that uses it. Left to autograd (``vdot(u, mv(W, v))``), the backward writes that outer product
 as a new weight-sized tensor and then adds it to the conv's: two weight-sized passes and a fresh
 allocation per call, for SPADE's 1024-channel 3x3 kernels (9.4M weights) ~6 ms of a ~30 ms
-conv forward and backward at 4x8 (timed in one process on a 2-core CPU, docs/benchmarks.md). ``weight_and_sigma``
-returns sigma together with an alias of the weight; a caller that uses the alias (the conv, or
-the division by sigma) has both gradients arrive in this node's backward, which adds the rank-one
-term into the conv's gradient in place, one pass, bit for bit autograd's arithmetic (``(g u_i)
-v_j`` rounded, then one addition).
+conv forward and backward at 4x8 (timed in one process on a 2-core CPU, docs/benchmarks.md).
+``weight_and_sigma`` returns sigma together with an alias of the weight; a caller that uses the
+alias (the conv, or the division by sigma) has both gradients arrive in this node's backward,
+which adds the rank-one term into the conv's gradient in place, one pass, bit for bit
+autograd's arithmetic (``(g u_i) v_j`` rounded, then one addition).
 
 Sigma is computed in the weight's dtype with autocast off: the normalisation of an fp32 weight
 does not depend on the precision the convs run in (under CUDA autocast ``mv`` would run in half
@@ -55,11 +55,10 @@ class _WeightAndSigma(torch.autograd.Function):
         if grad_sigma is None:
             return grad_weight, None, None
         scaled_u = u * grad_sigma[:, None]  # vdot's backward: g * u
-        if grad_weight is None:
-            return (scaled_u.unsqueeze(2) * v.unsqueeze(1)).view(ctx.weight_shape), None, None
         groups, rows = u.shape
         if (
-            grad_weight.is_contiguous()
+            grad_weight is not None
+            and grad_weight.is_contiguous()
             and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
         ):
@@ -68,7 +67,9 @@ class _WeightAndSigma(torch.autograd.Function):
             # (not with create_graph, where the gradient is itself part of a graph).
             _add_outer_in_place(grad_weight.view(groups, rows, -1), scaled_u, v)
             return grad_weight, None, None
-        grad = grad_weight.reshape(groups, rows, -1) + scaled_u.unsqueeze(2) * v.unsqueeze(1)
+        grad = scaled_u.unsqueeze(2) * v.unsqueeze(1)  # mv's backward: outer(g u, v)
+        if grad_weight is not None:
+            grad = grad_weight.reshape(groups, rows, -1) + grad
         return grad.view(ctx.weight_shape), None, None
 
 

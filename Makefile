@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sislab-installed
 RUN_DIR ?= runs/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv demo screenshots test test-fast lint format clean
+.PHONY: venv host-libs demo screenshots test test-fast lint format clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,17 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# tcmalloc, the allocator sislab preloads into the processes that train (sislab.host_allocator);
+# installed with apt-get where this runs as root, else named. Optional: without it they use
+# glibc's malloc.
+host-libs:
+	@ldconfig -p | grep -q libtcmalloc_minimal.so.4 \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	     && { apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
+	          || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1; }; }; } \
+	|| echo "note: tcmalloc not installed (apt-get install libtcmalloc-minimal4): training runs on glibc's malloc"
+
+demo: $(STAMP) host-libs
 	$(BIN)/sislab run examples/quickstart.yaml --run-dir $(RUN_DIR)
 
 # The docs' MLflow UI screenshots and demo grid, from a finished run folder (needs the system's
@@ -29,10 +39,10 @@ screenshots: $(STAMP)
 # in the order tests/conftest.py sorts them.
 PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
-test: $(STAMP)
+test: $(STAMP) host-libs
 	$(PYTEST)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) host-libs
 	$(PYTEST) -m "not e2e and not slow"
 
 lint: $(STAMP)

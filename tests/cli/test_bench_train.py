@@ -11,6 +11,7 @@ import sys
 import torch
 
 from sislab.cli.main import build_parser
+from sislab.host_allocator import ALLOCATOR_ENV, tcmalloc_library
 from sislab.huge_pages import THP_ENV
 from sislab.trainers.bench_flops import PEAK_TFLOPS, peak_tflops
 
@@ -53,8 +54,14 @@ def test_json_carries_flops_and_the_switches_used() -> None:
     out = json.loads(result.stdout)
     assert (out["precision"], out["channels_last"], out["compile"]) == ("bf16", True, False)
     assert out["huge_pages"].startswith("on")
-    # The spec's default, auto: memory is kept only where the kernel ignores the huge pages.
-    assert out["reuse_host_memory"] is (out["huge_pages"] != "on")
+    # The command re-executed itself with tcmalloc where this machine has it (`make` installs
+    # it as root), as a trial's workers run.
+    assert out["host_allocator"] == ("tcmalloc" if tcmalloc_library() else "glibc")
+    # The spec's default, auto: glibc's malloc is told to keep memory only where it is the
+    # allocator and the kernel ignores the huge pages.
+    assert out["reuse_host_memory"] is (
+        out["host_allocator"] == "glibc" and out["huge_pages"] != "on"
+    )
     assert out["model"]["ngf"] == 4 and out["model"]["num_d"] == 1
     assert out["model_gflop_per_iter"] > 0
     expected = out["model_gflop_per_iter"] / out["median_s"] / 1e3
@@ -63,13 +70,17 @@ def test_json_carries_flops_and_the_switches_used() -> None:
     assert out["compile_s"] is None and len(out["iter_s"]) == 1
 
 
-def test_huge_pages_off_in_the_environment_keeps_freed_memory() -> None:
-    env = {**os.environ, THP_ENV: "0"}
+def test_glibc_with_huge_pages_off_keeps_freed_memory() -> None:
+    env = {**os.environ, THP_ENV: "0", ALLOCATOR_ENV: "glibc"}
     result = _sislab("bench", "train", "spade", "--size", "64x64", "--iters", "1", "--warmup",
                      "0", "--device", "cpu", "--json", *TINY, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert (out["huge_pages"], out["reuse_host_memory"]) == ("off", True)
+    assert (out["host_allocator"], out["huge_pages"], out["reuse_host_memory"]) == (
+        "glibc",
+        "off",
+        True,
+    )
 
 
 def test_bad_model_field_names_the_fields() -> None:

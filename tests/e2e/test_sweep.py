@@ -22,6 +22,7 @@ from sislab.datasets.classes import voc_colour
 from sislab.datasets.manifest import ClassInfo, Manifest, SplitInfo, save_manifest
 from sislab.datasets.shards import Row, write_shard
 from sislab.datasets.storage import resolve
+from sislab.host_allocator import tcmalloc_library
 from sislab.orchestrator.estimate import ConfigEstimate, SweepEstimate
 from sislab.orchestrator.run_dir import RunDir
 from sislab.orchestrator.sweep import run_sweep
@@ -181,10 +182,13 @@ def _check_trial(client: MlflowClient, child, tmp_path: Path, train_sha256s: lis
     assert "train.epochs" not in recipe  # the generic table sets no schedule
     assert child.data.tags["sislab.recipe"].startswith("official (spade, generic)")
     assert float(params["summary.generator_params"]) > 0  # a constant: a param, not a chart
-    # The Train worker's own environment asked torch for huge pages: the driver's default
-    # reached it through Tune's runtime env (sislab.huge_pages), not only the driver.
+    # The Train worker's own environment asked torch for huge pages and preloaded tcmalloc
+    # where this machine has it: the driver's defaults reached it through Tune's runtime env
+    # (sislab.huge_pages, sislab.host_allocator), not only the driver.
     switches = child.data.tags["sislab.speed_switches"]
     assert "reuse_host_memory=" in switches and "huge_pages=on" in switches, switches
+    allocator = "tcmalloc" if tcmalloc_library() else "glibc"
+    assert f"host_allocator={allocator} " in switches, switches
     for loss in LOSSES:
         assert len(client.get_metric_history(run_id, loss)) >= 2, loss
     # Learning rates are logged when they change (constant here: one point, not a flat line).

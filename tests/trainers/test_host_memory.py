@@ -70,4 +70,18 @@ def test_auto_keeps_freed_memory_only_without_huge_pages(monkeypatch) -> None:
         assert calls == ([1] if kept else []), note
         assert switches.reuses_host_memory(TrainSpec()) is kept
         tag = switches.switch_notes(TrainSpec())["sislab.speed_switches"]
-        assert f"reuse_host_memory={kept} huge_pages={note}" in tag
+        assert f"host_allocator=glibc reuse_host_memory={kept} huge_pages={note}" in tag
+
+
+def test_auto_leaves_tcmalloc_alone(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(switches, "keep_freed_host_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(switches, "allocator_in_use", lambda: "tcmalloc")
+    monkeypatch.setenv(THP_ENV, "0")  # where glibc would be told to keep freed memory
+    switches.configure_backends(torch.device("cpu"), TrainSpec())
+    assert not calls and switches.reuses_host_memory(TrainSpec()) is False
+    tag = switches.switch_notes(TrainSpec())["sislab.speed_switches"]
+    assert "host_allocator=tcmalloc reuse_host_memory=False huge_pages=off" in tag
+    # Asked for explicitly, the switch is applied still (a no-op under tcmalloc).
+    switches.configure_backends(torch.device("cpu"), TrainSpec(reuse_host_memory=True))
+    assert calls == [1]

@@ -290,7 +290,9 @@ def test_switches_are_recorded_as_a_tag() -> None:
     assert switches.startswith("precision=bf16 channels_last=True compile=False ")
     # Host memory as resolved in this process (auto: kept only without huge pages).
     note = huge_pages_note()
-    assert switches.endswith(f" reuse_host_memory={note != 'on'} huge_pages={note}")
+    assert switches.endswith(
+        f" host_allocator=glibc reuse_host_memory={note != 'on'} huge_pages={note}"
+    )
 
 
 @pytest.mark.parametrize("case", ["spade", "oasis"])

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--json", action="store_true", help="print one JSON object")
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, tcmalloc=True)
     checkpoint = sub.add_parser(
         "checkpoint",
         help="writing a trial's checkpoint (hashed while written) against writing it, then "
@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--runs-root", type=Path, default=Path("runs"), help="parent of the trial's run folder"
     )
     trial.add_argument("--json", action="store_true", help="print one JSON object")
-    trial.set_defaults(handler=_trial)
+    trial.set_defaults(handler=_trial, tcmalloc=True)
 
 
 def _model_config(method: str, pairs: list[str]):
@@ -159,7 +159,8 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     switches = (
         f"{result.precision}, channels_last {result.channels_last}, compile {result.compile}, "
-        f"reuse_host_memory {result.reuse_host_memory}, huge pages {result.huge_pages}"
+        f"host allocator {result.host_allocator}, reuse_host_memory "
+        f"{result.reuse_host_memory}, huge pages {result.huge_pages}"
     )
     print(
         f"{result.method} on {result.dataset} {result.height}x{result.width}, batch "

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CPUs the sweep's local Ray will have, for the concurrency (default: all)",
     )  # fmt: skip
     est.add_argument("--json", action="store_true", help="print one JSON object")
-    est.set_defaults(handler=_estimate)
+    est.set_defaults(handler=_estimate, tcmalloc=True)
 
 
 def add_timing_options(parser: argparse.ArgumentParser) -> None:

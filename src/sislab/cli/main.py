@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from sislab.errors import SislabError
+from sislab.host_allocator import reexec_with_tcmalloc, restore_preload
 from sislab.huge_pages import default_huge_pages
 
 EXIT_USER_ERROR = 2
@@ -73,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_huge_pages()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and getattr(args, "tcmalloc", False):
+        reexec_with_tcmalloc()  # sislab.host_allocator: the timed step's process trains on it
+    restore_preload()
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
     try:
         return int(args.handler(args) or 0)

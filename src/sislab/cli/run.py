@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="running as a Ray job (sislab submit): work inside the run folder, since Ray may "
         "garbage-collect the job's working_dir while the sweep runs",
     )
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, tcmalloc=True)
     ui = sub.add_parser(
         "ui", help="open the MLflow UI on a run folder's store",
         description="Starts a one-worker `mlflow server` on the run folder's sqlite store and "

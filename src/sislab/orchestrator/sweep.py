@@ -28,6 +28,7 @@ from sislab.cluster.connect import (
     is_local_address,
 )
 from sislab.errors import SislabError
+from sislab.host_allocator import TRIAL_VARIABLES, trial_environment
 from sislab.huge_pages import THP_ENV, default_huge_pages
 from sislab.orchestrator import tracking
 from sislab.orchestrator.credentials import stop_tune_credential_propagation
@@ -40,7 +41,7 @@ from sislab.orchestrator.run_dir import TUNE_EXPERIMENT, RunDir, SweepState
 from sislab.orchestrator.search_algs import objectives, search_driver, tune_search
 from sislab.orchestrator.search_algs import scheduler as make_scheduler
 from sislab.orchestrator.trial import SweepContext
-from sislab.orchestrator.trial_env import propagate_to_trials
+from sislab.orchestrator.trial_env import propagate_to_trials, set_for_trials
 from sislab.recipes.apply import explicit_fields
 from sislab.search_spaces.dsl import Choice
 from sislab.search_spaces.space import grid_configurations
@@ -91,12 +92,15 @@ STORAGE_S3_ATTEMPTS = 8
 
 def ray_train_settings() -> None:
     """Set sislab's Ray defaults in this (the Tune driver's) process, before Ray starts: the
-    Train poll interval, no S3 secrets copied into trainable runtime envs, and torch's huge-page
-    allocations on in the trials' processes (``sislab.huge_pages``; the environment may say 0)."""
+    Train poll interval, no S3 secrets copied into trainable runtime envs, torch's huge-page
+    allocations on in the trials' processes (``sislab.huge_pages``; the environment may say 0)
+    and tcmalloc preloaded into them where this machine has it (``sislab.host_allocator``; a
+    remote node without it runs on glibc, which the trial's tag says)."""
     os.environ.setdefault(TRAIN_POLL_ENV, TRAIN_POLL_S)
     stop_tune_credential_propagation()
     default_huge_pages()
     propagate_to_trials(THP_ENV)
+    set_for_trials(trial_environment(), replacing=TRIAL_VARIABLES)
 
 
 def reuse_trial_actors(spec: Spec) -> bool:

@@ -19,3 +19,18 @@ def propagate_to_trials(*names: str) -> None:
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) | set(names)
+
+
+def set_for_trials(values: dict[str, str], replacing: tuple[str, ...] = ()) -> None:
+    """Give every trainable's runtime env ``values`` (after dropping ``replacing``, what an
+    earlier sweep of this process may have set), whether or not this process has them.
+
+    For variables this process must not run with itself (``LD_PRELOAD``: it would preload into
+    every program the driver starts, the local Ray cluster's included). Tune starts its runtime
+    envs from a module-level dict of defaults, read like the list above: call before
+    ``Tuner.fit``.
+    """
+    from ray.tune.execution import class_cache
+
+    kept = {k: v for k, v in class_cache.DEFAULT_ENV_VARS.items() if k not in replacing}
+    class_cache.DEFAULT_ENV_VARS = {**kept, **values}

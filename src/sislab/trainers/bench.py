@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel
 
 from sislab.datasets.presets import preset_geometry
+from sislab.host_allocator import allocator_in_use
 from sislab.huge_pages import huge_pages_note
 from sislab.models.geometry import DatasetGeometry
 from sislab.models.losses.perceptual import vgg19_features
@@ -48,6 +49,7 @@ class TrainBench:
     vgg_weights: str
     channels_last: bool
     compile: bool
+    host_allocator: str
     reuse_host_memory: bool
     huge_pages: str
     model: dict
@@ -123,7 +125,9 @@ def bench_train(
             process-wide, so a process that once ran with it keeps it; reported resolved.
             Torch's huge pages (``sislab.huge_pages``) are what this process's environment
             said when torch started (``sislab bench`` turns them on unless
-            ``THP_MEM_ALLOC_ENABLE=0``); reported as ``huge_pages``.
+            ``THP_MEM_ALLOC_ENABLE=0``); reported as ``huge_pages``. The process's malloc
+            is reported as ``host_allocator`` (``sislab bench train`` re-executes itself with
+            tcmalloc where installed, as a trial's workers run: ``sislab.host_allocator``).
         device: cpu or cuda (default: cuda when available).
         model_config: The method's config (default: its defaults).
 
@@ -166,7 +170,8 @@ def bench_train(
     return TrainBench(
         method_name, dataset, geometry.height, geometry.width, batch_size, str(target),
         train.precision, median, times, peak, kind, "random (timing only)",
-        train.channels_last, train.compile, reuses_host_memory(train), huge_pages_note(),
+        train.channels_last, train.compile, allocator_in_use(), reuses_host_memory(train),
+        huge_pages_note(),
         config.model_dump(mode="json"), gflop, achieved,
         None if device_peak is None else achieved / device_peak[0],
         None if device_peak is None else device_peak[0],

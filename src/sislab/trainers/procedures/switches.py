@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sislab.host_allocator import allocator_in_use
 from sislab.huge_pages import huge_pages_in_effect, huge_pages_note
 from sislab.spec.models import TrainSpec
 
@@ -29,14 +30,16 @@ def configure_backends(device: torch.device, train: TrainSpec) -> None:
 
 
 def reuses_host_memory(train: TrainSpec) -> bool:
-    """``train.reuse_host_memory`` resolved for this process: ``auto`` keeps freed memory only
-    where torch's huge pages are not in effect (``sislab.huge_pages``). With them, a freed
-    buffer handed back to the kernel faults in again 2 MB at a time, without the heap's
-    fragmentation (SPADE 256x512: 3.9-4.0 against 4.4-4.8 GB peak RSS). As fast as kept memory
-    on an Intel Xeon VM; on an AMD EPYC VM and on an Intel Xeon VM with AMX the faults made
-    SPADE's 256x512 step ~30% slower (docs/benchmarks.md), which is why ``true`` stays a choice."""
+    """``train.reuse_host_memory`` resolved for this process: ``auto`` tells glibc's malloc to
+    keep freed memory only where it is the process's allocator (tcmalloc keeps it by itself,
+    ``sislab.host_allocator``) and torch's huge pages are not in effect (``sislab.huge_pages``).
+    With them, a freed buffer handed back to the kernel faults in again 2 MB at a time, without
+    the heap's fragmentation (SPADE 256x512: 3.9-4.0 against 4.4-4.8 GB peak RSS). As fast as
+    kept memory on an Intel Xeon VM; on an AMD EPYC VM and on an Intel Xeon VM with AMX the
+    faults made SPADE's 256x512 step ~30% slower (docs/benchmarks.md), which is why ``true``
+    stays a choice."""
     if train.reuse_host_memory == "auto":
-        return not huge_pages_in_effect()
+        return allocator_in_use() == "glibc" and not huge_pages_in_effect()
     return train.reuse_host_memory
 
 
@@ -81,6 +84,7 @@ def switch_notes(train: TrainSpec) -> dict[str, str]:
     return {
         "sislab.speed_switches": f"precision={train.precision} "
         f"channels_last={train.channels_last} compile={train.compile} "
+        f"host_allocator={allocator_in_use()} "
         f"reuse_host_memory={reuses_host_memory(train)} huge_pages={huge_pages_note()}"
     }
 

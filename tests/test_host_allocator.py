@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -21,6 +19,7 @@ from sislab.host_allocator import (
     tcmalloc_library,
     trial_environment,
 )
+from tests.malloc_probe import RELEASED_FAULTS, allocator_and_faults
 
 _TCMALLOC_LINE = (
     "7f1c2a000000-7f1c2a021000 r-xp 00000000 fe:01 1234 "
@@ -91,35 +90,12 @@ def test_reexecution_happens_once_and_children_get_the_original_preload(found, m
     assert PRELOAD_ENV not in os.environ
 
 
-# Frees and reallocates 64 MB four times; prints the allocator and the minor page faults. The
-# process's global malloc, as torch gets it (a handle on libc.so.6 would reach glibc's own).
-_PROBE = """
-import ctypes, json, resource
-from sislab.host_allocator import allocator_in_use
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-def round_trip():
-    block = libc.malloc(2**26)
-    ctypes.memset(block, 1, 2**26)
-    libc.free(ctypes.c_void_p(block))
-round_trip()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
-    round_trip()
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps([allocator_in_use(), faults]))
-"""
-
-
 def test_a_preloaded_process_runs_on_tcmalloc_and_keeps_freed_memory() -> None:
     if tcmalloc_library() is None:
         pytest.skip("libtcmalloc_minimal.so.4 not installed (make host-libs installs it)")
     base = {k: v for k, v in os.environ.items() if k not in (PRELOAD_ENV, ALLOCATOR_ENV)}
-    runs = {}
-    for name, extra in (("glibc", {}), ("tcmalloc", trial_environment())):
-        out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
-                             check=True, env={**base, **extra})  # fmt: skip
-        runs[name] = json.loads(out.stdout)
-    assert runs["glibc"][0] == "glibc" and runs["tcmalloc"][0] == "tcmalloc"
-    assert runs["glibc"][1] >= 0.9 * 4 * 2**26 // 4096  # glibc unmaps it: 16k faults a round
-    assert runs["tcmalloc"][1] < runs["glibc"][1] / 20  # tcmalloc hands the same pages back
+    glibc = allocator_and_faults(env=base)
+    tcmalloc = allocator_and_faults(env={**base, **trial_environment()})
+    assert glibc[0] == "glibc" and tcmalloc[0] == "tcmalloc"
+    assert glibc[1] >= 0.9 * RELEASED_FAULTS  # glibc unmaps each round: 16k faults a round
+    assert tcmalloc[1] < glibc[1] / 20  # tcmalloc hands the same pages back

@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import os
 
 import torch
+from tests.malloc_probe import RELEASED_FAULTS, allocator_and_faults
 
 from sislab import huge_pages
+from sislab.host_allocator import ALLOCATOR_ENV, PRELOAD_ENV
 from sislab.huge_pages import THP_ENV
 from sislab.spec.models import TrainSpec
 from sislab.trainers.procedures import switches
 
-# Allocates (glibc's malloc), fills and frees 64 MB five times; prints the minor page faults of
-# the last four rounds (the first one faults its pages in either way).
-_PROBE = """
-import ctypes, json, resource, sys
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-if sys.argv[1] == "keep":
-    from sislab.trainers.procedures.switches import keep_freed_host_memory
-    assert keep_freed_host_memory()
-def round_trip():
-    block = libc.malloc(2**26)
-    ctypes.memset(block, 1, 2**26)
-    libc.free(ctypes.c_void_p(block))
-round_trip()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
-    round_trip()
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
-"""
-
-
-def _faults(mode: str) -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout)
-
 
 def test_kept_memory_is_reused_without_page_faults() -> None:
-    released, kept = _faults("release"), _faults("keep")
-    assert released >= 0.9 * 4 * 2**26 // 4096  # every round faults its 16k pages in again
-    assert kept < released / 20
+    env = {k: v for k, v in os.environ.items() if k not in (PRELOAD_ENV, ALLOCATOR_ENV)}
+    released = allocator_and_faults("release", env)
+    kept = allocator_and_faults("keep", env)
+    assert released[0] == kept[0] == "glibc"
+    assert released[1] >= 0.9 * RELEASED_FAULTS  # every round faults its 16k pages in again
+    assert kept[1] < released[1] / 20
 
 
 def test_procedures_apply_the_switch(monkeypatch) -> None:

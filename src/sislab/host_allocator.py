@@ -6,13 +6,15 @@ told to keep freed memory (``train.reuse_host_memory``) it fragments its heap in
 256x512 fp32: 4.6 GB peak RSS against 3.7-4.0 GB). tcmalloc keeps freed spans for reuse without
 that fragmentation: on a 2-core Intel Xeon with AMX, SPADE's 256x512 step took 10.3-11.1 s with
 tcmalloc against 14.8-16.8 s with glibc's huge-page faults and 11.3 s with glibc keeping its
-memory, at 3.7 GB peak RSS against 3.9-4.0 and 4.6 GB (docs/benchmarks.md, "tcmalloc"). gperftools' ``libtcmalloc_minimal`` (Debian/Ubuntu package
-``libtcmalloc-minimal4``) is the one used: it has no dependencies beyond the C++ runtime.
+memory, at 3.7 GB peak RSS against 3.9-4.0 and 4.6 GB (docs/benchmarks.md, "tcmalloc").
+gperftools' ``libtcmalloc_minimal`` (Debian/Ubuntu package ``libtcmalloc-minimal4``) is the one
+used: it needs nothing beyond the C++ runtime.
 
 An allocator must be in place before the process's first allocation, so it is preloaded
-(``LD_PRELOAD``) into processes sislab starts: the Train workers of a sweep (through Tune's
-runtime env, like ``sislab.huge_pages``) and ``sislab bench train``/``trial`` (which re-execute
-themselves once). ``SISLAB_HOST_ALLOCATOR=glibc`` keeps glibc's malloc; where the library is not
+(``LD_PRELOAD``) into processes sislab starts: the Train processes of a sweep's trials (through
+Tune's runtime env, like ``sislab.huge_pages``) and the commands that time training steps in
+their own process, ``sislab bench train``/``trial``, ``estimate`` and ``run``, which re-execute
+themselves once. ``SISLAB_HOST_ALLOCATOR=glibc`` keeps glibc's malloc; where the library is not
 installed nothing is preloaded, and the run's ``sislab.speed_switches`` tag says which allocator
 each process had (:func:`allocator_in_use`).
 """

@@ -4,8 +4,11 @@ of kept host memory (glibc's settings, tcmalloc)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+from sislab.host_allocator import ALLOCATOR_ENV, PRELOAD_ENV
 
 BLOCK = 2**26
 ROUNDS = 4
@@ -38,11 +41,13 @@ RELEASED_FAULTS = ROUNDS * BLOCK // 4096
 
 
 def allocator_and_faults(
-    mode: str = "release", env: dict[str, str] | None = None
+    mode: str = "release", extra_env: dict[str, str] | None = None
 ) -> tuple[str, int]:
     """Run the probe (``mode`` ``keep``: glibc told to keep freed memory first) in a child with
-    ``env``; its allocator and minor page faults."""
+    this environment less any preload or allocator choice, plus ``extra_env``; its allocator and
+    minor page faults."""
+    env = {k: v for k, v in os.environ.items() if k not in (PRELOAD_ENV, ALLOCATOR_ENV)}
     out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True,
-                         check=True, env=env)  # fmt: skip
+                         check=True, env={**env, **(extra_env or {})})  # fmt: skip
     allocator, faults = json.loads(out.stdout)
     return allocator, faults

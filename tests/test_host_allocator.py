@@ -93,9 +93,8 @@ def test_reexecution_happens_once_and_children_get_the_original_preload(found, m
 def test_a_preloaded_process_runs_on_tcmalloc_and_keeps_freed_memory() -> None:
     if tcmalloc_library() is None:
         pytest.skip("libtcmalloc_minimal.so.4 not installed (make host-libs installs it)")
-    base = {k: v for k, v in os.environ.items() if k not in (PRELOAD_ENV, ALLOCATOR_ENV)}
-    glibc = allocator_and_faults(env=base)
-    tcmalloc = allocator_and_faults(env={**base, **trial_environment()})
+    glibc = allocator_and_faults()
+    tcmalloc = allocator_and_faults(extra_env=trial_environment())
     assert glibc[0] == "glibc" and tcmalloc[0] == "tcmalloc"
     assert glibc[1] >= 0.9 * RELEASED_FAULTS  # glibc unmaps each round: 16k faults a round
     assert tcmalloc[1] < glibc[1] / 20  # tcmalloc hands the same pages back

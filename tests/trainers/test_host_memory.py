@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 from tests.malloc_probe import RELEASED_FAULTS, allocator_and_faults
 
 from sislab import huge_pages
-from sislab.host_allocator import ALLOCATOR_ENV, PRELOAD_ENV
 from sislab.huge_pages import THP_ENV
 from sislab.spec.models import TrainSpec
 from sislab.trainers.procedures import switches
 
 
 def test_kept_memory_is_reused_without_page_faults() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in (PRELOAD_ENV, ALLOCATOR_ENV)}
-    released = allocator_and_faults("release", env)
-    kept = allocator_and_faults("keep", env)
+    released = allocator_and_faults("release")
+    kept = allocator_and_faults("keep")
     assert released[0] == kept[0] == "glibc"
     assert released[1] >= 0.9 * RELEASED_FAULTS  # every round faults its 16k pages in again
     assert kept[1] < released[1] / 20
@@ -35,6 +31,7 @@ def test_procedures_apply_the_switch(monkeypatch) -> None:
 def test_auto_keeps_freed_memory_only_without_huge_pages(monkeypatch) -> None:
     calls = []
     monkeypatch.setattr(switches, "keep_freed_host_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(switches, "allocator_in_use", lambda: "glibc")  # whatever runs pytest
     assert TrainSpec().reuse_host_memory == "auto"  # the default
     cases = (("1", "madvise", "on", False), ("0", "madvise", "off", True),
              ("1", "never", "on (kernel: never)", True))  # fmt: skip

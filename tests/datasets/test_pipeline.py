@@ -280,6 +280,50 @@ def test_a_trial_driver_in_a_placement_group_fills_the_cache_outside_it(synth_sh
         remove_placement_group(group)
 
 
+def _fill_tasks(since: float, count: int) -> list[dict]:
+    """The decode tasks Ray's timeline shows starting after ``since``, once ``count`` of them
+    are there (workers report task events about once a second)."""
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + 60
+    while True:
+        tasks = [
+            e
+            for e in ray.timeline()
+            if e.get("ph") == "X"
+            and e.get("cat", "").startswith("task::MapBatches(_ReadAndDecode)")
+            and e["ts"] / 1e6 >= since
+        ]
+        if len(tasks) >= count or time.monotonic() > deadline:
+            return sorted(tasks, key=lambda e: e["ts"])
+        time.sleep(0.2)
+
+
+def test_the_cache_fill_decodes_its_shards_at_once(tmp_path):
+    import time
+
+    from sislab.datasets.pipeline import split_dataset
+    from sislab.datasets.synthetic import parse_synthetic_uri
+    from sislab.datasets.synthetic_writer import write_synthetic
+    from sislab.datasets.warm_up import warm_up
+
+    params = parse_synthetic_uri("synthetic://shapes?size=256&classes=4&num=64&val=2&seed=2")
+    manifest = write_synthetic(resolve(str(tmp_path)), params, target_bytes=3_000_000)
+    assert len(manifest.splits["train"].shards) == 2  # ~80 ms of decoding each
+    spec = DatasetSpec(uri=str(tmp_path), flip=False)
+    warm_up()  # a worker process per CPU, as every new local Ray of sislab has
+    since = time.time()
+    ds = split_dataset(spec, "train", (256, 256), train=False, seed=0, cache=True)
+    assert ds.count() == 64
+    # Ray Data's zero budget of an execution's first second would run them one after the other.
+    first, second = _fill_tasks(since, 2)
+    assert second["ts"] < first["ts"] + first["dur"]
+    # The materialized split streams its epochs under Ray Data's budget again.
+    assert ds.context.op_resource_reservation_enabled
+
+
 def test_auto_caches_what_the_trials_at_once_fit_in_the_object_store(synth_shards, monkeypatch):
     import ray
 

@@ -357,8 +357,30 @@ def split_dataset(
             compute=ray.data.TaskPoolStrategy(size=min(len(items), _cluster_cpus())),
         )
     if cache:
-        ds = ds.materialize()
+        ds = fill_cache(ds)
     return ds.randomize_block_order(seed=seed) if train else ds
+
+
+def fill_cache(ds: Any) -> Any:
+    """``ds.materialize()`` without Ray Data's per-operator resource budget, which is then
+    restored on the materialized dataset (so its epochs stream under the budget as before).
+
+    Ray Data 2.60 budgets an execution with what its autoscaling coordinator has reserved for it;
+    it asks without blocking, answers from a cache that stays empty until the reply arrives, and
+    refreshes that answer once a second, so for the first second of every execution the budget is
+    zero and the fill decodes one shard at a time on one core. A fill keeps every block it makes,
+    so the budget has nothing to hold back; the tasks at once stay capped by the operator's
+    ``TaskPoolStrategy`` (one per CPU) and by the CPUs Ray schedules them on.
+    """
+    context = ds.context
+    budgeted = context.op_resource_reservation_enabled
+    context.op_resource_reservation_enabled = False
+    try:
+        filled = ds.materialize()
+    finally:
+        context.op_resource_reservation_enabled = budgeted
+    filled.context.op_resource_reservation_enabled = budgeted
+    return filled
 
 
 def _cluster_cpus() -> int:

@@ -135,3 +135,22 @@ def test_wrong_layout_names_what_is_missing(tmp_path):
 
     with pytest.raises(DataError, match="leftImg8bit"):
         convert(FORMATS["cityscapes"], tmp_path, str(tmp_path / "dst"))
+
+
+def test_a_small_split_is_planned_as_at_least_eight_shards_of_a_row_group(tmp_path):
+    from sislab.datasets.converters.base import Sample, _plan
+    from sislab.datasets.shards import MIN_SHARD_ROWS, MIN_SHARDS
+
+    image = tmp_path / "a.png"
+    image.write_bytes(b"x" * 1000)
+
+    def samples(n: int) -> list[Sample]:
+        return [Sample(f"k{i}", str(image), str(image)) for i in range(n)]
+
+    # 1 MB of source in all: far under the 128 MB target, cut by rows alone.
+    assert [len(g) for g in _plan(samples(512), 128 * 2**20)] == [64] * MIN_SHARDS
+    assert [len(g) for g in _plan(samples(1000), 128 * 2**20)] == [125] * 8
+    assert [len(g) for g in _plan(samples(100), 128 * 2**20)] == [MIN_SHARD_ROWS, 36]
+    assert [len(g) for g in _plan(samples(40), 128 * 2**20)] == [40]
+    # The byte target still cuts first where it is smaller.
+    assert [len(g) for g in _plan(samples(10), 4000)] == [2, 2, 2, 2, 2]

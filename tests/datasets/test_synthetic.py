@@ -53,6 +53,14 @@ def test_uri_parsing():
         parse_synthetic_uri("synthetic://shapes?size=big")
 
 
+def test_a_small_split_is_written_as_eight_shards(tmp_path):
+    # 512 rows of 16x16 are a few hundred kB: one shard by the byte target, eight by rows.
+    params = parse_synthetic_uri("synthetic://shapes?size=16&classes=3&num=512&val=2&seed=7")
+    manifest = write_synthetic(resolve(str(tmp_path)), params)
+    assert [s.rows for s in manifest.splits["train"].shards] == [64] * 8
+    assert [s.rows for s in manifest.splits["val"].shards] == [2]
+
+
 def test_written_shards_equal_render(tmp_path):
     params = parse_synthetic_uri("synthetic://shapes?size=16&classes=3&num=5&val=2&seed=7")
     write_synthetic(resolve(str(tmp_path)), params, target_bytes=2000)

@@ -36,7 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     conv.add_argument("src", type=Path, help="root of the official download")
     conv.add_argument("dst", help="destination folder or s3://bucket/prefix")
-    conv.add_argument("--shard-mb", type=float, default=128.0, help="source MB per shard")
+    conv.add_argument(
+        "--shard-mb",
+        type=float,
+        default=128.0,
+        help="source MB per shard at most (splits are also cut "
+        "into at least 8 shards of at least 64 rows)",
+    )
     conv.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes (0: in this process)"
     )
@@ -51,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, required=True, help="seed of classes and layouts")
     synth.add_argument("--val", type=int, default=16, help="val rows")
     synth.add_argument("--variation", type=float, default=0.5, help="intra-class variation 0..1")
-    synth.add_argument("--shard-mb", type=float, default=128.0, help="payload MB per shard")
+    synth.add_argument(
+        "--shard-mb",
+        type=float,
+        default=128.0,
+        help="payload MB per shard at most (splits are also cut "
+        "into at least 8 shards of at least 64 rows)",
+    )
     _storage_args(synth)
     synth.set_defaults(handler=_synth)
 

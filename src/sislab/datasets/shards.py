@@ -31,6 +31,17 @@ SCHEMA = pa.schema(
 )
 DEFAULT_TARGET_BYTES = 128 * 1024 * 1024
 _ROW_GROUP_ROWS = 64
+# One Ray Data task reads and decodes one shard, so a split written as one shard (every split
+# under DEFAULT_TARGET_BYTES) decodes on one core. Splits are cut into at least this many shards
+# of at least a row group each, whatever their size in bytes.
+MIN_SHARDS = 8
+MIN_SHARD_ROWS = _ROW_GROUP_ROWS
+
+
+def shard_rows(rows: int) -> int:
+    """Most rows in one shard of a split of ``rows`` rows: at least ``MIN_SHARDS`` shards (so as
+    many tasks can decode the split at once), none of fewer than ``MIN_SHARD_ROWS`` rows."""
+    return max(MIN_SHARD_ROWS, -(-rows // MIN_SHARDS))
 
 
 @dataclass(frozen=True)
@@ -80,13 +91,15 @@ def write_shard(location: Location, split: str, index: int, rows: list[Row]) -> 
 
 
 class ShardWriter:
-    """Append rows to a split and cut a new shard whenever the payload reaches a target size.
+    """Append rows to a split and cut a new shard whenever the payload reaches a target size
+    or the rows a limit.
 
     Args:
         location: Dataset root.
         split: Split name (the shard folder).
         target_bytes: Payload bytes per shard (the last shard may be smaller).
         first_index: Number of the first shard written.
+        max_rows: Rows per shard at most (``shard_rows`` of the split's rows; None: no limit).
     """
 
     def __init__(
@@ -95,20 +108,23 @@ class ShardWriter:
         split: str,
         target_bytes: int = DEFAULT_TARGET_BYTES,
         first_index: int = 0,
+        max_rows: int | None = None,
     ) -> None:
         self.location = location
         self.split = split
         self.target_bytes = target_bytes
+        self.max_rows = max_rows
         self.index = first_index
         self.shards: list[ShardInfo] = []
         self._rows: list[Row] = []
         self._bytes = 0
 
     def add(self, row: Row) -> None:
-        """Buffer one row; writes a shard when the buffer reaches ``target_bytes``."""
+        """Buffer one row; writes a shard when the buffer reaches ``target_bytes`` or
+        ``max_rows``."""
         self._rows.append(row)
         self._bytes += row.nbytes
-        if self._bytes >= self.target_bytes:
+        if self._bytes >= self.target_bytes or len(self._rows) == self.max_rows:
             self.flush()
 
     def flush(self) -> None:

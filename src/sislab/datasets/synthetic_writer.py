@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from sislab.datasets.manifest import ClassInfo, Manifest, SplitInfo, save_manifest
-from sislab.datasets.shards import DEFAULT_TARGET_BYTES, Row, ShardWriter
+from sislab.datasets.shards import DEFAULT_TARGET_BYTES, Row, ShardWriter, shard_rows
 from sislab.datasets.storage import Location
 from sislab.datasets.synthetic import SyntheticParams, class_families, render_sample_with_instances
 
@@ -55,7 +55,7 @@ def write_synthetic(
         indices = params.split_range(split)
         if not len(indices):
             continue
-        writer = ShardWriter(location, split, target_bytes)
+        writer = ShardWriter(location, split, target_bytes, max_rows=shard_rows(len(indices)))
         for index in indices:
             image, label, instance = render_sample_with_instances(
                 index,

@@ -24,7 +24,7 @@ import numpy as np
 from sislab.datasets.classes import load_table
 from sislab.datasets.manifest import Manifest, ShardInfo, SplitInfo, save_manifest
 from sislab.datasets.preprocess import decode_sample
-from sislab.datasets.shards import DEFAULT_TARGET_BYTES, Row, shard_path, write_shard
+from sislab.datasets.shards import DEFAULT_TARGET_BYTES, Row, shard_path, shard_rows, write_shard
 from sislab.datasets.storage import Location, StorageOptions, exists, read_bytes, resolve
 from sislab.datasets.storage import write_bytes as _write
 from sislab.errors import DataError
@@ -112,10 +112,11 @@ def make_row(fmt: DatasetFormat, sample: Sample, valid_ids: np.ndarray, has_inst
 def _plan(samples: list[Sample], target_bytes: int) -> list[list[Sample]]:
     groups: list[list[Sample]] = [[]]
     size = 0
+    max_rows = shard_rows(len(samples))
     for s in samples:
         groups[-1].append(s)
         size += s.source_bytes()
-        if size >= target_bytes:
+        if size >= target_bytes or len(groups[-1]) == max_rows:
             groups.append([])
             size = 0
     return [g for g in groups if g]

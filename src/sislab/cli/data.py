@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=128.0,
         help="source MB per shard at most (splits are also cut "
-        "into at least 8 shards of at least 64 rows)",
+        "every max(64, rows / 8) rows: 8 shards or more from 512 rows)",
     )
     conv.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes (0: in this process)"
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=128.0,
         help="payload MB per shard at most (splits are also cut "
-        "into at least 8 shards of at least 64 rows)",
+        "every max(64, rows / 8) rows: 8 shards or more from 512 rows)",
     )
     _storage_args(synth)
     synth.set_defaults(handler=_synth)

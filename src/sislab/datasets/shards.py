@@ -32,15 +32,16 @@ SCHEMA = pa.schema(
 DEFAULT_TARGET_BYTES = 128 * 1024 * 1024
 _ROW_GROUP_ROWS = 64
 # One Ray Data task reads and decodes one shard, so a split written as one shard (every split
-# under DEFAULT_TARGET_BYTES) decodes on one core. Splits are cut into at least this many shards
-# of at least a row group each, whatever their size in bytes.
+# under DEFAULT_TARGET_BYTES) decodes on one core. A split of MIN_SHARDS row groups or more is
+# cut into at least MIN_SHARDS shards whatever its size in bytes; no shard but a split's last is
+# under a row group.
 MIN_SHARDS = 8
 MIN_SHARD_ROWS = _ROW_GROUP_ROWS
 
 
 def shard_rows(rows: int) -> int:
-    """Most rows in one shard of a split of ``rows`` rows: at least ``MIN_SHARDS`` shards (so as
-    many tasks can decode the split at once), none of fewer than ``MIN_SHARD_ROWS`` rows."""
+    """Most rows in one shard of a split of ``rows`` rows: ``MIN_SHARDS`` shards or more (so as
+    many tasks can decode the split at once) where each still holds ``MIN_SHARD_ROWS`` rows."""
     return max(MIN_SHARD_ROWS, -(-rows // MIN_SHARDS))
 
 

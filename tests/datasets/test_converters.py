@@ -137,7 +137,7 @@ def test_wrong_layout_names_what_is_missing(tmp_path):
         convert(FORMATS["cityscapes"], tmp_path, str(tmp_path / "dst"))
 
 
-def test_a_small_split_is_planned_as_at_least_eight_shards_of_a_row_group(tmp_path):
+def test_a_split_is_planned_in_shards_of_an_eighth_of_its_rows_and_at_least_a_row_group(tmp_path):
     from sislab.datasets.converters.base import Sample, _plan
     from sislab.datasets.shards import MIN_SHARD_ROWS, MIN_SHARDS
 

@@ -45,6 +45,8 @@ TINY: dict[str, dict[str, Any]] = {
     "oasis": {"ngf": 4, "ndf": 4, "spade_hidden": 8, "z_dim": 4},
     "clade": {"ngf": 4, "ndf": 4, "num_d": 1, "n_layers_d": 2},
 }  # fmt: skip
+# MulNet's generator ends with fusion layers (convs and leaky ReLUs) before the last activation.
+TINY["groupdnet-mulnet"] = {**TINY["groupdnet"], "variant": "mulnet"}
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
 
 
@@ -371,6 +373,55 @@ def test_fused_modulation_trains_as_autograds_chain(case: str) -> None:
         for key in losses_old:
             assert torch.equal(losses_new[key], losses_old[key]), (step, key)
     assert fused_calls  # the fused path ran
+    for name, net in _networks(new).items():
+        old_params = dict(_networks(old)[name].named_parameters())
+        for key, value in net.named_parameters():
+            if id(value) in grads_new:
+                assert torch.equal(grads_new[id(value)], grads_old[id(old_params[key])]), key
+        old_state = _networks(old)[name].state_dict()
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, old_state[key]), (name, key)
+
+
+def _saved_bytes_of_a_step(procedure, batch) -> int:
+    """Bytes of the distinct storages autograd saves during one train step (weights aside)."""
+    weights = {p.untyped_storage().data_ptr() for p in procedure.generator.parameters()}
+    weights |= {p.untyped_storage().data_ptr() for p in procedure.discriminator.parameters()}
+    # Held until the count: a freed storage's address is reused by later ones.
+    saved: dict[int, torch.Tensor] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.untyped_storage().data_ptr() not in weights:
+            saved[t.untyped_storage().data_ptr()] = t
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        procedure.train_step(batch)
+    return sum(t.untyped_storage().nbytes() for t in saved.values())
+
+
+@pytest.mark.parametrize(
+    "case", ["spade", "spade-vae", "groupdnet", "groupdnet-mulnet", "oasis", "scgan"]
+)
+def test_in_place_leaky_relus_train_bit_for_bit_as_out_of_place_ones(case: str) -> None:
+    # The leaky ReLUs after a conv or a norm, and the generators' last one (on the last block's
+    # residual sum), run in place: their input is saved by no one, so autograd keeps their
+    # result (which the next conv keeps anyway) instead of the input, a second tensor.
+    plain = torch.nn.functional.leaky_relu
+
+    def out_of_place(x, negative_slope=0.01, inplace=False):
+        return plain(x, negative_slope)
+
+    new, old = _procedure(case), _procedure(case)
+    batch = synthetic_batch(GEOMETRY, 2, torch.device("cpu"))
+    grads_new, grads_old = _record_gradients(new), _record_gradients(old)
+    torch.manual_seed(10)
+    saved_new = _saved_bytes_of_a_step(new, batch)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.functional, "leaky_relu", out_of_place)
+        torch.manual_seed(10)
+        saved_old = _saved_bytes_of_a_step(old, batch)
+    assert saved_new < saved_old
     for name, net in _networks(new).items():
         old_params = dict(_networks(old)[name].named_parameters())
         for key, value in net.named_parameters():

@@ -18,7 +18,7 @@ def _conv_in_lrelu(
     conv = nn.Conv2d(fin, fout, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
     if use_spectral_norm:
         conv = spectral_norm(conv)
-    return nn.Sequential(conv, nn.InstanceNorm2d(fout, affine=False), nn.LeakyReLU(0.2))
+    return nn.Sequential(conv, nn.InstanceNorm2d(fout, affine=False), nn.LeakyReLU(0.2, True))
 
 
 class FPSEDiscriminator(nn.Module):

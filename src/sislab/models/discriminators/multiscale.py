@@ -38,7 +38,7 @@ class NLayerDiscriminator(nn.Module):
         nf = ndf
         stages: list[nn.Sequential] = [
             nn.Sequential(
-                nn.Conv2d(input_nc, nf, KERNEL, stride=2, padding=PADDING), nn.LeakyReLU(0.2)
+                nn.Conv2d(input_nc, nf, KERNEL, stride=2, padding=PADDING), nn.LeakyReLU(0.2, True)
             )
         ]
         for n in range(1, n_layers):
@@ -48,7 +48,7 @@ class NLayerDiscriminator(nn.Module):
             if use_spectral_norm:
                 conv = spectral_norm(conv)
             stages.append(
-                nn.Sequential(conv, nn.InstanceNorm2d(nf, affine=False), nn.LeakyReLU(0.2))
+                nn.Sequential(conv, nn.InstanceNorm2d(nf, affine=False), nn.LeakyReLU(0.2, True))
             )
         stages.append(nn.Sequential(nn.Conv2d(nf, 1, KERNEL, stride=1, padding=PADDING)))
         self.stages = nn.ModuleList(stages)

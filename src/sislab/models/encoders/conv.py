@@ -67,7 +67,7 @@ class ConvEncoder(nn.Module):
                 x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
             )
         for layer in self.layers:
-            x = F.leaky_relu(layer(x), 0.2)
+            x = F.leaky_relu(layer(x), 0.2, inplace=True)
         x = x.flatten(1)
         return self.fc_mu(x), self.fc_var(x)
 

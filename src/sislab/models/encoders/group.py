@@ -161,7 +161,7 @@ class GroupEncoder(nn.Module):
         """Return ``(mu, logvar)`` of every class's latent, (B, C, 8, h, w) each."""
         x = self.encoder_input(image, semantics)
         for layer in self.layers:
-            x = F.leaky_relu(layer(x), 0.2)
+            x = F.leaky_relu(layer(x), 0.2, inplace=True)
         mu, logvar = self.fc_mu(x), self.fc_var(x)
         if not self.latent_is_map:
             # P-GDN supp. D: global average pooling at the end of E instead of maps.

@@ -111,7 +111,7 @@ class GroupDGenerator(nn.Module):
         fusion: list[nn.Module] = []
         for _ in range(fusion_layers):
             conv = nn.Conv2d(final, final, 3, padding=1)
-            fusion += [spectral_norm(conv) if use_spectral_norm else conv, nn.LeakyReLU(0.2)]
+            fusion += [spectral_norm(conv) if use_spectral_norm else conv, nn.LeakyReLU(0.2, True)]
         self.fusion = nn.Sequential(*fusion)
         self.conv_img = nn.Conv2d(final, 3, 3, padding=1)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
@@ -154,7 +154,10 @@ class GroupDGenerator(nn.Module):
                 x = self.up(x)
             x = getattr(self, name)(x, seg)
         x = self.fusion(x)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        # In place on the last block's residual sum, which nothing saves (autograd then keeps
+        # the result, conv_img's input, once); not on the fusion's last activation, which does.
+        x = F.leaky_relu(x, 0.2, inplace=len(self.fusion) == 0)
+        return torch.tanh(self.conv_img(x))
 
 
 def num_stages(upsampling: UpsamplingMode) -> int:

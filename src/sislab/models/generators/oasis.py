@@ -140,4 +140,4 @@ class OasisGenerator(nn.Module):
             x = block(x, seg)
             if i < len(self.body) - 1:
                 x = self.up(x)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2, inplace=True)))

@@ -123,4 +123,4 @@ class SemanticRenderGenerator(nn.Module):
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             previous_stage = stage
             x = block(x, conv_vectors[stage], norm_vectors[stage], semantics)
-        return F.hardtanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        return F.hardtanh(self.conv_img(F.leaky_relu(x, 0.2, inplace=True)))

@@ -168,16 +168,16 @@ class SemanticVectorGenerator(nn.Module):
         stages = [
             nn.Sequential(
                 _conv3x3(semantic_nc, widths[0], use_spectral_norm),
-                nn.LeakyReLU(0.2),
+                nn.LeakyReLU(0.2, True),
                 _conv3x3(widths[0], widths[0], use_spectral_norm),
             )
         ]
         for fin, fout in itertools.pairwise(widths):
             stages.append(
                 nn.Sequential(
-                    nn.LeakyReLU(0.2),
+                    nn.LeakyReLU(0.2, True),
                     _conv3x3(fin + semantic_nc, fout, use_spectral_norm),
-                    nn.LeakyReLU(0.2),
+                    nn.LeakyReLU(0.2, True),
                     _conv3x3(fout, fout, use_spectral_norm),
                 )
             )
@@ -187,7 +187,7 @@ class SemanticVectorGenerator(nn.Module):
         )
         self.to_rgb = nn.Sequential(
             nn.Conv2d(nrf, nrf // 2, 3, padding=1),
-            nn.LeakyReLU(0.2),
+            nn.LeakyReLU(0.2, True),
             nn.Conv2d(nrf // 2, 3, 3, padding=1),
             nn.Hardtanh(),
         )

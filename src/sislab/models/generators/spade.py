@@ -202,4 +202,4 @@ class SpadeGenerator(nn.Module):
         x = self.up_3(self.up(x), seg)
         if self.upsampling == "most":
             x = self.up_4(self.up(x), seg)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2, inplace=True)))

@@ -21,7 +21,6 @@ from mlflow.tracking import MlflowClient
 
 from sislab.trainers.run_params import MAX_PARAM_CHARS, flatten, param_text
 from sislab.trainers.scratch import ScratchDir
-from sislab.trainers.thread_priority import lower_this_thread
 
 logger = logging.getLogger(__name__)
 
@@ -285,8 +284,6 @@ class MlflowTracker:
         return done
 
     def _run(self) -> None:
-        # Its bursts (an epoch's grid and records) run beside the next epoch's first steps.
-        lower_this_thread()
         backoff, failing = self.retry_backoff_s, 0
         while not self._closed:
             self._wake.wait(timeout=self.flush_every_s)

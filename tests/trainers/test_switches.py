@@ -117,6 +117,18 @@ def _record_gradients(procedure) -> dict[int, torch.Tensor]:
     return seen
 
 
+def _assert_bit_identical(new, old, grads_new, grads_old) -> None:
+    """Every recorded gradient and every weight and buffer of ``new`` equals ``old``'s exactly."""
+    for name, net in _networks(new).items():
+        old_params = dict(_networks(old)[name].named_parameters())
+        for key, value in net.named_parameters():
+            if id(value) in grads_new:
+                assert torch.equal(grads_new[id(value)], grads_old[id(old_params[key])]), key
+        old_state = _networks(old)[name].state_dict()
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, old_state[key]), (name, key)
+
+
 def _assert_same_step(new, old, steps: int = 2, gradients: bool = True) -> None:
     """``steps`` train steps on one batch from one seed give equal losses, gradients, weights.
 
@@ -373,14 +385,7 @@ def test_fused_modulation_trains_as_autograds_chain(case: str) -> None:
         for key in losses_old:
             assert torch.equal(losses_new[key], losses_old[key]), (step, key)
     assert fused_calls  # the fused path ran
-    for name, net in _networks(new).items():
-        old_params = dict(_networks(old)[name].named_parameters())
-        for key, value in net.named_parameters():
-            if id(value) in grads_new:
-                assert torch.equal(grads_new[id(value)], grads_old[id(old_params[key])]), key
-        old_state = _networks(old)[name].state_dict()
-        for key, value in net.state_dict().items():
-            assert torch.equal(value, old_state[key]), (name, key)
+    _assert_bit_identical(new, old, grads_new, grads_old)
 
 
 def _saved_bytes_of_a_step(procedure, batch) -> int:
@@ -422,11 +427,4 @@ def test_in_place_leaky_relus_train_bit_for_bit_as_out_of_place_ones(case: str) 
         torch.manual_seed(10)
         saved_old = _saved_bytes_of_a_step(old, batch)
     assert saved_new < saved_old
-    for name, net in _networks(new).items():
-        old_params = dict(_networks(old)[name].named_parameters())
-        for key, value in net.named_parameters():
-            if id(value) in grads_new:
-                assert torch.equal(grads_new[id(value)], grads_old[id(old_params[key])]), key
-        old_state = _networks(old)[name].state_dict()
-        for key, value in net.state_dict().items():
-            assert torch.equal(value, old_state[key]), (name, key)
+    _assert_bit_identical(new, old, grads_new, grads_old)

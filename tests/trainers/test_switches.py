@@ -390,8 +390,11 @@ def test_fused_modulation_trains_as_autograds_chain(case: str) -> None:
 
 def _saved_bytes_of_a_step(procedure, batch) -> int:
     """Bytes of the distinct storages autograd saves during one train step (weights aside)."""
-    weights = {p.untyped_storage().data_ptr() for p in procedure.generator.parameters()}
-    weights |= {p.untyped_storage().data_ptr() for p in procedure.discriminator.parameters()}
+    weights = {
+        p.untyped_storage().data_ptr()
+        for net in _networks(procedure).values()
+        for p in net.parameters()
+    }
     # Held until the count: a freed storage's address is reused by later ones.
     saved: dict[int, torch.Tensor] = {}
 

@@ -7,7 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from sislab.models.convs.rank_one_sigma import weight_and_sigma
+from sislab.models.convs.rank_one_sigma import (
+    from_columns,
+    matrix_view,
+    to_columns,
+    weight_and_sigma,
+)
 
 # torch.nn.utils.spectral_norm defaults: one power iteration per training forward, eps 1e-12, and
 # 15 iterations at registration so that sigma is accurate from the first step.
@@ -34,35 +39,37 @@ class GroupedSpectralNorm(nn.Module):
         super().__init__()
         self.num_groups = weight.shape[0]
         self.num_iterations = num_iterations
-        matrix = self._as_matrix(weight.detach())
-        num_groups, rows, cols = matrix.shape
-        u = F.normalize(matrix.new_empty(num_groups, rows).normal_(), dim=1, eps=EPS)
-        v = F.normalize(matrix.new_empty(num_groups, cols).normal_(), dim=1, eps=EPS)
+        weight = weight.detach()
+        num_groups, rows = weight.shape[:2]
+        u = F.normalize(weight.new_empty(num_groups, rows).normal_(), dim=1, eps=EPS)
+        v = F.normalize(
+            weight.new_empty(num_groups, weight[0, 0].numel()).normal_(), dim=1, eps=EPS
+        )
         self.register_buffer("_u", u)
         self.register_buffer("_v", v)
-        self._power_iteration(matrix, NUM_INIT_ITERATIONS)
-
-    def _as_matrix(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight.reshape(self.num_groups, weight.shape[1], -1)
+        self._power_iteration(weight, NUM_INIT_ITERATIONS)
 
     @torch.no_grad()
-    def _power_iteration(self, matrix: torch.Tensor, num_iterations: int) -> None:
+    def _power_iteration(self, weight: torch.Tensor, num_iterations: int) -> None:
         # One matrix-vector product per group and direction (torch.mv on W_g and on its
         # transposed view), as torch.nn.utils.spectral_norm does per module: a batched bmm over
         # the transposed (G, cols, rows) view runs a strided batched GEMM ~5x slower on CPU.
-        u, v = list(self._u.unbind(0)), list(self._v.unbind(0))
-        for g, weight in enumerate(matrix.unbind(0)):
+        # Channels-last kernels are read in their memory order (rank_one_sigma.matrix_view), v
+        # reordered to match and back.
+        matrix = matrix_view(weight, self.num_groups, weight.shape[1])
+        u, v = list(self._u.unbind(0)), list(to_columns(self._v, weight).unbind(0))
+        for g, kernels in enumerate(matrix.unbind(0)):
             for _ in range(num_iterations):
-                v[g] = F.normalize(torch.mv(weight.t(), u[g]), dim=0, eps=EPS)
-                u[g] = F.normalize(torch.mv(weight, v[g]), dim=0, eps=EPS)
-        self._u, self._v = torch.stack(u), torch.stack(v)
+                v[g] = F.normalize(torch.mv(kernels.t(), u[g]), dim=0, eps=EPS)
+                u[g] = F.normalize(torch.mv(kernels, v[g]), dim=0, eps=EPS)
+        self._u, self._v = torch.stack(u), from_columns(torch.stack(v), weight)
 
     def weight_and_sigma(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weight alias, sigma)`` with ``sigma_g = u_g^T W_g v_g`` per group, shape ``(G,)``,
         after the power iteration (training mode); use the alias, so that the sigmas'
         gradients join the weight's (``rank_one_sigma.py``)."""
         if self.training:
-            self._power_iteration(self._as_matrix(weight.detach()), self.num_iterations)
+            self._power_iteration(weight.detach(), self.num_iterations)
         # Clones: the buffers are updated in place on the next forward, autograd must not see it.
         return weight_and_sigma(weight, self._u.clone(), self._v.clone())
 

@@ -21,12 +21,19 @@ the weight's in one pass (``rank_one_sigma.py``).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
-from sislab.models.convs.rank_one_sigma import weight_and_sigma
+from sislab.models.convs.rank_one_sigma import (
+    channels_last_kernel,
+    from_columns,
+    matrix_view,
+    to_columns,
+    weight_and_sigma,
+)
 
 
 class SpectralNorm(_SpectralNorm):
@@ -39,11 +46,26 @@ class SpectralNorm(_SpectralNorm):
     with sigma's gradient added into the weight's in one pass.
     """
 
-    def vectors(self, weight_mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(u, v)`` for this call: torch's power iteration in training mode, then clones (the
+    @torch.no_grad()
+    def power_iteration(self, weight: torch.Tensor) -> None:
+        """torch's power iteration on ``weight``'s ``u`` and ``v``, in place; a channels-last
+        kernel is read in its memory order (``rank_one_sigma.matrix_view``) instead of as
+        torch's flattened copy, ``u`` and ``v`` kept in torch's order (state dicts unchanged)."""
+        if self.dim != 0 or not channels_last_kernel(weight):
+            self._power_method(self._reshape_weight_to_matrix(weight), self.n_power_iterations)
+            return
+        matrix = matrix_view(weight, 1, weight.shape[0])[0]
+        for _ in range(self.n_power_iterations):
+            v = to_columns(self._v.unsqueeze(0), weight)[0]
+            F.normalize(torch.mv(matrix, v), dim=0, eps=self.eps, out=self._u)
+            v = from_columns(torch.mv(matrix.H, self._u).unsqueeze(0), weight)[0]
+            F.normalize(v, dim=0, eps=self.eps, out=self._v)
+
+    def vectors(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(u, v)`` for this call: the power iteration in training mode, then clones (the
         next call updates the buffers in place)."""
         if self.training:
-            self._power_method(weight_mat, self.n_power_iterations)
+            self.power_iteration(weight)
         u = self._u.clone(memory_format=torch.contiguous_format)
         v = self._v.clone(memory_format=torch.contiguous_format)
         return u, v
@@ -51,10 +73,9 @@ class SpectralNorm(_SpectralNorm):
     def weight_and_sigma(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weight alias, sigma)``: sigma is ``u^T W v`` as torch's forward computes it
         before dividing; use the alias, so that sigma's gradient joins the weight's."""
-        weight_mat = self._reshape_weight_to_matrix(weight)
-        u, v = self.vectors(weight_mat)
+        u, v = self.vectors(weight)
         if self.dim != 0:  # a transposed conv's matrix is a permuted copy, not a view
-            return weight, torch.vdot(u, torch.mv(weight_mat, v))
+            return weight, torch.vdot(u, torch.mv(self._reshape_weight_to_matrix(weight), v))
         alias, sigma = weight_and_sigma(weight, u.unsqueeze(0), v.unsqueeze(0))
         return alias, sigma.squeeze(0)
 

@@ -31,16 +31,14 @@ from sislab.models.convs.spectral_norm import SpectralNorm
 class _SpectralNormFromClones(SpectralNorm):
     """torch's spectral norm with the power iteration done by the pre-hook (``_refresh``)."""
 
-    def vectors(self, weight_mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        del weight_mat  # the pre-hook iterated and cloned
+    def vectors(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        del weight  # the pre-hook iterated and cloned
         return self._u_now, self._v_now
 
 
 def _refresh(plist: parametrize.ParametrizationList, norm: _SpectralNormFromClones) -> None:
     if norm.training:
-        with torch.no_grad():
-            weight_mat = norm._reshape_weight_to_matrix(plist.original)
-            norm._power_method(weight_mat, norm.n_power_iterations)
+        norm.power_iteration(plist.original)
     # New tensors, so that what an earlier call saved for its backward is never overwritten.
     norm._u_now = norm._u.clone(memory_format=torch.contiguous_format)
     norm._v_now = norm._v.clone(memory_format=torch.contiguous_format)

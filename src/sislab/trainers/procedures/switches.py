@@ -12,6 +12,7 @@ from torch import nn
 
 from sislab.host_allocator import allocator_in_use
 from sislab.huge_pages import huge_pages_in_effect, huge_pages_note
+from sislab.models.norms.channels_last_instance_norm import use_channels_last_instance_norms
 from sislab.spec.models import TrainSpec
 
 
@@ -92,8 +93,12 @@ def switch_notes(train: TrainSpec) -> dict[str, str]:
 def to_channels_last(module: nn.Module) -> nn.Module:
     """Store every 4-D parameter and buffer of ``module`` channels-last (NHWC), in place.
 
-    ``Module.to(memory_format=...)`` refuses 5-D tensors, which SC-GAN's stacked candidate
-    kernels are; those keep their layout (they are reshaped to 4-D before each convolution).
+    5-D tensors, SC-GAN's stacked candidate kernels ``(n, out, in, kh, kw)``, are stored as
+    ``(n, out, kh, kw, in)`` in memory (``Module.to(memory_format=...)`` refuses 5-D tensors):
+    their reshape to the ``(n * out, in, kh, kw)`` kernel of each convolution is then a
+    channels-last view, where a contiguous stack made the convolution copy it at every call.
+    Instance norms normalise NHWC activations in their layout
+    (:mod:`sislab.models.norms.channels_last_instance_norm`).
 
     Args:
         module: The network to convert.
@@ -104,8 +109,14 @@ def to_channels_last(module: nn.Module) -> nn.Module:
     for sub in module.modules():
         for tensors in (sub._parameters, sub._buffers):
             for tensor in tensors.values():
-                if tensor is not None and tensor.dim() == 4:
+                if tensor is None:
+                    continue
+                if tensor.dim() == 4:
                     tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+                elif tensor.dim() == 5:
+                    nhwc = tensor.data.permute(0, 1, 3, 4, 2).contiguous()
+                    tensor.data = nhwc.permute(0, 1, 4, 2, 3)
+    use_channels_last_instance_norms(module)
     return module
 
 

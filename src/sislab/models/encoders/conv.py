@@ -75,4 +75,6 @@ class ConvEncoder(nn.Module):
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Sample ``z = mu + eps * exp(logvar / 2)``, ``eps ~ N(0, I)`` (SPADE ``reparameterize``)."""
     std = torch.exp(0.5 * logvar)
-    return torch.randn_like(std) * std + mu
+    # Drawn in the logical (NCHW) order whatever the layout: randn_like fills a channels-last
+    # GroupDNet latent in memory order, a different sample from the same seed.
+    return torch.randn(std.shape, dtype=std.dtype, device=std.device) * std + mu

@@ -185,9 +185,11 @@ class TrainSpec(StrictModel):
         "too (fast where the CPU has bf16 instructions, e.g. avx512_bf16/AMX).",
     )
     channels_last: bool = Field(
-        False,
+        True,
         description="Keep 4-D weights and input batches channels-last (NHWC), the layout fast "
-        "convolution kernels prefer (CUDA tensor cores, oneDNN on CPU). Same maths.",
+        "convolution kernels prefer (CUDA tensor cores, oneDNN on CPU): 4-16% less time per "
+        "training step on CPU (docs/benchmarks.md). Same maths, sums in another order; false "
+        "keeps torch's NCHW.",
     )
     reuse_host_memory: bool | Literal["auto"] = Field(
         "auto",

@@ -2,7 +2,7 @@
 """Where the time of sislab's training step goes: torch.profiler's top ops by self CPU time.
 
     python tools/official-bench/profile_sislab.py --method spade --size 64x128 [--top 12]
-        [--model preset=cityscapes] [--channels-last] [--precision bf16]
+        [--model preset=cityscapes] [--no-channels-last] [--precision bf16]
 
 Builds the procedure exactly as ``sislab bench train`` does (same synthetic batch, random VGG19),
 runs ``--warmup`` untimed steps, then profiles one step and prints one JSON line: the share of
@@ -27,7 +27,7 @@ def build_step(
     size: str,
     model: list[str],
     precision: str = "fp32",
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     train_fields: dict | None = None,
 ):
     """The procedure, its synthetic batch (batch 1) and the model fields, as ``sislab bench
@@ -47,7 +47,9 @@ def build_step(
     method = get_method(method_name)
     values = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in model)}
     config = method.config(**values)
-    fields = {"precision": precision, "channels_last": channels_last, **(train_fields or {})}
+    fields = {"precision": precision, **(train_fields or {})}
+    if channels_last is not None:  # None: the spec's default, as a trial
+        fields.setdefault("channels_last", channels_last)
     train = TrainSpec(batch_size=1, **fields)
     cpu = torch.device("cpu")
     procedure = bench_procedure(method, config, geometry, train, cpu)
@@ -66,7 +68,8 @@ def step_parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     parser = step_parser()
-    parser.add_argument("--channels-last", action="store_true")
+    # Default: train.channels_last's default (NHWC), as a trial.
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--top", type=int, default=12)

@@ -28,6 +28,8 @@ import contextlib
 
 import torch
 
+from sislab.models.layout import channels_last_order, stored_channels_last
+
 # Elements of the outer product made at a time (1 MB in fp32): small enough for the cache, large
 # enough that the loop over blocks costs nothing beside the pass over the weight.
 BLOCK_ELEMENTS = 1 << 18
@@ -39,32 +41,17 @@ def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()  # meta tensors (the preflight's shape check)
 
 
-def _channels_last_order(ndim: int) -> tuple[int, ...]:
-    # (..., in, kh, kw) -> (..., kh, kw, in)
-    return (*range(ndim - 3), ndim - 2, ndim - 1, ndim - 3)
-
-
-def channels_last_kernel(weight: torch.Tensor) -> bool:
-    """A kernel ``(out, in, kh, kw)`` (or a stack of them, ``(G, out, in, kh, kw)``) stored with
-    its input channels last, whose flattening in torch's order is not a view."""
-    return (
-        weight.ndim in (4, 5)
-        and not weight.is_contiguous()
-        and weight.permute(_channels_last_order(weight.ndim)).is_contiguous()
-    )
-
-
 def matrix_view(weight: torch.Tensor, groups: int, rows: int) -> torch.Tensor:
     """``weight`` as ``(groups, rows, cols)`` without a copy: torch's flattening, or for a
     channels-last kernel its columns in memory order ``(kh, kw, in)`` (``to_columns``)."""
-    if channels_last_kernel(weight):
-        weight = weight.permute(_channels_last_order(weight.ndim))
+    if stored_channels_last(weight):
+        weight = weight.permute(channels_last_order(weight.ndim))
     return weight.reshape(groups, rows, -1)
 
 
 def to_columns(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``v`` ``(groups, cols)`` in torch's column order as ``matrix_view(weight)``'s columns."""
-    if not channels_last_kernel(weight):
+    if not stored_channels_last(weight):
         return v
     channels, kh, kw = weight.shape[-3:]
     return v.reshape(-1, channels, kh, kw).permute(0, 2, 3, 1).reshape(v.shape)
@@ -72,7 +59,7 @@ def to_columns(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 def from_columns(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``to_columns``'s inverse: ``matrix_view(weight)``'s column order back to torch's."""
-    if not channels_last_kernel(weight):
+    if not stored_channels_last(weight):
         return v
     channels, kh, kw = weight.shape[-3:]
     return v.reshape(-1, kh, kw, channels).permute(0, 3, 1, 2).reshape(v.shape)
@@ -103,7 +90,7 @@ class _WeightAndSigma(torch.autograd.Function):
         groups, rows = u.shape
         if (
             grad_weight is not None
-            and (grad_weight.is_contiguous() or channels_last_kernel(grad_weight))
+            and (grad_weight.is_contiguous() or stored_channels_last(grad_weight))
             and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
         ):

@@ -28,12 +28,12 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
 from sislab.models.convs.rank_one_sigma import (
-    channels_last_kernel,
     from_columns,
     matrix_view,
     to_columns,
     weight_and_sigma,
 )
+from sislab.models.layout import stored_channels_last
 
 
 class SpectralNorm(_SpectralNorm):
@@ -51,7 +51,7 @@ class SpectralNorm(_SpectralNorm):
         """torch's power iteration on ``weight``'s ``u`` and ``v``, in place; a channels-last
         kernel is read in its memory order (``rank_one_sigma.matrix_view``) instead of as
         torch's flattened copy, ``u`` and ``v`` kept in torch's order (state dicts unchanged)."""
-        if self.dim != 0 or not channels_last_kernel(weight):
+        if self.dim != 0 or not stored_channels_last(weight):
             self._power_method(self._reshape_weight_to_matrix(weight), self.n_power_iterations)
             return
         matrix = matrix_view(weight, 1, weight.shape[0])[0]

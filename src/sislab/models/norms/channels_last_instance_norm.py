@@ -19,13 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _channels_last(x: torch.Tensor) -> bool:
-    return (
-        x.dim() == 4
-        and not x.is_contiguous()
-        and x.is_contiguous(memory_format=torch.channels_last)
-    )
+from sislab.models.layout import stored_channels_last
 
 
 class ChannelsLastInstanceNorm2d(nn.InstanceNorm2d):
@@ -33,7 +27,7 @@ class ChannelsLastInstanceNorm2d(nn.InstanceNorm2d):
     channels-last input as ``group_norm`` with one group per channel, in its layout."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _channels_last(x):
+        if stored_channels_last(x):
             return F.group_norm(x, x.shape[1], eps=self.eps)
         return super().forward(x)
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from sislab.host_allocator import allocator_in_use
 from sislab.huge_pages import huge_pages_in_effect, huge_pages_note
+from sislab.models.layout import as_channels_last
 from sislab.models.norms.channels_last_instance_norm import use_channels_last_instance_norms
 from sislab.spec.models import TrainSpec
 
@@ -109,13 +110,8 @@ def to_channels_last(module: nn.Module) -> nn.Module:
     for sub in module.modules():
         for tensors in (sub._parameters, sub._buffers):
             for tensor in tensors.values():
-                if tensor is None:
-                    continue
-                if tensor.dim() == 4:
-                    tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-                elif tensor.dim() == 5:
-                    nhwc = tensor.data.permute(0, 1, 3, 4, 2).contiguous()
-                    tensor.data = nhwc.permute(0, 1, 4, 2, 3)
+                if tensor is not None and tensor.dim() in (4, 5):
+                    tensor.data = as_channels_last(tensor.data)
     use_channels_last_instance_norms(module)
     return module
 

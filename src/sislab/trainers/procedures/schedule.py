@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import torch
 
+from sislab.trainers.procedures.memory_order_step import MemoryOrderAdam
+
 
 class LinearDecay:
     """SPADE's schedule as a LambdaLR factor: constant, then linear to 0 over the last epochs.
@@ -39,11 +41,12 @@ def adam(
     tests/trainers/test_switches.py) in one vectorised pass per parameter instead of ~10
     element-wise ops; torch's default on CPU is the for-loop, and its CPU ``foreach`` path loops
     over tensors too (~6x slower than fused on 22M parameters in one A/B on this 2-core CPU: on
-    SPADE's 100M+ parameters the loop is a quarter of the step).
+    SPADE's 100M+ parameters the loop is a quarter of the step). Channels-last parameters step
+    in their memory order (``MemoryOrderAdam``).
     """
     params = [p for p in params if p.requires_grad]
     if params and params[0].device.type in ("cpu", "cuda"):
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        return MemoryOrderAdam(params, lr=lr, betas=betas, fused=True)
     return torch.optim.Adam(params, lr=lr, betas=betas)
 
 

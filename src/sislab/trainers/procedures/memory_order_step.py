@@ -1,0 +1,96 @@
+"""Fused Adam on channels-last parameters without torch's copies to contiguous and back.
+
+torch's fused CPU Adam works on contiguous tensors only: for a channels-last kernel it copies
+the parameter, its gradient and both moments to contiguous tensors, updates them and copies the
+results back (1024x1024x3x3: 24 ms a step against 5.5 for a contiguous kernel on this 2-core
+CPU; a SPADE-family generator holds ~100M such weights). The update is element-wise, so it may as
+well run on the tensors' channels-last views, which are contiguous: ``MemoryOrderAdam`` hands
+Adam those views for the duration of its ``step`` and puts the parameters, gradients and moments
+back in torch's order after it. Values, shapes, state dicts and checkpoints stay what they would
+be without it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sislab.models.layout import channels_last_order, stored_channels_last
+
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+class MemoryOrderAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` that steps channels-last parameters through contiguous views, and
+    never steps tensors whose layouts disagree.
+
+    torch's fused kernels index the parameter, its gradient and its moments as if they shared
+    one layout: a channels-last kernel with moments in torch's order (an NCHW run's checkpoint
+    resumed with ``train.channels_last``) is updated with misaligned elements, silently. Moments
+    or a gradient in another layout than their parameter are restrided here first.
+
+    The views exist inside ``step`` only, after the step pre-hooks and before the post-hooks
+    (a non-finite check, a gradient recorder), which see the parameters as torch orders them.
+    """
+
+    def step(self, closure=None):  # type: ignore[override]
+        """One Adam step; channels-last parameters update in their memory order."""
+        swapped = []
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state.get(param, {})
+                grad = _aligned(param, state)
+                if stored_channels_last(param.data):
+                    swapped.append((param, param.data, param.grad))
+                    param.data, param.grad = _view(param.data), _view(grad)
+                    _permute_moments(state, _view)
+                elif grad is not param.grad:
+                    swapped.append((param, param.data, param.grad))
+                    param.grad = grad
+        try:
+            return _unhooked(torch.optim.Adam.step)(self, closure)
+        finally:
+            for param, data, grad in swapped:
+                permuted = param.data is not data
+                param.data, param.grad = data, grad  # the step wrote through the views
+                if permuted:
+                    _permute_moments(self.state.get(param, {}), _unview)
+
+
+def _unhooked(step):
+    """Adam's own ``step``: torch wraps a class's ``step`` with the hook runner when the first
+    instance is made, and this class's hooks have run already."""
+    return step.__wrapped__ if getattr(step, "hooked", False) else step
+
+
+def _aligned(param: torch.nn.Parameter, state: dict) -> torch.Tensor:
+    """Restride ``param``'s moments to its layout (once; they stay so) and return its gradient
+    in that layout (itself, unless autograd's layout contract was bypassed)."""
+    for key in _MOMENTS:
+        moment = state.get(key)
+        if moment is not None and moment.stride() != param.data.stride():
+            state[key] = _like(moment, param.data)
+    grad = param.grad
+    return grad if grad.stride() == param.data.stride() else _like(grad, param.data)
+
+
+def _view(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.permute(channels_last_order(tensor.ndim))
+
+
+def _unview(tensor: torch.Tensor) -> torch.Tensor:
+    order = channels_last_order(tensor.ndim)
+    return tensor.permute(tuple(order.index(d) for d in range(tensor.ndim)))
+
+
+def _like(value: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+    """``value``'s values in ``layout``'s strides."""
+    out = torch.empty_strided(layout.shape, layout.stride(), dtype=value.dtype, device=value.device)
+    return out.copy_(value)
+
+
+def _permute_moments(state: dict, permute) -> None:
+    for key in _MOMENTS:
+        if key in state:
+            state[key] = permute(state[key])

@@ -60,6 +60,29 @@ def test_fused_path_is_bit_identical_to_autograds(kind, gamma_shape, one_plus, s
         assert torch.equal(fused_norm.state_dict()[key], value), key
 
 
+@pytest.mark.parametrize("one_plus", [True, False])
+@pytest.mark.parametrize("kind", ["batch", "instance", "local-batch"])
+def test_channel_chunks_equal_the_concatenation_bit_for_bit(kind, one_plus) -> None:
+    results = []
+    for chunked in (True, False):
+        torch.manual_seed(0)
+        x = torch.randn(SHAPE, requires_grad=True)
+        gammas = [torch.randn(2, c, 5, 7, requires_grad=True) for c in (2, 4)]
+        betas = [torch.randn(2, c, 5, 7, requires_grad=True) for c in (2, 4)]
+        if chunked:
+            out = modulate(_norms()[kind], x, gammas, betas, 0.2, one_plus)
+        else:
+            out = _unfused(
+                _norms()[kind], x, torch.cat(gammas, 1), torch.cat(betas, 1), 0.2, one_plus
+            )
+        (out * torch.randn_like(out)).sum().backward()
+        results.append([out, x.grad] + [t.grad for t in gammas + betas])
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="same channel counts"):
+        modulate(_norms()[kind], x, gammas, betas[::-1])
+
+
 def _saved_activations(path, slope: float | None = 0.2) -> int:
     """Activation-sized tensors the chain norm -> modulation [-> leaky ReLU] -> conv keeps."""
     saved: dict[int, int] = {}

@@ -29,6 +29,18 @@ def class_lookup(table: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return F.embedding(classes, table).permute(0, 3, 1, 2)
 
 
+def class_lookups(
+    tables: tuple[torch.Tensor, ...], classes: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """``class_lookup`` of several (L, C_i) tables in one gather (and one gather backward).
+
+    Returns (B, C_i, H, W) views of one (B, H, W, sum C_i) map, in the order of ``tables``.
+    """
+    widths = [table.shape[1] for table in tables]
+    joined = class_lookup(torch.cat(tables, dim=1), classes)
+    return tuple(joined.split(widths, dim=1))
+
+
 class ClassAffine(nn.Module):
     """Per-class gamma/beta tables, optionally modulated by CLADE-ICPE's intra-class offsets.
 
@@ -60,8 +72,7 @@ class ClassAffine(nn.Module):
         self, classes: torch.Tensor, offsets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Look up gamma and beta; modulate them with the offsets when ICPE is on."""
-        gamma = class_lookup(self.weight, classes)
-        beta = class_lookup(self.bias, classes)
+        gamma, beta = class_lookups((self.weight, self.bias), classes)
         if self.use_offsets:
             if offsets is None:
                 raise ValueError("CLADE-ICPE needs the intra-class offsets")

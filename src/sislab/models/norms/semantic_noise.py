@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sislab.models.norms.clade import class_lookup
+from sislab.models.norms.clade import class_lookups
 
 NoiseDistribution = Literal["uniform", "normal"]
 """``uniform``: U[0, 1) as the VASIS code (which produced the published numbers); ``normal``:
@@ -73,8 +73,13 @@ class SemanticNoise(nn.Module):
         n1, n2 = self.sample(classes, dtype), self.sample(classes, dtype)
         if self.mode == "rand":
             return n1, n2
-        gamma = n1 * class_lookup(self.gamma_noise_gamma, classes)
-        gamma = gamma + class_lookup(self.gamma_noise_beta, classes)
-        beta = n2 * class_lookup(self.beta_noise_gamma, classes)
-        beta = beta + class_lookup(self.beta_noise_beta, classes)
-        return gamma, beta
+        scale_g, shift_g, scale_b, shift_b = class_lookups(
+            (
+                self.gamma_noise_gamma,
+                self.gamma_noise_beta,
+                self.beta_noise_gamma,
+                self.beta_noise_beta,
+            ),
+            classes,
+        )
+        return torch.addcmul(shift_g, n1, scale_g), torch.addcmul(shift_b, n2, scale_b)

@@ -175,9 +175,8 @@ class VariationAwareNorm(nn.Module):
             gamma_noise, beta_noise = self.noise(classes, gamma.dtype)
             if self.plus:
                 gamma, beta = (gamma + gamma_noise) / 2, (beta + beta_noise) / 2
-            else:
-                gamma = torch.cat([gamma, gamma_noise], dim=1)
-                beta = torch.cat([beta, beta_noise], dim=1)
+            else:  # the noise channels follow the layout ones, modulated without a concatenation
+                gamma, beta = (gamma, gamma_noise), (beta, beta_noise)
         one_plus = self.layout == "spade"  # CLADE: no "1 +"
         out = modulate(self.param_free_norm, x, gamma, beta, negative_slope, one_plus)
         if not one_plus and self.use_instance and edges is not None:

@@ -73,19 +73,30 @@ def test_a_state_saved_in_the_other_layout_loads_and_steps_the_same(saved_channe
         assert torch.equal(a, b)
 
 
-def test_a_gradient_in_another_layout_than_its_parameter_steps_the_same() -> None:
-    reference_params, ours_params = _params(False), _params(True)
+@pytest.mark.parametrize("param_channels_last", [True, False], ids=["nhwc-param", "nchw-param"])
+def test_a_gradient_in_another_layout_than_its_parameter_steps_the_same(param_channels_last):
+    shapes = [*SHAPES, (12, 1, 3, 3)]  # a depthwise kernel: NCHW and NHWC differ in strides only
+    reference_params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ours_params = [torch.nn.Parameter(p.detach().clone()) for p in reference_params]
+    if param_channels_last:
+        for p in ours_params[:2] + ours_params[3:]:
+            p.data = as_channels_last(p.data)
     reference = torch.optim.Adam(reference_params, lr=1e-2, betas=(0.0, 0.999), fused=True)
     ours = adam(ours_params, 1e-2, (0.0, 0.999))
-    for _ in range(2):
+    for _ in range(3):
         for a, b in zip(reference_params, ours_params, strict=True):
             a.grad = torch.randn(a.shape)
-            b.grad = a.grad.clone()  # torch's order: autograd's layout contract bypassed
+            # Autograd's layout contract bypassed: the gradient in the other layout.
+            b.grad = a.grad.clone() if param_channels_last else as_channels_last_or_same(a.grad)
         reference.step()
         ours.step()
     for a, b in zip(reference_params, ours_params, strict=True):
         assert torch.equal(a, b)
-        assert b.grad.stride() == b.grad.contiguous().stride()  # the caller's tensor, untouched
+        assert ours.state[b]["exp_avg"].shape == b.shape
+
+
+def as_channels_last_or_same(tensor: torch.Tensor) -> torch.Tensor:
+    return as_channels_last(tensor) if tensor.ndim in (4, 5) else tensor.clone()
 
 
 def test_hooks_see_torchs_order_and_a_refused_step_moves_nothing() -> None:

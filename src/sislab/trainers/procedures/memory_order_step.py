@@ -34,7 +34,7 @@ class MemoryOrderAdam(torch.optim.Adam):
 
     def step(self, closure=None):  # type: ignore[override]
         """One Adam step; channels-last parameters update in their memory order."""
-        swapped = []
+        swapped = []  # (parameter, its data, its gradient, whether the step saw views)
         for group in self.param_groups:
             for param in group["params"]:
                 if param.grad is None:
@@ -42,19 +42,18 @@ class MemoryOrderAdam(torch.optim.Adam):
                 state = self.state.get(param, {})
                 grad = _aligned(param, state)
                 if stored_channels_last(param.data):
-                    swapped.append((param, param.data, param.grad))
+                    swapped.append((param, param.data, param.grad, True))
                     param.data, param.grad = _view(param.data), _view(grad)
                     _permute_moments(state, _view)
                 elif grad is not param.grad:
-                    swapped.append((param, param.data, param.grad))
+                    swapped.append((param, param.data, param.grad, False))
                     param.grad = grad
         try:
             return _unhooked(torch.optim.Adam.step)(self, closure)
         finally:
-            for param, data, grad in swapped:
-                permuted = param.data is not data
+            for param, data, grad, viewed in swapped:
                 param.data, param.grad = data, grad  # the step wrote through the views
-                if permuted:
+                if viewed:
                     _permute_moments(self.state.get(param, {}), _unview)
 
 
@@ -69,10 +68,17 @@ def _aligned(param: torch.nn.Parameter, state: dict) -> torch.Tensor:
     in that layout (itself, unless autograd's layout contract was bypassed)."""
     for key in _MOMENTS:
         moment = state.get(key)
-        if moment is not None and moment.stride() != param.data.stride():
+        if moment is not None and not _same_layout(moment, param.data):
             state[key] = _like(moment, param.data)
     grad = param.grad
-    return grad if grad.stride() == param.data.stride() else _like(grad, param.data)
+    return grad if _same_layout(grad, param.data) else _like(grad, param.data)
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape and the same strides where they matter (a dim of size 1 has any stride)."""
+    if a.shape != b.shape:
+        return False
+    return all(n == 1 or sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride(), strict=True))
 
 
 def _view(tensor: torch.Tensor) -> torch.Tensor:

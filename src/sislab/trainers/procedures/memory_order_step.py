@@ -78,7 +78,9 @@ def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Same shape and the same strides where they matter (a dim of size 1 has any stride)."""
     if a.shape != b.shape:
         return False
-    return all(n == 1 or sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride(), strict=True))
+    return all(
+        n == 1 or sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride(), strict=True)
+    )
 
 
 def _view(tensor: torch.Tensor) -> torch.Tensor:

@@ -138,5 +138,5 @@ def test_the_step_copies_no_channels_last_tensor() -> None:
             for event in prof.events()
             if event.name in ("aten::clone", "aten::copy_") and event.input_shapes[0]
         ]  # the step counts' scalar copies aside
-        # torch's fused CPU kernel copies a non-contiguous gradient to a contiguous one.
+        # torch's fused CPU kernel makes a tensor-sized copy for a channels-last parameter.
         assert bool(copied) is copies, (optimizer_class, copied)

@@ -4,10 +4,9 @@ torch's fused CPU Adam is written for contiguous tensors: a channels-last kernel
 tensor-sized copy to contiguous and one back, and a slower update (1024x1024x3x3: 24 ms a step
 against 5.5 for a contiguous kernel on this 2-core CPU; a SPADE-family generator holds ~100M
 such weights). The update is element-wise, so it may as well run on the tensors' channels-last
-views, which are contiguous: ``MemoryOrderAdam`` hands
-Adam those views for the duration of its ``step`` and puts the parameters, gradients and moments
-back in torch's order after it. Values, shapes, state dicts and checkpoints stay what they would
-be without it.
+views, which are contiguous: ``MemoryOrderAdam`` hands Adam those views for the duration of its
+``step`` and puts the parameters, gradients and moments back in torch's order after it. Values,
+shapes, state dicts and checkpoints stay what they would be without it.
 """
 
 from __future__ import annotations
@@ -23,10 +22,11 @@ class MemoryOrderAdam(torch.optim.Adam):
     """``torch.optim.Adam`` that steps channels-last parameters through contiguous views, and
     never steps tensors whose layouts disagree.
 
-    torch's fused kernels index the parameter, its gradient and its moments as if they shared
-    one layout: a channels-last kernel with moments in torch's order (an NCHW run's checkpoint
-    resumed with ``train.channels_last``) is updated with misaligned elements, silently. Moments
-    or a gradient in another layout than their parameter are restrided here first.
+    torch's fused CPU kernel indexes the parameter, its gradient and its moments as if they
+    shared one layout: a channels-last kernel with moments in torch's order (an NCHW run's
+    checkpoint resumed with ``train.channels_last``) is updated with misaligned elements,
+    silently (CUDA's kernel refuses some such pairs instead). Moments or a gradient in another
+    layout than their parameter are restrided here first.
 
     The views exist inside ``step`` only, after the step pre-hooks and before the post-hooks
     (a non-finite check, a gradient recorder), which see the parameters as torch orders them.

@@ -16,13 +16,24 @@ def channels_last_order(ndim: int) -> tuple[int, ...]:
     return (*range(ndim - 3), ndim - 2, ndim - 1, ndim - 3)
 
 
+def channels_last_view(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` permuted to ``(..., h, w, c)``: a contiguous view of a channels-last tensor."""
+    return tensor.permute(channels_last_order(tensor.ndim))
+
+
+def from_channels_last_view(view: torch.Tensor) -> torch.Tensor:
+    """``channels_last_view``'s inverse: ``(..., h, w, c)`` back to torch's ``(..., c, h, w)``."""
+    order = channels_last_order(view.ndim)
+    return view.permute(tuple(order.index(d) for d in range(view.ndim)))
+
+
 def stored_channels_last(tensor: torch.Tensor) -> bool:
     """A 4-D or 5-D tensor stored channels-last whose flattening in torch's (NCHW) order is not
     a view (a tensor whose strides fit both layouts counts as contiguous)."""
     return (
         tensor.ndim in (4, 5)
         and not tensor.is_contiguous()
-        and tensor.permute(channels_last_order(tensor.ndim)).is_contiguous()
+        and channels_last_view(tensor).is_contiguous()
     )
 
 
@@ -31,6 +42,4 @@ def as_channels_last(tensor: torch.Tensor) -> torch.Tensor:
     5-D stacks, which torch's formats do not cover, with their dim -3 innermost)."""
     if tensor.ndim == 4:
         return tensor.contiguous(memory_format=torch.channels_last)
-    order = channels_last_order(tensor.ndim)
-    inverse = tuple(order.index(d) for d in range(tensor.ndim))
-    return tensor.permute(order).contiguous().permute(inverse)
+    return from_channels_last_view(channels_last_view(tensor).contiguous())

@@ -28,7 +28,11 @@ import contextlib
 
 import torch
 
-from sislab.models.layout import channels_last_order, stored_channels_last
+from sislab.models.layout import (
+    channels_last_view,
+    from_channels_last_view,
+    stored_channels_last,
+)
 
 # Elements of the outer product made at a time (1 MB in fp32): small enough for the cache, large
 # enough that the loop over blocks costs nothing beside the pass over the weight.
@@ -45,7 +49,7 @@ def matrix_view(weight: torch.Tensor, groups: int, rows: int) -> torch.Tensor:
     """``weight`` as ``(groups, rows, cols)`` without a copy: torch's flattening, or for a
     channels-last kernel its columns in memory order ``(kh, kw, in)`` (``to_columns``)."""
     if stored_channels_last(weight):
-        weight = weight.permute(channels_last_order(weight.ndim))
+        weight = channels_last_view(weight)
     return weight.reshape(groups, rows, -1)
 
 
@@ -54,7 +58,7 @@ def to_columns(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if not stored_channels_last(weight):
         return v
     channels, kh, kw = weight.shape[-3:]
-    return v.reshape(-1, channels, kh, kw).permute(0, 2, 3, 1).reshape(v.shape)
+    return channels_last_view(v.reshape(-1, channels, kh, kw)).reshape(v.shape)
 
 
 def from_columns(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -62,7 +66,7 @@ def from_columns(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if not stored_channels_last(weight):
         return v
     channels, kh, kw = weight.shape[-3:]
-    return v.reshape(-1, kh, kw, channels).permute(0, 3, 1, 2).reshape(v.shape)
+    return from_channels_last_view(v.reshape(-1, kh, kw, channels)).reshape(v.shape)
 
 
 def _sigma(weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sislab.models.layout import from_channels_last_view
 from sislab.models.norms.modulation import activate, modulate
 from sislab.models.norms.spade import ParamFreeNorm, param_free_norm
 
@@ -26,7 +27,7 @@ def class_lookup(table: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, C, H, W) map.
     """
-    return F.embedding(classes, table).permute(0, 3, 1, 2)
+    return from_channels_last_view(F.embedding(classes, table))
 
 
 def class_lookups(

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sislab.models.layout import channels_last_view, from_channels_last_view
+
 PositionCodeKind = Literal[
     "none",
     "learn",
@@ -107,4 +109,4 @@ def pointwise(conv: nn.Conv2d, maps: torch.Tensor) -> torch.Tensor:
     channels-last, as the activations it modulates by default.
     """
     weight = conv.weight.flatten(1)  # (out, in): a 1x1 kernel's matrix
-    return F.linear(maps.permute(0, 2, 3, 1), weight, conv.bias).permute(0, 3, 1, 2)
+    return from_channels_last_view(F.linear(channels_last_view(maps), weight, conv.bias))

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import torch
 
-from sislab.models.layout import channels_last_order, stored_channels_last
+from sislab.models.layout import (
+    channels_last_view,
+    from_channels_last_view,
+    stored_channels_last,
+)
 
 _MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
@@ -43,8 +47,11 @@ class MemoryOrderAdam(torch.optim.Adam):
                 grad = _aligned(param, state)
                 if stored_channels_last(param.data):
                     swapped.append((param, param.data, param.grad, True))
-                    param.data, param.grad = _view(param.data), _view(grad)
-                    _permute_moments(state, _view)
+                    param.data, param.grad = (
+                        channels_last_view(param.data),
+                        channels_last_view(grad),
+                    )
+                    _permute_moments(state, channels_last_view)
                 elif grad is not param.grad:
                     swapped.append((param, param.data, param.grad, False))
                     param.grad = grad
@@ -54,7 +61,7 @@ class MemoryOrderAdam(torch.optim.Adam):
             for param, data, grad, viewed in swapped:
                 param.data, param.grad = data, grad  # the step wrote through the views
                 if viewed:
-                    _permute_moments(self.state.get(param, {}), _unview)
+                    _permute_moments(self.state.get(param, {}), from_channels_last_view)
 
 
 def _unhooked(step):
@@ -79,15 +86,6 @@ def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     but CUDA's fused Adam refuses such a pair (pytorch/pytorch#106951), and a depthwise kernel's
     gradient can come with another stride there (GroupDNet's 560x1x3x3)."""
     return a.shape == b.shape and a.stride() == b.stride()
-
-
-def _view(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.permute(channels_last_order(tensor.ndim))
-
-
-def _unview(tensor: torch.Tensor) -> torch.Tensor:
-    order = channels_last_order(tensor.ndim)
-    return tensor.permute(tuple(order.index(d) for d in range(tensor.ndim)))
 
 
 def _like(value: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:

@@ -33,15 +33,15 @@ def test_parser_passes_the_switches() -> None:
     args = build_parser().parse_args(
         ["bench", "train", "scgan", "--model", "preset=cityscapes", "--model",
          "num_norm_candidates=4", "--compile", "--channels-last", "--precision", "bf16",
-         "--no-reuse-host-memory"]
+         "--no-reuse-host-memory", "--no-unfolded-convs"]
     )  # fmt: skip
     assert args.model == ["preset=cityscapes", "num_norm_candidates=4"]
     assert (args.compile, args.channels_last, args.precision) == (True, True, "bf16")
-    assert args.reuse_host_memory is False
+    assert args.reuse_host_memory is False and args.unfolded_convs is False
     defaults = build_parser().parse_args(["bench", "train", "spade"])
     # None = the spec's defaults, i.e. what a trial of the default spec runs.
     assert (defaults.compile, defaults.channels_last, defaults.precision) == (None, None, None)
-    assert defaults.reuse_host_memory is None
+    assert defaults.reuse_host_memory is None and defaults.unfolded_convs is None
 
 
 def test_json_carries_flops_and_the_switches_used() -> None:
@@ -53,6 +53,7 @@ def test_json_carries_flops_and_the_switches_used() -> None:
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert (out["precision"], out["channels_last"], out["compile"]) == ("bf16", True, False)
+    assert out["unfolded_convs"] is True  # the spec's default
     assert out["huge_pages"].startswith("on")
     # The command re-executed itself with tcmalloc where this machine has it (`make` installs
     # it as root), as a trial's workers run.

@@ -16,9 +16,11 @@ import torch
 from torch import nn
 
 from sislab.huge_pages import huge_pages_note
+from sislab.models.convs import unfolded_conv
 from sislab.models.convs.grouped_spectral_norm import GroupedSpectralNorm
 from sislab.models.convs.scc import SemanticConditionalConv2d
 from sislab.models.convs.spectral_norm import SpectralNorm, SpectralNormConv2d
+from sislab.models.convs.unfolded_conv import unfolded_conv2d, use_unfolded_convs
 from sislab.models.discriminators.multiscale import MultiscaleDiscriminator
 from sislab.models.geometry import DatasetGeometry
 from sislab.models.losses.perceptual import vgg19_features
@@ -201,6 +203,32 @@ def test_channels_last_trains_the_same_weights(case: str) -> None:
     _assert_same_step(new, _procedure(case, channels_last=False), steps=1, gradients=False)
 
 
+@pytest.mark.parametrize("case", ["spade", "oasis", "groupdnet"])
+def test_unfolded_convs_train_as_torchs_convs(case: str, monkeypatch) -> None:
+    """Every stride-1 ungrouped conv of the tiny nets as a product of unfolded patches (the
+    limits at zero: the shipped ones pick only kernels of 4M weights and more) against torch's
+    convolutions: the same losses, first gradients and weights (as channels-last's, one step:
+    the tiny nets' second steps amplify the sums' other order through Adam's +-lr)."""
+    new, old = _procedure(case, unfolded_convs=False), _procedure(case, unfolded_convs=False)
+    calls = {"switched": 0, "unfolded": 0}
+
+    def counted(key: str, fn):
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(unfolded_conv, "unfolded_conv2d", counted("unfolded", unfolded_conv2d))
+    for net in _networks(new).values():
+        use_unfolded_convs(net, min_weights=0, weights_per_position=0)
+        for conv in net.modules():
+            if "_conv_forward" in vars(conv):
+                conv._conv_forward = counted("switched", conv._conv_forward)
+    _assert_same_step(new, old, steps=1)
+    assert calls["switched"] > 0 and calls["unfolded"] == calls["switched"], calls
+
+
 def test_channels_last_with_the_perceptual_loss() -> None:
     _assert_same_step(
         _procedure("spade", vgg=True),
@@ -310,7 +338,9 @@ def test_switches_are_recorded_as_a_tag() -> None:
     PROCEDURES["spade"](method, method.config(**TINY["spade"]), GEOMETRY, train,
                         LossesSpec(perceptual=0.0), runtime)  # fmt: skip
     switches = runtime.notes["sislab.speed_switches"]
-    assert switches.startswith("precision=bf16 channels_last=True compile=False ")
+    assert switches.startswith(
+        "precision=bf16 channels_last=True unfolded_convs=True compile=False "
+    )
     # Host memory as resolved in this process (auto: kept only without huge pages).
     note = huge_pages_note()
     assert switches.endswith(

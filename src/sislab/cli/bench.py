@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train.channels_last (default: its spec default, as a trial)",
     )  # fmt: skip
     train.add_argument(
+        "--unfolded-convs", action=argparse.BooleanOptionalAction, default=None,
+        help="train.unfolded_convs (default: its spec default, as a trial)",
+    )  # fmt: skip
+    train.add_argument(
         "--compile", action=argparse.BooleanOptionalAction, default=None,
         help="train.compile; compile time is reported apart as compile_s",
     )  # fmt: skip
@@ -151,14 +155,16 @@ def _train(args: argparse.Namespace) -> int:
     result = bench_train(
         args.method, args.dataset, size=args.size, batch_size=args.batch, iters=args.iters,
         warmup=args.warmup, precision=args.precision, channels_last=args.channels_last,
-        compile=args.compile, reuse_host_memory=args.reuse_host_memory, device=args.device,
+        unfolded_convs=args.unfolded_convs, compile=args.compile,
+        reuse_host_memory=args.reuse_host_memory, device=args.device,
         model_config=_model_config(args.method, args.model),
     )  # fmt: skip
     if args.json:
         print(json.dumps(asdict(result)))
         return 0
     switches = (
-        f"{result.precision}, channels_last {result.channels_last}, compile {result.compile}, "
+        f"{result.precision}, channels_last {result.channels_last}, unfolded_convs "
+        f"{result.unfolded_convs}, compile {result.compile}, "
         f"host allocator {result.host_allocator}, reuse_host_memory "
         f"{result.reuse_host_memory}, huge pages {result.huge_pages}"
     )

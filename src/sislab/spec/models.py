@@ -191,6 +191,16 @@ class TrainSpec(StrictModel):
         "training step on CPU (docs/benchmarks.md). Same maths, sums in another order; false "
         "keeps torch's NCHW.",
     )
+    unfolded_convs: bool = Field(
+        True,
+        description="On CPU, run a convolution with many weights over few output positions "
+        "(at least 4M weights and 32k weights per output position of the batch: the "
+        "generators' 1024-channel 3x3 convs at their first resolutions) as one matrix product "
+        "of the input's unfolded patches with the kernel, where oneDNN's fp32 kernels are "
+        "memory-bound and slow (1024 to 1024 channels at 4x8: 18 against 66 ms forward and "
+        "backward, docs/benchmarks.md). Same maths, sums in another order; fp32 and fp64 "
+        "only, not under autocast or torch.compile; CUDA always uses cuDNN.",
+    )
     reuse_host_memory: bool | Literal["auto"] = Field(
         "auto",
         description="Keep host memory the training process frees for its own later "

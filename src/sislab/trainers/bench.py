@@ -48,6 +48,7 @@ class TrainBench:
     memory_kind: str
     vgg_weights: str
     channels_last: bool
+    unfolded_convs: bool
     compile: bool
     host_allocator: str
     reuse_host_memory: bool
@@ -104,6 +105,7 @@ def bench_train(
     warmup: int = 2,
     precision: str | None = None,
     channels_last: bool | None = None,
+    unfolded_convs: bool | None = None,
     compile: bool | None = None,
     reuse_host_memory: bool | Literal["auto"] | None = None,
     device: str | None = None,
@@ -120,6 +122,7 @@ def bench_train(
         warmup: Untimed iterations first (allocator, cuDNN autotuning; at least 1 with compile).
         precision: fp32, bf16 or fp16 (None: ``train.precision``'s default, what a trial runs).
         channels_last: ``train.channels_last`` (None: its default).
+        unfolded_convs: ``train.unfolded_convs`` (None: its default).
         compile: ``train.compile`` (None: its default).
         reuse_host_memory: ``train.reuse_host_memory`` (None: its default, ``auto``);
             process-wide, so a process that once ran with it keeps it; reported resolved.
@@ -142,6 +145,7 @@ def bench_train(
     switches = {
         "precision": precision,
         "channels_last": channels_last,
+        "unfolded_convs": unfolded_convs,
         "compile": compile,
         "reuse_host_memory": reuse_host_memory,
     }
@@ -170,8 +174,8 @@ def bench_train(
     return TrainBench(
         method_name, dataset, geometry.height, geometry.width, batch_size, str(target),
         train.precision, median, times, peak, kind, "random (timing only)",
-        train.channels_last, train.compile, allocator_in_use(), reuses_host_memory(train),
-        huge_pages_note(),
+        train.channels_last, train.unfolded_convs, train.compile, allocator_in_use(),
+        reuses_host_memory(train), huge_pages_note(),
         config.model_dump(mode="json"), gflop, achieved,
         None if device_peak is None else achieved / device_peak[0],
         None if device_peak is None else device_peak[0],

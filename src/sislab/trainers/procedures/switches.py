@@ -1,8 +1,10 @@
-"""Speed switches of a training run (``train.channels_last``, ``train.compile``, cuDNN autotuning).
+"""Speed switches of a training run (``train.channels_last``, ``train.unfolded_convs``,
+``train.compile``, cuDNN autotuning).
 
 None of them changes the maths: channels_last only changes the memory layout of 4-D weights and
-inputs, ``torch.compile`` fuses the same operations, and cuDNN's benchmark mode only picks the
-fastest algorithm for each convolution shape (the shapes of a training run never change).
+inputs, unfolded convs compute some CPU convolutions as one matrix product, ``torch.compile``
+fuses the same operations, and cuDNN's benchmark mode only picks the fastest algorithm for each
+convolution shape (the shapes of a training run never change).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from torch import nn
 
 from sislab.host_allocator import allocator_in_use
 from sislab.huge_pages import huge_pages_in_effect, huge_pages_note
+from sislab.models.convs.unfolded_conv import use_unfolded_convs
 from sislab.models.layout import as_channels_last
 from sislab.models.norms.channels_last_instance_norm import use_channels_last_instance_norms
 from sislab.spec.models import TrainSpec
@@ -85,7 +88,8 @@ def switch_notes(train: TrainSpec) -> dict[str, str]:
     """
     return {
         "sislab.speed_switches": f"precision={train.precision} "
-        f"channels_last={train.channels_last} compile={train.compile} "
+        f"channels_last={train.channels_last} unfolded_convs={train.unfolded_convs} "
+        f"compile={train.compile} "
         f"host_allocator={allocator_in_use()} "
         f"reuse_host_memory={reuses_host_memory(train)} huge_pages={huge_pages_note()}"
     }
@@ -129,7 +133,8 @@ def channels_last_batch(
 
 
 def prepare_module(module: nn.Module, train: TrainSpec, *, compile_it: bool = True) -> nn.Module:
-    """Apply ``train.channels_last`` and (when ``compile_it``) ``train.compile`` to ``module``.
+    """Apply ``train.channels_last``, ``train.unfolded_convs`` and (when ``compile_it``)
+    ``train.compile`` to ``module``.
 
     Compilation is in place (``nn.Module.compile``), so parameter names, state dicts and
     checkpoints stay those of the eager module; it happens lazily on the first forward.
@@ -144,6 +149,8 @@ def prepare_module(module: nn.Module, train: TrainSpec, *, compile_it: bool = Tr
     """
     if train.channels_last:
         to_channels_last(module)
+    if train.unfolded_convs:
+        use_unfolded_convs(module)
     if train.compile and compile_it:
         module.compile()
     return module

@@ -125,6 +125,16 @@ def test_layers_switched_in_place_compute_torchs_values() -> None:
     assert _unfolded_calls(default, x) == [False] * 4
 
 
+def test_a_reflect_padded_layer_counts_its_padded_output() -> None:
+    # 576 weights; a 6x6 input reflect-padded by 1 gives 36 positions (16 unpadded): at 20
+    # weights per position the rule wants 720, so torch's convolution runs.
+    conv = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+    use_unfolded_convs(conv, min_weights=0, weights_per_position=20)
+    assert _unfolded_calls(conv, torch.randn(1, 8, 6, 6, requires_grad=True)) == [False]
+    use_unfolded_convs(conv, min_weights=0, weights_per_position=16)  # 576 for 36: unfolded
+    assert _unfolded_calls(conv, torch.randn(1, 8, 6, 6, requires_grad=True))[-1] is True
+
+
 def test_a_deep_copy_runs_its_own_layer() -> None:
     # OASIS's EMA generator is a deep copy: its switched layers must be bound to the copy.
     conv = nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")

@@ -159,14 +159,13 @@ def unfolded_conv2d(
 def _conv_forward(
     self: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
-    padding = self.padding
-    if self.padding_mode != "zeros":
-        padding = (0, 0)
-    if not prefers_unfolded(x, weight, padding, *self.unfolded_limits):
+    # The output has the padded size whatever the padding mode: the rule counts its positions.
+    if not prefers_unfolded(x, weight, self.padding, *self.unfolded_limits):
         return nn.Conv2d._conv_forward(self, x, weight, bias)
-    if self.padding_mode != "zeros":
-        x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-    return unfolded_conv2d(x, weight, bias, padding)
+    if self.padding_mode == "zeros":
+        return unfolded_conv2d(x, weight, bias, self.padding)
+    x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+    return unfolded_conv2d(x, weight, bias)
 
 
 def use_unfolded_convs(

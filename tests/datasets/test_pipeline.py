@@ -8,7 +8,7 @@ from PIL import Image
 from sislab.datasets.classes import voc_colour
 from sislab.datasets.manifest import ClassInfo, Manifest, SplitInfo, save_manifest
 from sislab.datasets.pipeline import build_ray_datasets, iter_epoch_batches, split_rows
-from sislab.datasets.shards import Row, write_shard
+from sislab.datasets.shards import Row, read_shard, write_shard
 from sislab.datasets.storage import resolve
 from sislab.errors import DataError
 from sislab.spec.models import DatasetSpec
@@ -322,6 +322,36 @@ def test_the_cache_fill_decodes_its_shards_at_once(tmp_path):
     assert second["ts"] < first["ts"] + first["dur"]
     # The materialized split streams its epochs under Ray Data's budget again.
     assert ds.context.op_resource_reservation_enabled
+
+
+def test_a_split_is_decoded_by_one_task_per_cpu_into_blocks_of_a_chunk(tmp_path):
+    import ray
+
+    from sislab.datasets.pipeline import DECODE_ROWS, split_dataset
+    from sislab.datasets.preprocess import decode_instance
+    from sislab.datasets.synthetic import parse_synthetic_uri
+    from sislab.datasets.synthetic_writer import write_synthetic
+
+    params = parse_synthetic_uri("synthetic://shapes?size=32&classes=4&num=96&val=2&seed=2")
+    manifest = write_synthetic(resolve(str(tmp_path)), params, target_bytes=60_000)
+    assert len(manifest.splits["train"].shards) == 4  # 23-25 rows each
+    spec = DatasetSpec(uri=str(tmp_path), flip=False)
+    ds = split_dataset(spec, "train", (32, 32), train=False, seed=0, cache=True)
+    # Every task's end costs Ray Data's executor 0.1-0.2 s before it starts the next one.
+    executed = re.search(r"MapBatches\(_ReadAndDecode\): (\d+) tasks executed", ds.stats())
+    assert int(executed.group(1)) == int(ray.cluster_resources()["CPU"]) == 2
+    # Blocks of a chunk or two, not one per task: the train split's block order shuffles them.
+    rows = [m.num_rows for bundle in ds.iter_internal_ref_bundles() for m in bundle.metadata]
+    assert sum(rows) == 96 and max(rows) < 2 * DECODE_ROWS
+    # Instance maps are held as uint16 with the stored ids.
+    table = read_shard(resolve(str(tmp_path)), manifest.splits["train"].shards[0])
+    stored = dict(zip(table.column("key").to_pylist(), table.column("instance").to_pylist()))
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        assert batch["instance"].dtype == np.uint16
+        for key, inst in zip(batch["key"], batch["instance"]):
+            if key in stored:
+                assert np.array_equal(inst, decode_instance(stored.pop(key)))
+    assert not stored
 
 
 def test_auto_caches_what_the_trials_at_once_fit_in_the_object_store(synth_shards, monkeypatch):

@@ -6,11 +6,12 @@ decode and resize in ``map_batches``; the driver never holds the data. Worker si
 ``iter_epoch_batches`` takes the worker's ``get_dataset_shard(...)`` iterator, reshuffles it every
 epoch by seed, applies the random crop and flip and yields model-ready batches.
 
-One task reads and decodes one shard, in chunks of ``DECODE_ROWS`` rows that it hands on as they
-are ready, so shards decode in parallel and a task holds one chunk of decoded rows at a time. At
-most as many of these tasks run at once as the cluster has CPUs: fractional ``read_cpus`` would
-otherwise start more worker processes than cores on a small machine, and Ray ends the extra ones
-once idle, so every epoch paid their start again. ``cache`` keeps the decoded, resized rows (the
+A split is read by as many tasks as the cluster has CPUs (at most one per shard), each reading and
+decoding its share of the shards (``shards_per_task``) in chunks of ``DECODE_ROWS`` rows that it
+hands on as they are ready, so shards decode in parallel and a task holds one chunk of decoded rows
+at a time. No more tasks than CPUs: fractional ``read_cpus`` would otherwise start more worker
+processes than cores on a small machine, and Ray ends the extra ones once idle, so every epoch
+paid their start again. ``cache`` keeps the decoded, resized rows (the
 part of the work that is the same every epoch) in the object store after one pass, so that later
 epochs skip the read and decode.
 
@@ -33,7 +34,7 @@ import pyarrow as pa
 from sislab.datasets.checks import CORRUPT_ROW_FIX
 from sislab.datasets.epochs import EpochBatches, iter_epoch_batches
 from sislab.datasets.manifest import Manifest, ShardInfo
-from sislab.datasets.preprocess import Preprocess, decode_sample
+from sislab.datasets.preprocess import Preprocess, compact_instance, decode_sample
 from sislab.datasets.shards import read_shard
 from sislab.datasets.split_reader import open_uri, split_count
 from sislab.datasets.storage import Location, StorageOptions
@@ -177,7 +178,7 @@ class _ReadShards:
 
 def _empty_arrays(pre: Preprocess, instance: bool) -> tuple[np.ndarray, np.ndarray, Any]:
     h, w = pre.load_shape()
-    inst = np.zeros((h, w), np.int32) if instance else None
+    inst = np.zeros((h, w), np.uint16) if instance else None
     return np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8), inst
 
 
@@ -225,6 +226,8 @@ class _Decode:
                     bad = sorted(set(np.unique(stored[label < 0]).tolist()))
                     raise ValueError(f"label ids {bad} are not in the class table")
                 image, label, inst = self.pre.resize(image, label.astype(np.uint8), inst)
+                if inst is not None:
+                    inst = compact_instance(inst)
                 rows.append((key, image, label, inst, True))
             except Exception as err:  # any decode failure is a corrupt row
                 where = f"shard {cols['shard'][i]} row {cols['row'][i]} (key {key!r})"
@@ -275,6 +278,7 @@ class _Render:
                 variation=self.params.variation,
             )
             image, label, inst = self.pre.resize(image, label, inst.astype(np.int32))
+            inst = compact_instance(inst)
             rows.append((f"{index:08d}", image, label, inst, True))
         return _finish(rows, self.pre, True)
 
@@ -299,7 +303,8 @@ def build_ray_datasets(
 
     Returns:
         ``{"train": Dataset, "val": Dataset}``; rows hold ``key``, ``image`` uint8 (H, W, 3),
-        ``label`` uint8 training ids, ``instance`` int32 (when the dataset has instance maps),
+        ``label`` uint8 training ids, ``instance`` uint16 (``compact_instance``; when the dataset
+        has instance maps),
         ``valid``, ``out_hw`` and ``flip``.
     """
     hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -349,16 +354,33 @@ def split_dataset(
             location, sha, skip, dataset_spec.read_retries, dataset_spec.retry_backoff_s
         )
         decode = _Decode(pre, manifest.training_ids(), manifest.has_instance, skip)
+        tasks = min(len(items), _cluster_cpus())
         ds = ds.map_batches(
             _ReadAndDecode(read, decode),
-            batch_size=1,
+            batch_size=shards_per_task(len(items), tasks),
             batch_format="pyarrow",
             num_cpus=dataset_spec.read_cpus,
-            compute=ray.data.TaskPoolStrategy(size=min(len(items), _cluster_cpus())),
+            compute=ray.data.TaskPoolStrategy(size=tasks),
         )
+        # A block per chunk, not per task (Ray's default: up to 128 MiB): blocks are what the
+        # block order of a train split shuffles and what Ray Train splits between workers.
+        row_bytes = decoded_row_bytes(pre.load_shape(), manifest.has_instance)
+        ds.context.target_max_block_size = row_bytes * DECODE_ROWS
     if cache:
         ds = fill_cache(ds)
     return ds.randomize_block_order(seed=seed) if train else ds
+
+
+def shards_per_task(shards: int, tasks: int) -> int:
+    """Shards each read-and-decode task takes so that ``tasks`` tasks cover a split at once.
+
+    Not one task per shard: Ray Data 2.60's executor notices a finished task only when its loop's
+    ``ray.wait`` for all running tasks returns (after up to 0.1 s while another still runs) and
+    dispatches the next one a loop later, so every task's end left its core idle for 0.1-0.2 s; a
+    2-CPU fill of 8 shards was idle a third of the time. One task per CPU has no such ends
+    between its shards, at the cost of at most one shard's decoding of imbalance at the end.
+    """
+    return -(-shards // max(1, tasks))
 
 
 def fill_cache(ds: Any) -> Any:
@@ -389,6 +411,11 @@ def _cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+def decoded_row_bytes(hw: tuple[int, int], has_instance: bool) -> int:
+    """Bytes of one decoded row at ``hw``: uint8 RGB image and label, uint16 instance map."""
+    return hw[0] * hw[1] * (3 + 1 + (2 if has_instance else 0))
+
+
 def decoded_bytes(
     dataset_spec: DatasetSpec, image_size: tuple[int, int], opened: Opened | None = None
 ) -> int:
@@ -411,7 +438,7 @@ def decoded_split_bytes(
     for train, split in ((True, dataset_spec.train_split), (False, dataset_spec.val_split)):
         pre = Preprocess(dataset_spec.preprocess, image_size, dataset_spec.load_size, train)
         h, w = pre.load_shape()
-        total += h * w * (3 + 1 + (4 if has_instance else 0)) * split_rows.get(split, 0)
+        total += decoded_row_bytes((h, w), has_instance) * split_rows.get(split, 0)
     return total
 
 

@@ -81,6 +81,27 @@ def decode_instance(data: bytes) -> np.ndarray:
         return np.asarray(img).astype(np.int32)
 
 
+def compact_instance(instance: np.ndarray) -> np.ndarray:
+    """An instance map as uint16, the dtype the data pipeline keeps in the object store.
+
+    The models read only instance boundaries (SPADE's ``get_edges``: a pixel whose id differs
+    from a 4-neighbour's), which survive any one-to-one renumbering. Ids within 0..65535 (every
+    8- or 16-bit PNG, e.g. Cityscapes' instanceIds) are kept as they are; a map with ids outside
+    that range (a 32-bit source) is renumbered 0, 1, ... in id order. Half the bytes of int32.
+
+    Raises:
+        ValueError: The map has more than 65536 distinct ids.
+    """
+    if instance.dtype == np.uint16:
+        return instance
+    if instance.size == 0 or (instance.min() >= 0 and instance.max() <= 65535):
+        return instance.astype(np.uint16)
+    ids, dense = np.unique(instance, return_inverse=True)
+    if len(ids) > 65536:
+        raise ValueError(f"instance map has {len(ids)} distinct ids, at most 65536 are kept")
+    return dense.reshape(instance.shape).astype(np.uint16)
+
+
 def decode_sample(
     image: bytes,
     label: bytes,

@@ -345,10 +345,11 @@ def test_a_split_is_decoded_by_one_task_per_cpu_into_blocks_of_a_chunk(tmp_path)
     assert sum(rows) == 96 and max(rows) < 2 * DECODE_ROWS
     # Instance maps are held as uint16 with the stored ids.
     table = read_shard(resolve(str(tmp_path)), manifest.splits["train"].shards[0])
-    stored = dict(zip(table.column("key").to_pylist(), table.column("instance").to_pylist()))
+    keys, insts = table.column("key").to_pylist(), table.column("instance").to_pylist()
+    stored = dict(zip(keys, insts, strict=True))
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         assert batch["instance"].dtype == np.uint16
-        for key, inst in zip(batch["key"], batch["instance"]):
+        for key, inst in zip(batch["key"], batch["instance"], strict=True):
             if key in stored:
                 assert np.array_equal(inst, decode_instance(stored.pop(key)))
     assert not stored

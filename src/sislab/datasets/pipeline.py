@@ -8,12 +8,12 @@ epoch by seed, applies the random crop and flip and yields model-ready batches.
 
 A split is read by as many tasks as the cluster has CPUs (at most one per shard), each reading and
 decoding its share of the shards (``shards_per_task``) in chunks of ``DECODE_ROWS`` rows that it
-hands on as they are ready, so shards decode in parallel and a task holds one chunk of decoded rows
-at a time. No more tasks than CPUs: fractional ``read_cpus`` would otherwise start more worker
-processes than cores on a small machine, and Ray ends the extra ones once idle, so every epoch
-paid their start again. ``cache`` keeps the decoded, resized rows (the
-part of the work that is the same every epoch) in the object store after one pass, so that later
-epochs skip the read and decode.
+hands on as they are ready, one block each, so shards decode in parallel and a task holds one
+chunk of decoded rows at a time. No more tasks than CPUs: fractional ``read_cpus`` would otherwise
+start more worker processes than cores on a small machine, and Ray ends the extra ones once idle,
+so every epoch paid their start again. ``cache`` keeps the decoded, resized rows (the part of the
+work that is the same every epoch) in the object store after one pass, so that later epochs skip
+the read and decode.
 
 The random crop and flip run on the worker, not in ``map_batches``: a Ray Data task does not know
 the epoch, so a seeded crop there would repeat every epoch. Each row carries its target size and
@@ -354,7 +354,7 @@ def split_dataset(
             location, sha, skip, dataset_spec.read_retries, dataset_spec.retry_backoff_s
         )
         decode = _Decode(pre, manifest.training_ids(), manifest.has_instance, skip)
-        tasks = min(len(items), _cluster_cpus())
+        tasks = max(1, min(len(items), _cluster_cpus()))
         ds = ds.map_batches(
             _ReadAndDecode(read, decode),
             batch_size=shards_per_task(len(items), tasks),
@@ -380,7 +380,7 @@ def shards_per_task(shards: int, tasks: int) -> int:
     2-CPU fill of 8 shards was idle a third of the time. One task per CPU has no such ends
     between its shards, at the cost of at most one shard's decoding of imbalance at the end.
     """
-    return -(-shards // max(1, tasks))
+    return max(1, -(-shards // max(1, tasks)))
 
 
 def fill_cache(ds: Any) -> Any:

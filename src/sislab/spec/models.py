@@ -115,7 +115,12 @@ class DatasetSpec(StrictModel):
         "and s3:// only.",
     )
     shuffle_buffer: PositiveInt = Field(
-        256, description="Rows in each worker's shuffle buffer; reshuffled every epoch by seed."
+        256,
+        description="Rows in each worker's shuffle buffer; reshuffled every epoch by seed. The "
+        "train split's blocks (16 rows each) stream in one order drawn once per run, so a buffer "
+        "smaller than a worker's share of the split keeps epochs in nearly the same order (2975 "
+        "rows, 256: positions in consecutive epochs correlate 0.93); at least the rows each "
+        "worker gets per epoch gives a new permutation every epoch, as the official loaders do.",
     )
     endpoint_override: str | None = Field(
         None,

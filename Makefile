@@ -8,7 +8,10 @@ RUN_DIR ?= runs/quickstart-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: venv host-libs demo screenshots test test-fast lint format clean
 
+# torch 2.14.1 for x86_64 is a CUDA build: the venv takes about 7 GB, so a disk with less free
+# says so before pip runs out of space halfway.
 $(STAMP): pyproject.toml requirements/constraints.txt
+	@df -Pk . | awk 'NR == 2 && $$4 < 8 * 1024 * 1024 { printf "note: %.1f GB free on this disk; .venv needs about 7 GB (torch is a CUDA build)\n", $$4 / 1048576 }'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[dev]'
 	touch $(STAMP)

@@ -153,7 +153,9 @@ def iter_epoch_batches(
         epoch: Epoch number; the shuffle, crops and flips change with it.
         batch_size: Per-worker batch size.
         seed: Run seed.
-        shuffle_buffer: Rows of the local shuffle buffer (0: no shuffle, e.g. for evaluation).
+        shuffle_buffer: Rows of the local shuffle buffer (0: no shuffle, e.g. for evaluation);
+            with a buffer, the shard's blocks also come in a new order every epoch
+            (``EpochBlockOrder``).
         drop_last: Drop the last incomplete batch (SPADE: drop_last at train time).
         num_batches: Yield exactly this many batches (all ranks equal even after skipped rows).
         rank: This worker's rank, for the shuffle seed (None: asked of Ray Train, which answers
@@ -165,6 +167,10 @@ def iter_epoch_batches(
         with a ``skipped_rows`` count.
     """
     rank = _world_rank() if rank is None else rank
+    if shuffle_buffer:
+        from sislab.datasets.block_order import EpochBlockOrder
+
+        shard = EpochBlockOrder(shard, seed=seed, epoch=epoch, rank=rank)
     source = shard.iter_batches(
         batch_size=min(batch_size, 64),
         batch_format="numpy",

@@ -1,11 +1,12 @@
 """A new block order every epoch, drawn on the worker from ``(seed, epoch, rank)``.
 
-The train split's ``randomize_block_order`` draws one order per run: Ray Data seeds it once, and
-its per-execution reseeding (``RandomSeedConfig(reseed_after_execution=True)``) counts executions
-in the split coordinator, whose previous epoch may still be shutting down when the next one
-starts, so an epoch's order would depend on timing and restart at 0 on a resumed trial. A
-worker's local shuffle buffer only mixes rows a buffer apart, so epochs kept nearly the same
-order (positions in consecutive epochs correlated 0.96 over 512 rows with 32 rows of buffer).
+The train split's ``randomize_block_order`` draws one order per run, and a worker's local
+shuffle buffer only mixes rows a buffer apart, so epochs kept nearly the same order (positions in
+consecutive epochs correlated 0.96 over 512 rows with 32 rows of buffer). Ray Data's
+per-execution reseeding (``RandomSeedConfig(reseed_after_execution=True)``) is not the epoch: it
+counts the executions of the dataset object in the process that runs them (Ray Train's split
+coordinator), which begins again at 0 when a trial resumes from a checkpoint, so a resumed run
+would repeat its first epochs' orders.
 
 ``EpochBlockOrder`` takes every block reference of the worker's epoch from the wrapped iterator
 first (references only: the blocks stay in the object store, and the split's

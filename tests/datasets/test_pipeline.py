@@ -419,8 +419,11 @@ def test_every_epoch_streams_the_blocks_in_a_new_order_drawn_from_seed_and_epoch
         where = {k: i for i, k in enumerate(b)}
         correlations.append(abs(np.corrcoef(range(len(a)), [where[k] for k in a])[0, 1]))
     assert np.mean(correlations) < 0.4, correlations
-    # The order is a function of (seed, epoch): the same again, another with another seed.
+    # The order is a function of (seed, epoch): the same again, also from the split built anew
+    # (as a trial resumed at epoch 2 builds it), and another with another seed.
     assert order(ds, 2) == epochs[2]
+    rebuilt = split_dataset(spec, "train", (16, 16), train=True, seed=0, cache=True)
+    assert order(rebuilt, 2) == epochs[2]
     assert order(ds, 2, seed=1) != epochs[2]
     # Ray Train's split of the epoch between workers: each takes its blocks, all rows once.
     first, second = ds.streaming_split(2, equal=True)

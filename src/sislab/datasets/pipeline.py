@@ -366,6 +366,10 @@ def split_dataset(
         # block order of a train split shuffles and what Ray Train splits between workers.
         row_bytes = decoded_row_bytes(pre.load_shape(), manifest.has_instance)
         ds.context.target_max_block_size = row_bytes * DECODE_ROWS
+    # Blocks in the order of their tasks, not of the tasks' ends: the cache then holds the same
+    # block list whenever the split is built, so a seed gives the same epochs again (a resumed
+    # trial's among them); the seeded block orders permute that list.
+    ds.context.execution_options.preserve_order = True
     if cache:
         ds = fill_cache(ds)
     return ds.randomize_block_order(seed=seed) if train else ds
